@@ -1,0 +1,30 @@
+# nanoGPT's "baby GPT" on character-level tiny Shakespeare, with the sigmoid-attention recipe
+# (sigmoid + b = -ln(256), ALiBi, QK-norm, hybrid-norm). Its softmax twin: shakespeare_char_softmax.py.
+# First: python data/shakespeare_char/prepare.py
+out_dir = "out-shakespeare-char"
+eval_interval = 250  # small data: evaluate often, keep the best checkpoint only
+eval_iters = 200
+log_interval = 10
+always_save_checkpoint = False
+
+dataset = "shakespeare_char"
+gradient_accumulation_steps = 1
+batch_size = 64
+block_size = 256  # context of up to 256 previous characters
+
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.2
+
+attention = "sigmoid"
+pos_encoding = "alibi"
+norm = "hybrid"
+qk_norm = True
+
+learning_rate = 1e-3  # baby networks can afford a higher learning rate
+max_iters = 5000
+lr_decay_iters = 5000
+min_lr = 1e-4
+beta2 = 0.99  # a bit bigger because the number of tokens per iter is small
+warmup_iters = 100

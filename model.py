@@ -1,0 +1,337 @@
+"""
+A GPT language model with sigmoid attention, in one file.
+
+The recipe (Ramapuram et al., "Theory, Analysis, and Best Practices for Sigmoid Self-Attention",
+ICLR 2025; see PAPER notes in the README):
+    attention  O = sigmoid(Q K^T / sqrt(d) + b + ALiBi) V,  b = -ln(block_size), no row normalisation
+    QK-norm    RMSNorm over each head's q and k before the scale
+    hybrid-norm  x = x + RMSNorm_post(branch(RMSNorm_pre(x))) for attention and MLP alike
+Softmax attention (through PyTorch SDPA) stays as an option, so the two can be compared in one repo.
+"""
+
+import math
+import inspect
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+try:  # the fused Triton kernel; optional (no Triton on macOS/Windows, or no GPU)
+    import flashsigmoid
+except Exception:  # noqa: BLE001 - any import failure means "not available"
+    flashsigmoid = None
+
+CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
+               norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), attn_impl=("auto", "triton", "torch"),
+               init=("paper", "gpt2"))
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    n_layer: int = 12
+    n_head: int = 12
+    n_kv_head: int | None = None  # None = n_head; fewer for GQA/MQA
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = False  # biases in Linear layers (GPT-2 has them; the paper's LMs do not)
+    attention: str = "sigmoid"
+    sigmoid_bias: float | None = None  # None = -ln(block_size), the paper's b
+    pos_encoding: str = "alibi"
+    norm: str = "hybrid"
+    qk_norm: bool = True
+    layerscale: float | None = None  # init of a per-channel gain on each branch output (paper: 1e-4)
+    mlp: str = "gelu"
+    attn_impl: str = "auto"  # auto = Triton kernel on CUDA when it applies, else PyTorch
+    init: str = "paper"  # paper: N(0, 1/fan_in) linears, N(0, 1/d) embeddings; gpt2: N(0, 0.02)
+    rope_theta: float = 10000.0
+
+    def __post_init__(self):
+        for name, ok in CHOICES.items():
+            if getattr(self, name) not in ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {ok}")
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
+        if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"rope needs an even head dim, got {self.n_embd // self.n_head}")
+        if self.attn_impl == "triton" and (self.attention != "sigmoid" or flashsigmoid is None):
+            raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
+                             "(Triton installed)")
+
+    @property
+    def attn_bias(self):
+        return -math.log(self.block_size) if self.sigmoid_bias is None else self.sigmoid_bias
+
+
+def alibi_slopes(n_head):
+    """ALiBi's head slopes 2^(-8h/H), h = 1..H, with its interpolation for H not a power of two."""
+    def pow2(n):
+        return [2 ** (-8 * (i + 1) / n) for i in range(n)]
+    p = 2 ** math.floor(math.log2(n_head))
+    return torch.tensor(pow2(p) + pow2(2 * p)[0::2][: n_head - p], dtype=torch.float32)
+
+
+def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False):
+    """Reference sigmoid attention, materialised: fp32 logits and sigmoid, -inf where causally masked.
+    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset."""
+    B, nh, Tq, hs = q.shape
+    Tk = k.size(2)
+    if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
+        k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
+    s = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
+    dist = (torch.arange(Tq, device=q.device) + q_offset)[:, None] - torch.arange(Tk, device=q.device)
+    if slopes is not None:
+        s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
+    p = torch.sigmoid(s.masked_fill(dist < 0, float("-inf")))
+    p = F.dropout(p, dropout_p, training)
+    return p.to(v.dtype) @ v
+
+
+def rope(x, pos, theta):
+    """Rotary embedding of x (B, nh, T, hs) at absolute positions pos (T,)."""
+    hs = x.size(-1)
+    inv = theta ** (-torch.arange(0, hs, 2, device=x.device, dtype=torch.float32) / hs)
+    ang = pos.float()[:, None] * inv  # (T, hs/2)
+    cos, sin = ang.cos(), ang.sin()
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class KVCache:
+    """Keys and values of the last `size` positions of every layer, for generation."""
+
+    def __init__(self, n_layer, size):
+        self.k, self.v, self.size, self.pos = [None] * n_layer, [None] * n_layer, size, 0
+
+    def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions
+        if self.k[layer] is not None:
+            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+        self.k[layer], self.v[layer] = k[:, :, -self.size:], v[:, :, -self.size:]
+        return self.k[layer], self.v[layer]
+
+
+class CausalSelfAttention(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.nh, self.nkv, self.hs = config.n_head, config.n_kv_head, config.n_embd // config.n_head
+        self.c_attn = nn.Linear(config.n_embd, (self.nh + 2 * self.nkv) * self.hs, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.q_norm = nn.RMSNorm(self.hs, eps=1e-5) if config.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.hs, eps=1e-5) if config.qk_norm else nn.Identity()
+        self.register_buffer("slopes", alibi_slopes(self.nh) if config.pos_encoding == "alibi" else None,
+                             persistent=False)
+        self.config = config
+
+    def forward(self, x, pos, cache=None, layer=0):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
+        q = self.q_norm(q.view(B, T, self.nh, self.hs)).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_norm(k.view(B, T, self.nkv, self.hs)).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.nkv, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        if self.config.pos_encoding == "rope":
+            q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        y = self.attend(q, k, v)  # (B, nh, T, hs)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+    def attend(self, q, k, v):
+        cfg, Tq, Tk = self.config, q.size(2), k.size(2)
+        drop = cfg.dropout if self.training else 0.0
+        if cfg.attention == "sigmoid":
+            if cfg.attn_impl == "triton" or (cfg.attn_impl == "auto" and flashsigmoid is not None
+                                              and q.is_cuda and drop == 0.0):
+                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias,
+                                                      alibi_slopes=self.slopes)
+            return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training)
+        # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
+        # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
+        mask = None
+        if self.slopes is not None or Tq != Tk:
+            dist = (torch.arange(Tq, device=q.device) + Tk - Tq)[:, None] - torch.arange(Tk, device=q.device)
+            mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(dist < 0, float("-inf"))
+            if self.slopes is not None:
+                mask = mask - self.slopes.view(-1, 1, 1) * dist  # (nh, Tq, Tk)
+            mask = mask.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None,
+                                              enable_gqa=self.nkv != self.nh)
+
+
+class MLP(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        d, self.swiglu = config.n_embd, config.mlp == "swiglu"
+        hidden = math.ceil(8 * d / 3 / 256) * 256 if self.swiglu else 4 * d
+        self.c_fc = nn.Linear(d, 2 * hidden if self.swiglu else hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, d, bias=config.bias)
+
+    def forward(self, x):
+        if self.swiglu:
+            a, b = self.c_fc(x).chunk(2, dim=-1)
+            return self.c_proj(F.silu(a) * b)
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    """x + post(attn(pre(x))), then h + post(mlp(pre(h))); post = identity for norm='pre'."""
+
+    def __init__(self, config):
+        super().__init__()
+        d, hybrid = config.n_embd, config.norm == "hybrid"
+        self.attn_norm, self.mlp_norm = nn.RMSNorm(d, eps=1e-5), nn.RMSNorm(d, eps=1e-5)
+        self.attn_post_norm = nn.RMSNorm(d, eps=1e-5) if hybrid else nn.Identity()
+        self.mlp_post_norm = nn.RMSNorm(d, eps=1e-5) if hybrid else nn.Identity()
+        self.attn, self.mlp = CausalSelfAttention(config), MLP(config)
+        ls = config.layerscale
+        self.attn_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
+        self.mlp_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, pos, cache=None, layer=0):
+        a = self.attn_post_norm(self.attn(self.attn_norm(x), pos, cache, layer))
+        x = x + self.drop(a if self.attn_scale is None else a * self.attn_scale)
+        m = self.mlp_post_norm(self.mlp(self.mlp_norm(x)))
+        return x + self.drop(m if self.mlp_scale is None else m * self.mlp_scale)
+
+
+class GPT(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd) if config.pos_encoding == "learned" else None,
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.RMSNorm(config.n_embd, eps=1e-5),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying
+        self.apply(self._init_weights)
+        if config.init == "gpt2":  # GPT-2's scaled init of the residual projections
+            for pn, p in self.named_parameters():
+                if pn.endswith("c_proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        # paper: std 1/sqrt(fan_in) for linears, 1/sqrt(d) for embeddings (= lm_head's fan_in when tied)
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            fan_in = module.weight.size(1)
+            std = 0.02 if self.config.init == "gpt2" else fan_in ** -0.5
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def get_num_params(self, non_embedding=True):
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and self.transformer.wpe is not None:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def forward(self, idx, targets=None, cache=None):
+        B, T = idx.size()
+        start = cache.pos if cache is not None else 0
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.wte(idx)  # (B, T, n_embd)
+        if self.transformer.wpe is not None:
+            if start + T > self.config.block_size:
+                raise ValueError(f"sequence of {start + T} tokens exceeds block_size={self.config.block_size} "
+                                 "with learned positions")
+            x = x + self.transformer.wpe(pos)
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, pos, cache, i)
+        if cache is not None:
+            cache.pos += T
+        x = self.transformer.ln_f(x)
+        if targets is None:  # inference: only the last position's logits are needed
+            return self.lm_head(x[:, [-1], :]), None
+        logits = self.lm_head(x)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, matrix_lr_scale=1.0,
+                             decoupled_wd=False):
+        """AdamW; 2D weights decay, gains and biases do not. matrix_lr_scale multiplies the lr of the
+        linear weights (the paper: min(768/d, 1)); decoupled_wd makes weight_decay an absolute per-step
+        decay (PyTorch's AdamW multiplies it by lr, so it is divided by each group's peak lr)."""
+        params = {pn: p for pn, p in self.named_parameters() if p.requires_grad}
+        emb = {id(self.transformer.wte.weight)} | ({id(self.transformer.wpe.weight)} if self.transformer.wpe else set())
+        groups = [
+            dict(params=[p for p in params.values() if p.dim() >= 2 and id(p) in emb], lr_scale=1.0, decay=True),
+            dict(params=[p for p in params.values() if p.dim() >= 2 and id(p) not in emb],
+                 lr_scale=matrix_lr_scale, decay=True),
+            dict(params=[p for p in params.values() if p.dim() < 2], lr_scale=1.0, decay=False),
+        ]
+        for g in groups:
+            g["lr"] = learning_rate * g["lr_scale"]
+            wd = weight_decay / g["lr"] if decoupled_wd and g["lr"] > 0 else weight_decay
+            g["weight_decay"] = wd if g.pop("decay") else 0.0
+        groups = [g for g in groups if g["params"]]
+        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=1e-8, **({"fused": True} if fused else {}))
+
+    def flops_per_token(self, T=None):
+        """6N for the matmuls with weights, plus 12 * L * d * T for attention (nanoGPT / PaLM)."""
+        cfg = self.config
+        return 6 * self.get_num_params() + 12 * cfg.n_layer * cfg.n_embd * (T or cfg.block_size)
+
+    @staticmethod
+    def peak_flops(device):
+        """Dense bf16 peak of the device in FLOP/s, or None where we do not know it."""
+        if device.type != "cuda":
+            return None
+        name = torch.cuda.get_device_name(device)
+        for key, peak in (("H100", 989e12), ("H200", 989e12), ("H800", 989e12), ("A100", 312e12)):
+            if key in name:
+                return peak
+        return None
+
+    def estimate_mfu(self, tokens_per_iter, dt, device):
+        """Model FLOPs utilisation as a fraction of the device's bf16 peak; None if the peak is unknown."""
+        peak = self.peak_flops(device)
+        return None if peak is None else self.flops_per_token() * tokens_per_iter / dt / peak
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True):
+        """Sample max_new_tokens after idx (B, T). With use_cache the keys and values of past positions
+        are kept, so each new token costs one position's forward pass. Past block_size the context is
+        the last block_size tokens, as without the cache (ALiBi/RoPE/none slide the cache; learned
+        positions cannot, so they re-read the cropped context)."""
+        bs = self.config.block_size
+        cache = None
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                logits, _ = self(idx[:, -bs:])
+            elif cache is None or (self.transformer.wpe is not None and cache.pos >= bs):
+                cache = KVCache(self.config.n_layer, bs)
+                logits, _ = self(idx[:, -bs:], cache=cache)
+            else:
+                logits, _ = self(idx[:, -1:], cache=cache)
+            logits = logits[:, -1, :].float() / max(temperature, 1e-8)
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            if top_p is not None and top_p < 1.0:
+                srt, order = torch.sort(logits, descending=True)
+                p = srt.softmax(-1)
+                srt[p.cumsum(-1) - p > top_p] = -float("inf")  # keep the smallest set with mass >= top_p
+                logits = torch.full_like(logits, -float("inf")).scatter(-1, order, srt)
+            probs = F.softmax(logits, dim=-1)
+            idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)
+        return idx
+
+
+def config_from_dict(d):
+    """GPTConfig from a dict that may hold other keys (train.py's globals, a checkpoint's config)."""
+    names = {f.name for f in fields(GPTConfig)}
+    return GPTConfig(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,406 @@
+"""
+Train a GPT with sigmoid (or softmax) attention. One process on a CPU, MPS or one GPU:
+$ python train.py configs/shakespeare_char.py --batch_size=32
+Several GPUs with DDP (or FSDP2 with --parallel=fsdp), one node:
+$ torchrun --standalone --nproc_per_node=8 train.py configs/gpt2_124m.py
+Two nodes (run on each, node_rank 0 and 1; the master's address reachable from both):
+$ torchrun --nproc_per_node=8 --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 train.py ...
+Runs resume exactly with --init_from=resume: same batches, same dropout masks, same losses.
+"""
+
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from configurator import configure
+from model import GPT, config_from_dict
+
+# -----------------------------------------------------------------------------
+# default config: GPT-2 124M shape with the sigmoid recipe; configs/ hold ready variants
+# I/O
+out_dir = "out"
+eval_interval = 2000
+log_interval = 1
+eval_iters = 200
+eval_only = False  # evaluate once and exit
+always_save_checkpoint = True  # else only when val loss improves
+init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+# logging
+wandb_log = False
+wandb_project = "sigmoid-gpt"
+wandb_run_name = "run"
+log_attn_norm = False  # log each layer's attention-output RMS (the paper's early-training diagnostic)
+# data
+dataset = "openwebtext"  # data/<dataset>/, or a path, holding train.bin/val.bin or train_*.bin/val_*.bin shards
+gradient_accumulation_steps = 5 * 8  # global: divided among the processes
+batch_size = 12  # per process, per micro-step
+block_size = 1024
+# model (see model.GPTConfig)
+n_layer = 12
+n_head = 12
+n_kv_head = None
+n_embd = 768
+dropout = 0.0
+bias = False
+vocab_size = None  # None: from the dataset's meta.pkl, else GPT-2's 50304
+attention = "sigmoid"
+sigmoid_bias = None  # None: -ln(block_size)
+pos_encoding = "alibi"
+norm = "hybrid"
+qk_norm = True
+layerscale = None
+mlp = "gelu"
+attn_impl = "auto"
+init = "paper"
+# optimizer: AdamW
+learning_rate = 6e-4
+max_iters = 600000
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0  # 0 disables
+matrix_lr_scale = 1.0  # lr multiplier of the linear weights (paper: min(768/n_embd, 1))
+decoupled_wd = False  # weight_decay as an absolute per-step decay, independent of the lr
+# learning rate schedule: linear warmup, cosine decay to min_lr
+decay_lr = True
+warmup_iters = 2000
+lr_decay_iters = 600000
+min_lr = 6e-5
+# system
+backend = "auto"  # auto: nccl on CUDA, gloo elsewhere
+parallel = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard) when run under torchrun
+device = "auto"  # auto, cpu, cuda, cuda:1, mps
+dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
+compile = None  # None: torch.compile on CUDA only
+seed = 1337
+# -----------------------------------------------------------------------------
+optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool)
+config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
+configure(globals(), sys.argv[1:], optional)
+config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints
+for key, ok in dict(init_from=("scratch", "resume"), parallel=("ddp", "fsdp"),
+                    dtype=("auto", "float32", "bfloat16", "float16")).items():
+    if config[key] not in ok:
+        raise SystemExit(f"error: {key}={config[key]!r} is not one of {ok}")
+# -----------------------------------------------------------------------------
+# processes and devices
+ddp = int(os.environ.get("RANK", -1)) != -1
+if device == "auto":
+    device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+elif device.startswith("cuda") and not torch.cuda.is_available():
+    raise SystemExit(f"error: device={device!r} but CUDA is not available here")
+if ddp:
+    rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=("nccl" if device.startswith("cuda") else "gloo") if backend == "auto" else backend)
+    if gradient_accumulation_steps % world_size:
+        raise SystemExit(f"error: gradient_accumulation_steps={gradient_accumulation_steps} is not divisible "
+                         f"by the {world_size} processes")
+    gradient_accumulation_steps //= world_size
+else:
+    rank, local_rank, world_size = 0, 0, 1
+master = rank == 0
+device_type = "cuda" if device.startswith("cuda") else device
+if dtype == "auto":
+    dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"
+if compile is None:
+    compile = device_type == "cuda"
+tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
+if master:
+    print(f"tokens per iteration: {tokens_per_iter:,} ({world_size} process(es) x {gradient_accumulation_steps} "
+          f"micro-steps x {batch_size} x {block_size}); device {device}, dtype {dtype}, compile {compile}")
+    os.makedirs(out_dir, exist_ok=True)
+torch.manual_seed(seed + rank)
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+ctx = nullcontext() if dtype == "float32" else torch.autocast(device_type, dtype=ptdtype)
+
+# -----------------------------------------------------------------------------
+# data: random windows of uint16 token files, memmapped anew each time so RAM does not grow.
+# A batch is a function of (seed, rank, split, iter, micro-step), so resumed runs see the same data.
+data_dir = dataset if os.path.isdir(dataset) else os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", dataset)
+
+
+def shard_paths(split):
+    one = os.path.join(data_dir, f"{split}.bin")
+    paths = [one] if os.path.exists(one) else sorted(
+        os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.startswith(f"{split}_") and f.endswith(".bin")
+    ) if os.path.isdir(data_dir) else []
+    if not paths:
+        raise SystemExit(f"error: no {split} data in {data_dir} ({split}.bin or {split}_*.bin): "
+                         f"prepare it first, e.g. python data/{dataset}/prepare.py")
+    sizes = [os.path.getsize(p) // 2 for p in paths]
+    if max(sizes) <= block_size + 1:
+        raise SystemExit(f"error: {split} data in {data_dir} has no file longer than block_size+1={block_size + 1} tokens")
+    return paths, sizes
+
+
+shards = {split: shard_paths(split) for split in ("train", "val")}
+
+
+def get_batch(split, it, micro, for_eval=False):
+    rng = np.random.default_rng([seed, rank, (split == "val") + 2 * for_eval, it, micro])
+    paths, sizes = shards[split]
+    w = np.array([max(n - block_size - 1, 0) for n in sizes], dtype=np.float64)
+    which = rng.choice(len(paths), size=batch_size, p=w / w.sum())
+    xs, ys = [], []
+    for s in range(len(paths)):
+        n = int((which == s).sum())
+        if n:
+            data = np.memmap(paths[s], dtype=np.uint16, mode="r")
+            for i in rng.integers(0, len(data) - block_size - 1, size=n):
+                chunk = torch.from_numpy(data[i:i + block_size + 1].astype(np.int64))
+                xs.append(chunk[:-1])
+                ys.append(chunk[1:])
+    x, y = torch.stack(xs), torch.stack(ys)
+    if device_type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+# -----------------------------------------------------------------------------
+# model, optimizer, checkpoint
+ckpt_path = os.path.join(out_dir, "ckpt.pt")
+iter_num, best_val_loss, elapsed_prev, checkpoint = 0, 1e9, 0.0, None
+if init_from == "resume":
+    if not os.path.exists(ckpt_path):
+        raise SystemExit(f"error: init_from='resume' but there is no checkpoint at {ckpt_path}")
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model_args = checkpoint["model_args"]
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a corrupt checkpoint to the user
+        raise SystemExit(f"error: checkpoint {ckpt_path} is corrupt or unreadable: {e}")
+    iter_num, best_val_loss = checkpoint["iter_num"], checkpoint["best_val_loss"]
+    elapsed_prev = checkpoint.get("elapsed_s", 0.0)
+    changed = [k for k, v in model_args.items() if k in config and config[k] not in (None, v) and k != "attn_impl"]
+    if master:
+        print(f"resuming from {ckpt_path} at iter {iter_num}")
+        if changed:
+            print(f"warning: the checkpoint's model options win over this run's {changed}")
+    model_args["attn_impl"] = attn_impl  # how to compute attention may change between runs
+else:
+    if vocab_size is None:
+        meta_path = os.path.join(data_dir, "meta.pkl")
+        vocab_size = pickle.load(open(meta_path, "rb"))["vocab_size"] if os.path.exists(meta_path) else 50304
+    model_args = {**config, "vocab_size": vocab_size}
+try:
+    gptconf = config_from_dict(model_args)
+except ValueError as e:
+    raise SystemExit(f"error: {e}")
+model_args = dict(gptconf.__dict__)
+model = GPT(gptconf)
+if checkpoint is not None:
+    model.load_state_dict(checkpoint["model"])
+model.to(device)
+if master:
+    print(f"model: {model.get_num_params() / 1e6:.2f}M parameters, attention={gptconf.attention}, "
+          f"pos={gptconf.pos_encoding}, norm={gptconf.norm}, attn_impl={gptconf.attn_impl}")
+scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
+raw_model = model
+if ddp and parallel == "fsdp":
+    from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
+    mp = MixedPrecisionPolicy(param_dtype=ptdtype, reduce_dtype=torch.float32)
+    for block in model.transformer.h:
+        fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                       matrix_lr_scale, decoupled_wd)
+
+
+def full_state():
+    """Model and optimizer state dicts, gathered in full (on rank 0, for FSDP)."""
+    if ddp and parallel == "fsdp":
+        from torch.distributed.checkpoint.state_dict import get_state_dict, StateDictOptions
+        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return raw_model.state_dict(), optimizer.state_dict()
+
+
+if checkpoint is not None:
+    if ddp and parallel == "fsdp":
+        from torch.distributed.checkpoint.state_dict import set_state_dict, StateDictOptions
+        set_state_dict(model, optimizer, model_state_dict=checkpoint["model"], optim_state_dict=checkpoint["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+if compile:
+    if master:
+        print("compiling the model... (takes a minute)")
+    model = torch.compile(model)
+if ddp and parallel == "ddp":
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
+
+
+def rng_state():
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if device_type == "cuda" else None)
+
+
+if checkpoint is not None:  # the dropout RNG of this rank, where it left off
+    states = checkpoint["rng"]
+    if len(states) == world_size:
+        torch.set_rng_state(states[rank]["torch"])
+        if device_type == "cuda" and states[rank]["cuda"] is not None:
+            torch.cuda.set_rng_state(states[rank]["cuda"])
+    elif master:
+        print(f"warning: checkpoint has RNG states of {len(states)} processes, not {world_size}: dropout masks differ")
+    checkpoint = None  # free memory
+
+
+def all_mean(x):
+    """Mean of a float over the processes (every process gets it)."""
+    if not ddp:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.item() / world_size
+
+
+def save_checkpoint():
+    """Atomic: write a temp file, then rename, so a crash never leaves a half-written ckpt.pt."""
+    model_sd, optim_sd = full_state()
+    rngs = [None] * world_size
+    if ddp:
+        dist.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    if master:
+        ckpt = dict(model=model_sd, optimizer=optim_sd, scaler=scaler.state_dict(), model_args=model_args,
+                    iter_num=iter_num, best_val_loss=best_val_loss, config=config, rng=rngs,
+                    elapsed_s=elapsed_prev + time.time() - t_start)
+        tmp = ckpt_path + ".tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, ckpt_path)
+        print(f"saved checkpoint to {ckpt_path}")
+
+
+@torch.no_grad()
+def estimate_loss():
+    out = {}
+    model.eval()
+    for split in ("train", "val"):
+        losses = torch.zeros(eval_iters)
+        for k in range(eval_iters):
+            X, Y = get_batch(split, k, 0, for_eval=True)  # the same eval batches every time
+            with ctx:
+                _, loss = model(X, Y)
+            losses[k] = loss.item()
+        out[split] = all_mean(losses.mean().item())
+    model.train()
+    return out
+
+
+def get_lr(it):
+    """Linear warmup from 0, then cosine decay to min_lr at lr_decay_iters."""
+    if not decay_lr:
+        return learning_rate
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / max(lr_decay_iters - warmup_iters, 1)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+
+
+def log(event):
+    """One JSON object per line in out_dir/log.jsonl, appended across resumes."""
+    if master:
+        with open(os.path.join(out_dir, "log.jsonl"), "a") as f:
+            f.write(json.dumps(event) + "\n")
+        if wandb_log:
+            wandb.log({k: v for k, v in event.items() if k != "event"}, step=event["iter"])
+
+
+def die_if_not_finite(value, what):
+    if not math.isfinite(value):
+        log(dict(event="error", iter=iter_num, message=f"{what} is {value}"))
+        raise SystemExit(f"error: {what} is {value} at iter {iter_num}: stopping; the last good checkpoint "
+                         f"(if any) is kept at {ckpt_path}")
+
+
+attn_rms = {}
+if log_attn_norm:  # forward hooks on the attention branch: its output RMS, before the post-norm
+    for i, block in enumerate(raw_model.transformer.h):
+        block.attn.register_forward_hook(lambda m, a, out, i=i: attn_rms.__setitem__(i, out.detach().float().pow(2).mean().sqrt()))
+    if compile and master:
+        print("note: log_attn_norm hooks run inside torch.compile; they cost a little speed")
+if wandb_log and master:
+    import wandb
+    wandb.init(project=wandb_project, name=wandb_run_name, config=config, resume="allow")
+
+# -----------------------------------------------------------------------------
+# the training loop
+t_start = time.time()
+t0 = time.time()
+local_iter, running_mfu = 0, -1.0
+while True:
+    lr = get_lr(iter_num)
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    if iter_num % eval_interval == 0 or iter_num == max_iters or eval_only:
+        losses = estimate_loss()
+        if master:
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        log(dict(event="eval", iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
+                 tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start))
+        die_if_not_finite(losses["val"], "val loss")
+        if not eval_only and iter_num > 0 and (losses["val"] < best_val_loss or always_save_checkpoint):
+            best_val_loss = min(best_val_loss, losses["val"])
+            save_checkpoint()
+    if iter_num >= max_iters or eval_only:
+        break
+    # forward/backward with gradient accumulation; gradients are synced on the last micro-step only
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(gradient_accumulation_steps):
+        last = micro == gradient_accumulation_steps - 1
+        if ddp and parallel == "ddp":
+            model.require_backward_grad_sync = last
+        elif ddp:
+            model.set_requires_gradient_sync(last)
+        X, Y = get_batch("train", iter_num, micro)
+        with ctx:
+            _, loss = model(X, Y)
+            loss = loss / gradient_accumulation_steps
+        loss_sum += loss.detach()
+        scaler.scale(loss).backward()
+    if grad_clip != 0.0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    iter_num += 1
+    local_iter += 1
+    if iter_num % log_interval == 0:
+        lossf = all_mean(loss_sum.item())  # .item() syncs: only every log_interval steps
+        t1 = time.time()
+        dt = (t1 - t0) / log_interval
+        t0 = t1
+        die_if_not_finite(lossf, "training loss")
+        mfu = raw_model.estimate_mfu(tokens_per_iter / world_size, dt, torch.device(device))
+        if mfu is not None and local_iter >= 5 * log_interval:  # let compilation and warmup pass first
+            running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+        event = dict(event="train", iter=iter_num, loss=lossf, lr=lr, tokens=iter_num * tokens_per_iter,
+                     elapsed_s=elapsed_prev + t1 - t_start, ms_per_iter=dt * 1000,
+                     tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
+        if attn_rms:
+            event["attn_out_rms"] = [round(attn_rms[i].item(), 4) for i in sorted(attn_rms)]
+        log(event)
+        if master:
+            mfu_s = "n/a" if mfu is None else f"{running_mfu * 100:.1f}%"
+            print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.1f}ms, "
+                  f"tok/s {tokens_per_iter / dt:,.0f}, mfu {mfu_s}")
+
+if ddp:
+    dist.destroy_process_group()
