@@ -120,7 +120,7 @@ if master:
     print(f"tokens per iteration: {tokens_per_iter:,} ({world_size} process(es) x {gradient_accumulation_steps} "
           f"micro-steps x {batch_size} x {block_size}); device {device}, dtype {dtype}, compile {compile}")
     os.makedirs(out_dir, exist_ok=True)
-torch.manual_seed(seed + rank)
+torch.manual_seed(seed)  # the same initial weights on every process (FSDP2 shards them, does not broadcast)
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
@@ -200,6 +200,7 @@ except ValueError as e:
     raise SystemExit(f"error: {e}")
 model_args = dict(gptconf.__dict__)
 model = GPT(gptconf)
+torch.manual_seed(seed + rank)  # each process its own dropout masks
 if checkpoint is not None:
     model.load_state_dict(checkpoint["model"])
 model.to(device)
