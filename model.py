@@ -77,9 +77,10 @@ def alibi_slopes(n_head):
     return torch.tensor(pow2(p) + pow2(2 * p)[0::2][: n_head - p], dtype=torch.float32)
 
 
-def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False):
+def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False, stats=None):
     """Reference sigmoid attention, materialised: fp32 logits and sigmoid, -inf where causally masked.
-    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset."""
+    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset.
+    A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1)."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
@@ -89,6 +90,8 @@ def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.
     if slopes is not None:
         s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
     p = torch.sigmoid(s.masked_fill(dist < 0, float("-inf")))
+    if stats is not None:
+        stats["row_mass_max"] = p.sum(-1).max().item()
     p = F.dropout(p, dropout_p, training)
     return p.to(v.dtype) @ v
 
@@ -128,6 +131,7 @@ class CausalSelfAttention(nn.Module):
         self.register_buffer("slopes", alibi_slopes(self.nh) if config.pos_encoding == "alibi" else None,
                              persistent=False)
         self.config = config
+        self.stats = None  # a dict while GPT.attention_stats runs
 
     def forward(self, x, pos, cache=None, layer=0):
         B, T, C = x.size()
@@ -139,18 +143,21 @@ class CausalSelfAttention(nn.Module):
             q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        y = self.attend(q, k, v)  # (B, nh, T, hs)
-        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        y = self.c_proj(self.attend(q, k, v).transpose(1, 2).contiguous().view(B, T, C))
+        if self.stats is not None:
+            self.stats["out_rms"] = y.float().pow(2).mean().sqrt().item()
+        return y
 
     def attend(self, q, k, v):
         cfg, Tq, Tk = self.config, q.size(2), k.size(2)
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
-            if cfg.attn_impl == "triton" or (cfg.attn_impl == "auto" and flashsigmoid is not None
-                                              and q.is_cuda and drop == 0.0):
+            if self.stats is None and (cfg.attn_impl == "triton" or (cfg.attn_impl == "auto" and q.is_cuda
+                                                                    and flashsigmoid is not None and drop == 0.0)):
                 return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias,
                                                       alibi_slopes=self.slopes)
-            return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training)
+            return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training,
+                                           self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
         # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
         mask = None
@@ -300,6 +307,23 @@ class GPT(nn.Module):
         """Model FLOPs utilisation as a fraction of the device's bf16 peak; None if the peak is unknown."""
         peak = self.peak_flops(device)
         return None if peak is None else self.flops_per_token() * tokens_per_iter / dt / peak
+
+    @torch.no_grad()
+    def attention_stats(self, idx):
+        """The paper's diagnostic of early training, per layer: the RMS of the attention branch's output
+        (before its post-norm) and, for sigmoid, the largest row mass sum_j p_ij. Runs the PyTorch path."""
+        was_training = self.training
+        attns = [block.attn for block in self.transformer.h]
+        for a in attns:
+            a.stats = {}
+        try:
+            self.eval()
+            self(idx)
+            return [a.stats for a in attns]
+        finally:
+            for a in attns:
+                a.stats = None
+            self.train(was_training)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True):

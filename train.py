@@ -330,12 +330,6 @@ def die_if_not_finite(value, what):
                          f"(if any) is kept at {ckpt_path}")
 
 
-attn_rms = {}
-if log_attn_norm:  # forward hooks on the attention branch: its output RMS, before the post-norm
-    for i, block in enumerate(raw_model.transformer.h):
-        block.attn.register_forward_hook(lambda m, a, out, i=i: attn_rms.__setitem__(i, out.detach().float().pow(2).mean().sqrt()))
-    if compile and master:
-        print("note: log_attn_norm hooks run inside torch.compile; they cost a little speed")
 if wandb_log and master:
     import wandb
     wandb.init(project=wandb_project, name=wandb_run_name, config=config, resume="allow")
@@ -395,8 +389,10 @@ while True:
         event = dict(event="train", iter=iter_num, loss=lossf, lr=lr, tokens=iter_num * tokens_per_iter,
                      elapsed_s=elapsed_prev + t1 - t_start, ms_per_iter=dt * 1000,
                      tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
-        if attn_rms:
-            event["attn_out_rms"] = [round(attn_rms[i].item(), 4) for i in sorted(attn_rms)]
+        if log_attn_norm:  # an extra eager forward pass on a fixed batch
+            stats = raw_model.attention_stats(get_batch("val", 0, 0, for_eval=True)[0])
+            event["attn_out_rms"] = [st["out_rms"] for st in stats]
+            event["attn_row_mass_max"] = [st.get("row_mass_max") for st in stats]
         log(event)
         if master:
             mfu_s = "n/a" if mfu is None else f"{running_mfu * 100:.1f}%"
