@@ -1,7 +1,7 @@
 # A few-minute CPU demo: a small sigmoid-attention GPT on character-level tiny Shakespeare.
 # python data/shakespeare_char/prepare.py && python train.py configs/shakespeare_char_cpu.py
 out_dir = "out-shakespeare-char-cpu"
-eval_interval = 250
+eval_interval = 500
 eval_iters = 20
 log_interval = 25
 always_save_checkpoint = False
@@ -17,8 +17,8 @@ n_embd = 128
 dropout = 0.0
 
 learning_rate = 1e-3
-max_iters = 1000
-lr_decay_iters = 1000
+max_iters = 2000
+lr_decay_iters = 2000
 min_lr = 1e-4
 beta2 = 0.99
 warmup_iters = 50
