@@ -389,6 +389,8 @@ while True:
         event = dict(event="train", iter=iter_num, loss=lossf, lr=lr, tokens=iter_num * tokens_per_iter,
                      elapsed_s=elapsed_prev + t1 - t_start, ms_per_iter=dt * 1000,
                      tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
+        if device_type == "cuda":
+            event["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         if log_attn_norm:  # an extra eager forward pass on a fixed batch
             stats = raw_model.attention_stats(get_batch("val", 0, 0, for_eval=True)[0])
             event["attn_out_rms"] = [st["out_rms"] for st in stats]
