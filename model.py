@@ -154,8 +154,9 @@ class CausalSelfAttention(nn.Module):
         if cfg.attention == "sigmoid":
             if self.stats is None and (cfg.attn_impl == "triton" or (cfg.attn_impl == "auto" and q.is_cuda
                                                                     and flashsigmoid is not None and drop == 0.0)):
-                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias,
-                                                      alibi_slopes=self.slopes)
+                # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
+                return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
+                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes)
             return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training,
                                            self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask

@@ -1,0 +1,249 @@
+"""Benchmarks. `python bench.py --mode=attn [--quick]` (attn is the default).
+
+attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
+flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid in eager and torch.compile, causal
+bf16. Checks the kernel against an fp32 reference at every shape before timing. Prints the table
+last; writes bench_attn.json / bench_attn.md under $OUT when set.
+--quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+
+import torch
+import torch.nn.functional as F
+
+SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
+
+
+def naive_sigmoid(q, k, v):
+    T, D = q.shape[-2], q.shape[-1]
+    s = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(D)) - math.log(T)
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    p = torch.sigmoid(s.masked_fill(~mask, float("-inf")))
+    return p.to(v.dtype) @ v
+
+
+def sdpa(backend):
+    from torch.nn.attention import sdpa_kernel
+
+    def f(q, k, v):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return f
+
+
+def check_kernel(fs, B, H, T, D, dev):
+    """Relative error (norm) of o, dq, dk, dv on a slice of the shape (B=1, 2 heads, same T)."""
+    g = torch.Generator(device=dev).manual_seed(0)
+    mk = lambda: torch.randn(1, 2, T, D, device=dev, dtype=torch.bfloat16, generator=g)  # noqa: E731
+    q, k, v, do = mk(), mk(), mk(), mk()
+    slopes = torch.tensor([0.5, 0.01], device=dev)
+    out = []
+    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, alibi_slopes=slopes), torch.bfloat16),
+                   (lambda a, b, c: fs.sigmoid_attention_ref(a, b, c, True, None, None, slopes), torch.float32)):
+        a, b, c = (t.to(dt).requires_grad_(True) for t in (q, k, v))
+        o = fn(a, b, c)
+        out.append((o,) + torch.autograd.grad(o, (a, b, c), do.to(dt)))
+    errs = [((x.float() - y).norm() / y.norm()).item() for x, y in zip(*out)]
+    bad = [e for e in errs if not (e < 2e-2)]
+    return errs, not bad
+
+
+def bench_attn(args):
+    import triton
+    import triton.testing
+    from torch.nn.attention import SDPBackend
+
+    import flashsigmoid as fs
+
+    dev = "cuda"
+    props = torch.cuda.get_device_properties(0)
+    print(f"date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+    print(f"gpu {props.name} ({props.multi_processor_count} SMs), torch {torch.__version__}, "
+          f"triton {triton.__version__}, python {platform.python_version()}, autotune {fs.AUTOTUNE}, "
+          f"exact_sigmoid {fs.EXACT_SIGMOID}")
+    impls = {"kernel": lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True),
+             "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
+    impls["naive"] = naive_sigmoid
+    if not args.quick:
+        impls["naive_compile"] = torch.compile(naive_sigmoid)
+    warmup, rep = (25, 50) if args.quick else (50, 200)
+    shapes = SHAPES if not args.shapes else [tuple(int(x) for x in s.split(",")) for s in args.shapes]
+    rows = []
+    for (B, H, T, D) in shapes:
+        errs, ok = check_kernel(fs, B, H, T, D, dev)
+        print(f"check {B},{H},{T},{D}: rel err o/dq/dk/dv " + " ".join(f"{e:.2e}" for e in errs)
+              + ("  ok" if ok else "  FAILED"), flush=True)
+        fwd_flops = 0.5 * 4 * B * H * T * T * D
+        q, k, v, do = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
+        qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
+        row = {"shape": [B, H, T, D], "check": errs, "check_ok": ok}
+        for name, fn in impls.items():
+            try:
+                def fb(fn=fn):
+                    o = fn(qg, kg, vg)
+                    torch.autograd.grad(o, (qg, kg, vg), do)
+                with torch.no_grad():
+                    fn(q, k, v)
+                fb()  # warm-up: autotuning and compilation stay out of the timings
+                torch.cuda.synchronize()
+                with torch.no_grad():
+                    t_f = triton.testing.do_bench(lambda: fn(q, k, v), warmup=warmup, rep=rep,
+                                                  return_mode="median")
+                t_fb = triton.testing.do_bench(fb, warmup=warmup, rep=rep, return_mode="median")
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+                fb()
+                torch.cuda.synchronize()
+                peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+                row[name] = {"fwd_ms": t_f, "fb_ms": t_fb, "fwd_tflops": fwd_flops / t_f * 1e-9,
+                             "fb_tflops": 3.5 * fwd_flops / t_fb * 1e-9, "peak_mib": peak}
+                print(f"  {name:14s} fwd {t_f:8.3f} ms {row[name]['fwd_tflops']:6.1f} TF/s | fwd+bwd "
+                      f"{t_fb:8.3f} ms {row[name]['fb_tflops']:6.1f} TF/s | peak {peak:8.0f} MiB", flush=True)
+            except Exception as e:  # noqa: BLE001 - a missing backend must not stop the table
+                row[name] = None
+                print(f"  {name:14s} FAILED: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            torch.cuda.empty_cache()
+        if args.breakdown:
+            breakdown(fs, q, k, v, do, qg, kg, vg)
+        if not fs._INTERPRET and fs.AUTOTUNE:
+            cfgs = {n: str(getattr(t, "best_config", None)) for n, t in
+                    (("fwd", fs._fwd_tuned), ("dkdv", fs._dkdv_tuned), ("dq", fs._dq_tuned))}
+            row["configs"] = cfgs
+            print("  configs " + " | ".join(f"{n}: {c}" for n, c in cfgs.items()), flush=True)
+        rows.append(row)
+    table = format_table(rows, list(impls))
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "gpu": props.name, "torch": torch.__version__, "triton": triton.__version__,
+            "argv": sys.argv, "rows": rows}
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "bench_attn.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        with open(os.path.join(out, "bench_attn.md"), "w") as f:
+            f.write(table + "\n")
+    print()
+    print(table)
+
+
+def breakdown(fs, q, k, v, do, qg, kg, vg):
+    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler), and the host-side
+    cost of the autograd/custom-op path (do_bench of the op alone vs of the raw launches)."""
+    import triton.testing
+    from torch.profiler import ProfilerActivity, profile
+    scale, bias = 1 / math.sqrt(q.shape[-1]), -math.log(k.shape[2])
+    t_bwd = triton.testing.do_bench(lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False),
+                                    return_mode="median")
+
+    def fb():
+        o = fs.sigmoid_attention(qg, kg, vg)
+        torch.autograd.grad(o, (qg, kg, vg), do)
+    fb()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(10):
+            fb()
+        torch.cuda.synchronize()
+    parts = []
+    for e in prof.key_averages():
+        dt = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if dt > 0 and e.count >= 10:
+            parts.append(f"{e.key[:28]} x{e.count // 10} {dt / 10 / 1000:.3f}ms")
+    print(f"  breakdown: raw bwd launches {t_bwd:.3f} ms; per fwd+bwd: " + "; ".join(parts), flush=True)
+
+
+def format_table(rows, names):
+    def tf(r, n, key):
+        return f"{r[n][key]:.0f}" if r.get(n) else "n/a"
+
+    def ratio(r, a, b, key):
+        return f"{r[a][key] / r[b][key]:.2f}" if r.get(a) and r.get(b) else "n/a"
+    head = ("| shape (B,H,T,D) | " + " | ".join(f"{n} fwd / f+b" for n in names)
+            + " | kernel/flash fwd / f+b | kernel/cudnn fwd / f+b | peak MiB f+b kernel / flash / cudnn | check |")
+    lines = [head, "|" + "---|" * (len(names) + 5)]
+    for r in rows:
+        cells = [",".join(map(str, r["shape"]))]
+        cells += [f"{tf(r, n, 'fwd_tflops')} / {tf(r, n, 'fb_tflops')}" for n in names]
+        cells.append(f"{ratio(r, 'kernel', 'flash', 'fwd_tflops')} / {ratio(r, 'kernel', 'flash', 'fb_tflops')}")
+        cells.append(f"{ratio(r, 'kernel', 'cudnn', 'fwd_tflops')} / {ratio(r, 'kernel', 'cudnn', 'fb_tflops')}")
+        cells.append(" / ".join(f"{r[n]['peak_mib']:.0f}" if r.get(n) else "n/a" for n in ("kernel", "flash", "cudnn")))
+        cells.append("ok" if r["check_ok"] else "FAILED")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "TFLOP/s (causal; fwd+bwd = 3.5x fwd flops), median of triton.testing.do_bench\n" + "\n".join(lines)
+
+
+def bench_train(args):
+    """Training throughput through train.py's real step (data loading included): the sigmoid recipe
+    (configs/gpt2_124m.py: ALiBi, QK-norm, hybrid-norm, FlashSigmoid) against its softmax baseline
+    (configs/gpt2_124m_softmax.py: learned positions, pre-norm, SDPA), compiled, bf16, same tokens/step."""
+    import subprocess
+    import tempfile
+    here = os.path.dirname(os.path.abspath(__file__))
+    shapes = [tuple(int(x) for x in s.split(",")) for s in args.train_shapes]  # (batch, T)
+    rows = []
+    for B, T in shapes:
+        for name in ("sigmoid", "softmax"):
+            cfg = "configs/gpt2_124m.py" if name == "sigmoid" else "configs/gpt2_124m_softmax.py"
+            out = tempfile.mkdtemp(prefix=f"bench_{name}_{T}_")
+            cmd = [sys.executable, os.path.join(here, "train.py"), cfg, f"--dataset={args.dataset}", f"--out_dir={out}",
+                   f"--batch_size={B}", f"--block_size={T}", "--gradient_accumulation_steps=1",
+                   f"--max_iters={args.iters}", "--eval_interval=1000000", "--eval_iters=1", "--log_interval=1",
+                   "--warmup_iters=10", "--always_save_checkpoint=False"]
+            print("+", " ".join(cmd), flush=True)
+            r = subprocess.run(cmd, cwd=here, capture_output=True, text=True)
+            if r.returncode:
+                print(r.stdout[-2000:], r.stderr[-4000:])
+                rows.append(dict(name=name, B=B, T=T, error=f"exit {r.returncode}"))
+                continue
+            ev = [json.loads(line) for line in open(os.path.join(out, "log.jsonl"))]
+            steps = [e for e in ev if e["event"] == "train"][args.iters // 2:]  # past compile and warm-up
+            ms = sorted(e["ms_per_iter"] for e in steps)[len(steps) // 2]
+            rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000, mfu=steps[-1]["mfu"],
+                             mem_gb=steps[-1].get("max_mem_gb"), loss=steps[-1]["loss"]))
+            print(rows[-1], flush=True)
+    lines = ["| B x T | attention | ms/step | tokens/s | MFU | peak mem GiB | sigmoid/softmax tokens/s |",
+             "|---|---|---|---|---|---|---|"]
+    by = {(r["name"], r["B"], r["T"]): r for r in rows}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['error']} | | | | |")
+            continue
+        other = by.get(("softmax", r["B"], r["T"]), {})
+        ratio = f"{r['tok_s'] / other['tok_s']:.2f}" if r["name"] == "sigmoid" and "tok_s" in other else ""
+        mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
+        mem = "n/a" if r["mem_gb"] is None else f"{r['mem_gb']:.1f}"
+        lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['ms']:.1f} | {r['tok_s']:,.0f} | {mfu} | {mem} | {ratio} |")
+    table = "\n".join(lines)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "bench_train.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}, torch {torch.__version__}")
+    print(table)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", default="attn", choices=["attn", "train"])
+    ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
+    ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
+                    help="train mode: batch,T pairs (same tokens per step)")
+    ap.add_argument("--iters", type=int, default=40, help="train mode: steps per run (the second half is timed)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--breakdown", action="store_true", help="per-kernel device times of the kernel")
+    ap.add_argument("--shapes", nargs="*", help="B,H,T,D ... (default: the four standard shapes)")
+    args = ap.parse_args()
+    if args.mode == "attn":
+        bench_attn(args)
+    else:
+        bench_train(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Tests of the FlashSigmoid Triton kernel (flashsigmoid.py).
+
+CPU (CI): through the Triton interpreter, small shapes, fp32 and fp16 against a float64 reference.
+GPU (skipped without CUDA): bf16 with the paper's criterion (kernel error <= 2x the error of a
+same-precision PyTorch implementation, plus a small floor), long sequences, torch.compile.
+"""
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():  # must precede the import of flashsigmoid (kernels are defined then)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import flashsigmoid  # noqa: E402
+from flashsigmoid import sigmoid_attention, sigmoid_attention_ref  # noqa: E402
+
+CUDA = torch.cuda.is_available() and not flashsigmoid._INTERPRET
+DEV = "cuda" if CUDA else "cpu"
+gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+cpu_only = pytest.mark.skipif(CUDA, reason="interpreter tests (CPU)")
+
+
+@pytest.fixture(autouse=True)
+def _fixed_config(monkeypatch):
+    # one launch config per kernel: autotuning every shape of the sweep would cost minutes of compiles
+    monkeypatch.setattr(flashsigmoid, "AUTOTUNE", False)
+
+
+def _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed, device=DEV, alibi=True):
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float32).to(device=device, dtype=dtype)  # noqa: E731
+    q, k, v = mk(B, H, Tq, D), mk(B, Hkv, Tk, D), mk(B, Hkv, Tk, D)
+    do = mk(B, H, Tq, D)
+    bias = float(torch.empty(1).uniform_(-10, 2, generator=g))
+    slopes = (torch.rand(H, generator=g) * 0.3 + 0.01).to(device) if alibi else None
+    return q, k, v, do, bias, slopes
+
+
+def _run(fn, q, k, v, do, **kw):
+    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    o = fn(q, k, v, **kw)
+    dq, dk, dv = torch.autograd.grad(o, (q, k, v), do)
+    return o, dq, dk, dv
+
+
+def _ref64(q, k, v, do, causal, bias, slopes):
+    return _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None,
+                                                            None if slopes is None else slopes.double()),
+                q.double(), k.double(), v.double(), do.double())
+
+
+def _rel(a, b):
+    a, b = a.double(), b.double()
+    assert torch.isfinite(a).all(), "non-finite values in the kernel's result"
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+# (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype): odd lengths, decoding (Tq=1), chunked prefill
+# (Tq < Tk), Tq > Tk, GQA/MQA, all head dims, causal or not.
+CPU_CASES = [
+    (1, 2, 2, 1, 1, 16, True, False, torch.float32),
+    (2, 2, 2, 17, 17, 32, True, True, torch.float32),
+    (1, 2, 2, 113, 113, 64, False, True, torch.float32),
+    (1, 4, 2, 128, 128, 64, True, True, torch.float16),
+    (1, 4, 1, 1, 113, 32, True, True, torch.float16),
+    (1, 4, 2, 17, 255, 16, True, False, torch.float32),
+    (1, 2, 2, 255, 255, 16, True, True, torch.float16),
+    (1, 2, 2, 64, 40, 32, True, True, torch.float32),
+    (1, 4, 1, 33, 97, 128, False, True, torch.float32),
+    (1, 1, 1, 40, 40, 256, True, False, torch.float16),
+    (1, 2, 1, 96, 96, 16, False, False, torch.float16),
+    (1, 1, 1, 512, 512, 16, True, True, torch.float32),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", CPU_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}".format(
+    *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
+def test_cpu_against_float64(case):
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)
+    ref = _ref64(q, k, v, do, causal, bias, slopes)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert a.shape == b.shape and a.dtype == dtype, name
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+    if dtype == torch.float16:  # the paper's criterion against a same-precision PyTorch version
+        same = _run(lambda a, b_, c, **kw: sigmoid_attention_ref(a, b_, c, causal, bias, None, slopes,
+                                                                 upcast=False), q, k, v, do)
+        for name, a, s, b in zip(("o", "dq", "dk", "dv"), got, same, ref):
+            ek = (a.double() - b).abs().max().item()
+            et = (s.double() - b).abs().max().item()
+            assert ek <= 2 * et + 1e-3 * max(1.0, b.abs().max().item()), (name, ek, et)
+
+
+@cpu_only
+def test_cpu_defaults_and_masking():
+    # default bias -ln(Tk) and scale 1/sqrt(D); fully masked rows (Tq > Tk, causal) are exactly 0
+    q, k, v, do, _, _ = _inputs(1, 2, 2, 24, 8, 32, torch.float32, seed=1, alibi=False)
+    o = sigmoid_attention(q, k, v)
+    ref = sigmoid_attention_ref(q.double(), k.double(), v.double(), True, -math.log(8), 1 / math.sqrt(32))
+    assert _rel(o, ref) < 2e-5
+    assert (o[:, :, : 24 - 8] == 0).all()  # rows whose absolute position is before key 0
+
+
+@cpu_only
+def test_cpu_noncontiguous_and_determinism():
+    B, T, H, Hkv, D = 1, 72, 4, 2, 32
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(B, T, H + 2 * Hkv, D, generator=g)
+    q, k, v = (t.transpose(1, 2) for t in x.split([H, Hkv, Hkv], dim=2))  # strided views, as in model.py
+    assert not q.is_contiguous()
+    vt = torch.randn(B, Hkv, D, T, generator=g).transpose(2, 3)  # last dim not contiguous
+    do = torch.randn(B, H, T, D, generator=g)
+    slopes = torch.rand(H, generator=g)
+    r1 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes)
+    r2 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes)
+    for a, b in zip(r1, r2):
+        assert torch.equal(a, b)  # deterministic: no atomics anywhere
+    ref = _ref64(q, k, vt, do, True, -3.0, slopes)
+    for a, b in zip(r1, ref):
+        assert _rel(a, b) < 2e-5
+
+
+@cpu_only
+def test_cpu_exact_flag_and_compile():
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 20, 20, 16, torch.float32, seed=5)
+    a = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes, exact=True)
+    b = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes, exact=False)
+    assert torch.equal(a, b)  # the interpreter always takes the exact path
+
+    def f(q, k, v):
+        return sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes).sum()
+    cf = torch.compile(f, backend="aot_eager", fullgraph=True)  # fullgraph: fails on a graph break
+    qq = q.clone().requires_grad_(True)
+    cf(qq, k, v).backward()
+    qr = q.clone().requires_grad_(True)
+    f(qr, k, v).backward()
+    assert torch.allclose(qq.grad, qr.grad, rtol=1e-5, atol=1e-6)
+
+
+def _t(*s, dtype=torch.float16, device=DEV):
+    return torch.randn(*s, dtype=dtype, device=device)
+
+
+@pytest.mark.parametrize("args,kw,needle", [
+    ((_t(2, 4, 8, 32), _t(2, 4, 8, 32), _t(2, 4, 9, 32)), {}, "same shape"),
+    ((_t(4, 8, 32), _t(2, 4, 8, 32), _t(2, 4, 8, 32)), {}, "4-D"),
+    ((_t(2, 4, 8, 32), _t(3, 4, 8, 32), _t(3, 4, 8, 32)), {}, "B=2"),
+    ((_t(2, 4, 8, 32), _t(2, 3, 8, 32), _t(2, 3, 8, 32)), {}, "Hkv=3"),
+    ((_t(2, 4, 8, 48), _t(2, 4, 8, 48), _t(2, 4, 8, 48)), {}, "D=48"),
+    ((_t(2, 4, 8, 32), _t(2, 4, 8, 64), _t(2, 4, 8, 64)), {}, "D=32"),
+    ((_t(2, 4, 8, 32), _t(2, 4, 8, 32, dtype=torch.float32), _t(2, 4, 8, 32)), {}, "dtype mismatch"),
+    ((_t(2, 4, 8, 32, dtype=torch.float64),) * 3, {}, "float64"),
+    ((_t(2, 4, 0, 32), _t(2, 4, 8, 32), _t(2, 4, 8, 32)), {}, "Tq=0"),
+    ((_t(2, 4, 8, 32),) * 3, {"alibi_slopes": torch.ones(3, device=DEV)}, "(4,)"),
+    ((_t(2, 4, 8, 32),) * 3, {"bias": float("nan")}, "bias"),
+])
+def test_bad_inputs_raise(args, kw, needle):
+    with pytest.raises(ValueError) as e:
+        sigmoid_attention(*args, **kw)
+    assert needle in str(e.value), str(e.value)
+
+
+def test_cpu_tensors_without_interpreter_raise(monkeypatch):
+    monkeypatch.setattr(flashsigmoid, "_INTERPRET", False)
+    with pytest.raises(ValueError, match="CUDA"):
+        sigmoid_attention(*(_t(1, 2, 8, 16, device="cpu"),) * 3)
+
+
+@gpu
+def test_gpu_device_mismatch():
+    with pytest.raises(ValueError, match="device mismatch"):
+        sigmoid_attention(_t(1, 2, 8, 16), _t(1, 2, 8, 16), _t(1, 2, 8, 16, device="cpu"))
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU: bf16 against an fp32 reference, with the paper's criterion
+# ---------------------------------------------------------------------------------------------
+
+def _check_paper(case, exact, seed=0):
+    B, H, Hkv, Tq, Tk, D, causal, alibi = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=seed, alibi=alibi)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact)
+    ref = _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None, slopes),
+               q.float(), k.float(), v.float(), do.float())
+    same = _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None, slopes, upcast=False),
+                q, k, v, do)
+    for name, a, s, r in zip(("o", "dq", "dk", "dv"), got, same, ref):
+        assert torch.isfinite(a).all(), name
+        ek = (a.float() - r).abs().max().item()
+        et = (s.float() - r).abs().max().item()
+        assert ek <= 2 * et + 1e-3 * max(1.0, r.abs().max().item()), (name, ek, et, case)
+
+
+GPU_CASES = [  # (B, H, Hkv, Tq, Tk, D, causal, alibi)
+    (2, 4, 4, 113, 203, 64, True, True), (2, 4, 2, 203, 113, 128, False, True),
+    (1, 4, 1, 1023, 1024, 64, True, False), (2, 8, 2, 1024, 1024, 128, True, True),
+    (1, 4, 4, 1, 777, 128, True, True), (1, 4, 2, 255, 2049, 64, True, True),
+    (1, 2, 2, 300, 300, 16, True, True), (1, 2, 1, 300, 300, 32, False, True),
+    (1, 2, 2, 300, 517, 256, True, True), (1, 2, 2, 129, 129, 256, False, False),
+    (1, 2, 2, 4096, 4096, 128, True, True), (1, 2, 1, 8192, 8192, 64, True, True),
+]
+
+
+@gpu
+@pytest.mark.parametrize("exact", [False, True], ids=["tanh", "exact"])
+@pytest.mark.parametrize("case", GPU_CASES, ids=str)
+def test_gpu_bf16_paper_criterion(case, exact):
+    _check_paper(case, exact)
+
+
+@gpu
+@pytest.mark.parametrize("case", [(1, 2, 2, 16384, 16384, 64, True, True),
+                                  (1, 2, 1, 16384, 16384, 128, True, False)], ids=str)
+def test_gpu_bf16_long(case):
+    _check_paper(case, exact=False)
+
+
+@gpu
+@pytest.mark.parametrize("dtype,D", [(torch.float16, 64), (torch.float32, 64), (torch.float32, 128),
+                                     (torch.float32, 256), (torch.float16, 256)], ids=str)
+def test_gpu_fp16_fp32_and_determinism(dtype, D):
+    tol = 1e-2 if dtype == torch.float16 else 1e-4
+    q, k, v, do, bias, slopes = _inputs(2, 4, 2, 333, 333, D, dtype, seed=7)
+    r1 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+    r2 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+    ref = _ref64(q, k, v, do, True, bias, slopes)
+    for name, a, b, c in zip(("o", "dq", "dk", "dv"), r1, r2, ref):
+        assert torch.equal(a, b), name  # deterministic: no atomics
+        assert _rel(a, c) < tol, (name, _rel(a, c))
+
+
+@gpu
+def test_gpu_torch_compile_fullgraph():
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(64, 3 * 64)
+            self.register_buffer("slopes", torch.rand(4) * 0.1)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.proj(x).view(B, T, 3, 4, 16).permute(2, 0, 3, 1, 4)
+            y = sigmoid_attention(q, k, v, alibi_slopes=self.slopes)
+            return y.transpose(1, 2).reshape(B, T, C)
+
+    m = Tiny().cuda().to(torch.bfloat16)
+    x = torch.randn(2, 100, 64, device="cuda", dtype=torch.bfloat16)
+    cm = torch.compile(m, fullgraph=True)
+    y = cm(x)
+    y.float().square().sum().backward()
+    g_c = m.proj.weight.grad.clone()
+    m.zero_grad()
+    m(x).float().square().sum().backward()
+    assert torch.allclose(g_c.float(), m.proj.weight.grad.float(), rtol=2e-2, atol=2e-2)
