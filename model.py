@@ -54,6 +54,11 @@ class GPTConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {ok}")
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout!r} must be in [0, 1)")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if self.n_head % self.n_kv_head:
@@ -85,7 +90,8 @@ def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
         k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
-    s = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
+    f = torch.promote_types(q.dtype, torch.float32)  # at least fp32, as the paper says
+    s = (q.to(f) @ k.to(f).transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
     dist = (torch.arange(Tq, device=q.device) + q_offset)[:, None] - torch.arange(Tk, device=q.device)
     if slopes is not None:
         s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
@@ -99,24 +105,25 @@ def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.
 def rope(x, pos, theta):
     """Rotary embedding of x (B, nh, T, hs) at absolute positions pos (T,)."""
     hs = x.size(-1)
-    inv = theta ** (-torch.arange(0, hs, 2, device=x.device, dtype=torch.float32) / hs)
-    ang = pos.float()[:, None] * inv  # (T, hs/2)
+    f = torch.promote_types(x.dtype, torch.float32)
+    inv = theta ** (-torch.arange(0, hs, 2, device=x.device, dtype=f) / hs)
+    ang = pos.to(f)[:, None] * inv  # (T, hs/2)
     cos, sin = ang.cos(), ang.sin()
-    x1, x2 = x.float().chunk(2, dim=-1)
+    x1, x2 = x.to(f).chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
 class KVCache:
-    """Keys and values of the last `size` positions of every layer, for generation."""
+    """Keys and values of every layer's past positions, for generation."""
 
-    def __init__(self, n_layer, size):
-        self.k, self.v, self.size, self.pos = [None] * n_layer, [None] * n_layer, size, 0
+    def __init__(self, n_layer):
+        self.k, self.v, self.pos = [None] * n_layer, [None] * n_layer, 0
 
     def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions
         if self.k[layer] is not None:
             k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
-        self.k[layer], self.v[layer] = k[:, :, -self.size:], v[:, :, -self.size:]
-        return self.k[layer], self.v[layer]
+        self.k[layer], self.v[layer] = k, v
+        return k, v
 
 
 class CausalSelfAttention(nn.Module):
@@ -329,16 +336,17 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True):
         """Sample max_new_tokens after idx (B, T). With use_cache the keys and values of past positions
-        are kept, so each new token costs one position's forward pass. Past block_size the context is
-        the last block_size tokens, as without the cache (ALiBi/RoPE/none slide the cache; learned
-        positions cannot, so they re-read the cropped context)."""
+        are kept, so up to block_size each new token costs one position's forward pass. The context is
+        always the last block_size tokens; once it is full, the window moves and every layer's keys
+        would change (deeper layers saw the token that left), so each token then re-reads the window,
+        exactly as without the cache."""
         bs = self.config.block_size
         cache = None
         for _ in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -bs:])
-            elif cache is None or (self.transformer.wpe is not None and cache.pos >= bs):
-                cache = KVCache(self.config.n_layer, bs)
+            elif cache is None or cache.pos >= bs:
+                cache = KVCache(self.config.n_layer)
                 logits, _ = self(idx[:, -bs:], cache=cache)
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)

@@ -33,6 +33,8 @@ configure(globals(), sys.argv[1:], dict(top_k=int))
 
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+elif device.startswith("cuda") and not torch.cuda.is_available():
+    raise SystemExit(f"error: device={device!r} but CUDA is not available here")
 device_type = "cuda" if device.startswith("cuda") else device
 if dtype == "auto":
     dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"

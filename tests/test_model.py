@@ -1,0 +1,584 @@
+"""Specification of model.py: sigmoid attention, positions, hybrid-norm, init, config checks,
+generation with and without the KV cache, and the optimizer set-up. CPU, tiny models, float64
+references written out here (not taken from model.py)."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import model as M  # noqa: E402
+from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch  # noqa: E402
+
+ATTENTIONS = ("sigmoid", "softmax")
+POSITIONS = ("alibi", "rope", "learned", "none")
+
+
+def tiny(**kw):
+    """A tiny model config: 2 layers, 32 wide, block 16."""
+    return GPTConfig(**{**dict(block_size=16, vocab_size=23, n_layer=2, n_head=4, n_embd=32), **kw})
+
+
+def make_model(seed=0, double=False, **kw):
+    torch.manual_seed(seed)
+    m = GPT(tiny(**kw)).eval()
+    return m.double() if double else m
+
+
+def rand(*shape, seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid"):
+    """Explicit float64 reference, loops over (b, h, i, j): query i sits at absolute position
+    i + Tk - Tq; logit = q_i.k_j/sqrt(d) + bias - m_h*(pos_i - j), keys j > pos_i masked out.
+    sigmoid: O_i = sum_j sigmoid(logit_ij) v_j; softmax: the row-normalised exp instead."""
+    q, k, v = q.double(), k.double(), v.double()
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    out = torch.zeros(B, H, Tq, v.shape[-1], dtype=torch.float64)
+    for b in range(B):
+        for h in range(H):
+            hk = h // (H // Hkv)  # the kv head of query head h's group
+            for i in range(Tq):
+                pos = i + Tk - Tq
+                logits = []
+                for j in range(pos + 1):
+                    s = float(q[b, h, i] @ k[b, hk, j]) / math.sqrt(D) + bias
+                    if slopes is not None:
+                        s -= float(slopes[h]) * (pos - j)
+                    logits.append(s)
+                logits = torch.tensor(logits, dtype=torch.float64)
+                w = torch.sigmoid(logits) if kind == "sigmoid" else torch.softmax(logits, 0)
+                out[b, h, i] = (w[:, None] * v[b, hk, : pos + 1]).sum(0)
+    return out
+
+
+def rmsnorm(x, g, eps=1e-5):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g
+
+
+# ---------------------------------------------------------------------------------------------
+# sigmoid attention
+
+
+@pytest.mark.parametrize("alibi", [False, True], ids=["no-alibi", "alibi"])
+@pytest.mark.parametrize("n_kv", [4, 2, 1], ids=["mha", "gqa", "mqa"])
+@pytest.mark.parametrize("Tq,Tk", [(9, 9), (3, 9), (1, 9)], ids=["full", "q-offset", "decode"])
+def test_sigmoid_attention_matches_float64_formula(alibi, n_kv, Tq, Tk):
+    """sigmoid(q.k/sqrt(d) + b - m_h (i - j)) v over j <= i, no normalisation; GQA shares kv heads
+    among groups of query heads; with Tq < Tk query i sits at absolute position i + Tk - Tq."""
+    H, D = 4, 8
+    q, k, v = rand(2, H, Tq, D, seed=1), rand(2, n_kv, Tk, D, seed=2), rand(2, n_kv, Tk, D, seed=3)
+    slopes = alibi_slopes(H) if alibi else None
+    b = -1.7
+    got = sigmoid_attention_torch(q, k, v, b, slopes, q_offset=Tk - Tq)
+    want = ref_attention(q, k, v, b, slopes)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_sigmoid_attention_rows_are_not_normalised():
+    """Unlike softmax, a row's weights do not sum to 1: with b = -ln(n) a row of n keys has mass ~1
+    only on average, and an all-ones value gives out = sum_j p_ij (not 1)."""
+    q, k = rand(1, 2, 8, 8, seed=4), rand(1, 2, 8, 8, seed=5)
+    v = torch.ones(1, 2, 8, 8)
+    out = sigmoid_attention_torch(q, k, v, -math.log(8))
+    mass = out[..., 0]
+    assert not torch.allclose(mass, torch.ones_like(mass), atol=1e-2)
+    assert torch.all(mass[..., 0] < 1)  # row 0 sees a single key: sigmoid(.) < 1
+
+
+def test_alibi_uses_true_distance_not_shift():
+    """With ALiBi the logit of (i, j) carries -m (i - j) with i the query's absolute position: a row
+    far from key 0 (large q_offset) gets a much smaller weight on it than the +m*j shortcut gives."""
+    H, D, Tk = 2, 4, 12
+    q, k = rand(1, H, 1, D, seed=6), rand(1, H, Tk, D, seed=7)
+    v = torch.zeros(1, H, Tk, D)
+    v[:, :, 0] = rand(H, D, seed=8)  # only key 0 has a value: out = p_{i,0} * v_0
+    slopes = alibi_slopes(H)
+    out = sigmoid_attention_torch(q, k, v, -2.0, slopes, q_offset=Tk - 1)
+    s = (q.double() @ k.double().transpose(-2, -1))[0, :, 0, 0] / math.sqrt(D) - 2.0
+    want_p = torch.sigmoid(s - slopes.double() * (Tk - 1))  # distance 11 from key 0
+    torch.testing.assert_close(out[0, :, 0].double(), want_p[:, None] * v[0, :, 0].double(), rtol=1e-5, atol=1e-7)
+    shortcut_p = torch.sigmoid(s + slopes.double() * 0)  # the FlashAttention "+m*j" form, j = 0
+    assert torch.all((want_p - shortcut_p).abs() > 1e-3)
+
+
+def test_future_keys_have_exactly_zero_weight():
+    """Masked logits are -inf so their sigmoid is exactly 0: changing the values (and keys) of future
+    positions arbitrarily leaves every earlier output bitwise unchanged."""
+    q, k, v = rand(2, 4, 10, 8, seed=9), rand(2, 4, 10, 8, seed=10), rand(2, 4, 10, 8, seed=11)
+    slopes = alibi_slopes(4)
+    out = sigmoid_attention_torch(q, k, v, -2.3, slopes)
+    t = 4
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, t + 1:] = rand(2, 4, 5, 8, seed=12) * 100
+    v2[:, :, t + 1:] = rand(2, 4, 5, 8, seed=13) * 1e6
+    out2 = sigmoid_attention_torch(q, k2, v2, -2.3, slopes)
+    assert torch.equal(out[:, :, : t + 1], out2[:, :, : t + 1])
+    assert not torch.allclose(out[:, :, t + 1:], out2[:, :, t + 1:])
+
+
+def test_bias_defaults_to_minus_ln_block_size_and_can_be_overridden():
+    """b = -ln(block_size) by default (config.attn_bias); sigmoid_bias replaces it."""
+    assert GPTConfig(block_size=1024).attn_bias == pytest.approx(-6.931471805599453)
+    assert tiny(block_size=64).attn_bias == pytest.approx(-math.log(64))
+    assert tiny(block_size=64, sigmoid_bias=-3.25).attn_bias == -3.25
+    assert tiny(block_size=64, sigmoid_bias=0.0).attn_bias == 0.0  # 0 is a value, not "unset"
+
+
+@pytest.mark.parametrize("sigmoid_bias", [None, -0.5])
+def test_attention_module_uses_the_config_bias(sigmoid_bias):
+    """CausalSelfAttention.attend computes the formula with b = config.attn_bias."""
+    cfg = tiny(block_size=32, pos_encoding="none", sigmoid_bias=sigmoid_bias)
+    attn = M.CausalSelfAttention(cfg).eval()
+    q, k, v = rand(1, 4, 6, 8, seed=14), rand(1, 4, 6, 8, seed=15), rand(1, 4, 6, 8, seed=16)
+    b = -math.log(32) if sigmoid_bias is None else sigmoid_bias
+    torch.testing.assert_close(attn.attend(q, k, v).double(), ref_attention(q, k, v, b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_kv", [4, 2])
+@pytest.mark.parametrize("Tq", [7, 2])
+def test_softmax_alibi_matches_manual_softmax(n_kv, Tq):
+    """attention='softmax' with ALiBi = softmax(q.k/sqrt(d) - m_h (i - j), causal) v in float64,
+    with GQA and with fewer queries than keys (bottom-right causal alignment, as in a KV cache)."""
+    cfg = tiny(attention="softmax", pos_encoding="alibi", n_kv_head=n_kv)
+    attn = M.CausalSelfAttention(cfg).double().eval()
+    q, k, v = (rand(2, 4, Tq, 8, seed=17, dtype=torch.float64), rand(2, n_kv, 7, 8, seed=18, dtype=torch.float64),
+               rand(2, n_kv, 7, 8, seed=19, dtype=torch.float64))
+    want = ref_attention(q, k, v, 0.0, alibi_slopes(4), kind="softmax")
+    torch.testing.assert_close(attn.attend(q, k, v), want, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# ALiBi slopes
+
+
+def test_alibi_slopes_power_of_two():
+    """8 heads: m_h = 2^(-8h/8) = 2^-1 .. 2^-8; 4 heads: 2^-2, 2^-4, 2^-6, 2^-8."""
+    torch.testing.assert_close(alibi_slopes(8).double(), torch.tensor([2.0 ** -h for h in range(1, 9)],
+                                                                      dtype=torch.float64))
+    torch.testing.assert_close(alibi_slopes(4).double(), torch.tensor([2.0 ** (-2 * h) for h in range(1, 5)],
+                                                                      dtype=torch.float64))
+
+
+def test_alibi_slopes_interpolate_for_12_heads():
+    """ALiBi's interpolation: the 8 slopes of 8 heads, then every other slope of 16 heads
+    (2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5)."""
+    want = [2.0 ** -h for h in range(1, 9)] + [2.0 ** -0.5, 2.0 ** -1.5, 2.0 ** -2.5, 2.0 ** -3.5]
+    torch.testing.assert_close(alibi_slopes(12).double(), torch.tensor(want, dtype=torch.float64))
+
+
+def test_model_attention_carries_alibi_slopes_only_with_alibi():
+    """Each layer's attention holds alibi_slopes(n_head) with ALiBi and no slopes otherwise."""
+    m = make_model(n_head=4, pos_encoding="alibi")
+    for block in m.transformer.h:
+        torch.testing.assert_close(block.attn.slopes, alibi_slopes(4))
+    for pe in ("rope", "learned", "none"):
+        assert all(b.attn.slopes is None for b in make_model(pos_encoding=pe).transformer.h)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole model
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_gpt_is_causal(attention, pos):
+    """Changing the tokens after position t leaves the logits at positions <= t unchanged (and does
+    change later ones)."""
+    m = make_model(attention=attention, pos_encoding=pos)
+    g = torch.Generator().manual_seed(20)
+    idx = torch.randint(0, 23, (2, 16), generator=g)
+    t = 6
+    idx2 = idx.clone()
+    idx2[:, t + 1:] = (idx[:, t + 1:] + torch.randint(1, 23, (2, 16 - t - 1), generator=g)) % 23
+    with torch.no_grad():
+        l1, _ = m(idx, targets=idx)
+        l2, _ = m(idx2, targets=idx2)
+    assert l1.shape == (2, 16, 23)
+    torch.testing.assert_close(l1[:, : t + 1], l2[:, : t + 1], rtol=0, atol=1e-6)
+    assert not torch.allclose(l1[:, t + 1:], l2[:, t + 1:], atol=1e-3)
+
+
+def test_forward_without_targets_returns_last_position_logits():
+    """Inference forward: logits (B, 1, V) equal the last position of the full logits; loss None."""
+    m = make_model()
+    idx = torch.randint(0, 23, (3, 11), generator=torch.Generator().manual_seed(21))
+    with torch.no_grad():
+        last, loss = m(idx)
+        full, _ = m(idx, targets=idx)
+    assert loss is None and last.shape == (3, 1, 23)
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-6, atol=1e-6)
+
+
+def test_loss_is_cross_entropy_and_ignores_minus_one():
+    """The loss is the mean cross-entropy of the logits over targets != -1."""
+    m = make_model()
+    g = torch.Generator().manual_seed(22)
+    idx, tgt = torch.randint(0, 23, (2, 9), generator=g), torch.randint(0, 23, (2, 9), generator=g)
+    tgt[0, :4] = -1
+    logits, loss = m(idx, targets=tgt)
+    keep = tgt.view(-1) != -1
+    want = nn.functional.cross_entropy(logits.view(-1, 23)[keep].double(), tgt.view(-1)[keep])
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_learned_positions_refuse_sequences_longer_than_block_size():
+    """Learned absolute positions exist for block_size positions only: longer input is a ValueError."""
+    m = make_model(pos_encoding="learned")
+    with pytest.raises(ValueError, match="block_size"):
+        m(torch.randint(0, 23, (1, 17)))
+
+
+# ---------------------------------------------------------------------------------------------
+# hybrid-norm, QK-norm
+
+
+@pytest.mark.parametrize("norm", ["hybrid", "pre"])
+def test_block_norm_modules(norm):
+    """hybrid: pre and post RMSNorms (eps 1e-5, gains 1) around attention and MLP; pre: the post
+    norms are Identity. Both have a final RMSNorm ln_f."""
+    m = make_model(norm=norm)
+    norms = ["attn_norm", "mlp_norm"] + (["attn_post_norm", "mlp_post_norm"] if norm == "hybrid" else [])
+    for block in m.transformer.h:
+        for name in norms:
+            mod = getattr(block, name)
+            assert isinstance(mod, nn.RMSNorm), name
+            assert mod.eps == 1e-5 and mod.weight.shape == (32,) and torch.all(mod.weight == 1), name
+        if norm == "pre":
+            assert isinstance(block.attn_post_norm, nn.Identity) and isinstance(block.mlp_post_norm, nn.Identity)
+    ln_f = m.transformer.ln_f
+    assert isinstance(ln_f, nn.RMSNorm) and ln_f.eps == 1e-5 and torch.all(ln_f.weight == 1)
+
+
+def _randomise_gains(m, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.RMSNorm):
+                mod.weight.copy_(1 + 0.5 * torch.randn(mod.weight.shape, generator=g))
+
+
+@pytest.mark.parametrize("norm", ["hybrid", "pre"])
+def test_block_forward_is_pre_and_post_norm_residual(norm):
+    """h = x + post(attn(pre(x))); out = h + post(mlp(pre(h))), RMSNorm written out here
+    (post = identity for norm='pre'); checked with random gains so that every norm counts."""
+    m = make_model(norm=norm)
+    _randomise_gains(m, 23)
+    block = m.transformer.h[0]
+    x = rand(2, 10, 32, seed=24)
+    pos = torch.arange(10)
+    seen = {}
+    block.attn.register_forward_hook(lambda mod, args, out: seen.setdefault("attn_in", args[0]))
+    with torch.no_grad():
+        out = block(x, pos)
+        a = block.attn(rmsnorm(x, block.attn_norm.weight), pos)
+        h = x + (rmsnorm(a, block.attn_post_norm.weight) if norm == "hybrid" else a)
+        f = block.mlp(rmsnorm(h, block.mlp_norm.weight))
+        want = h + (rmsnorm(f, block.mlp_post_norm.weight) if norm == "hybrid" else f)
+    torch.testing.assert_close(seen["attn_in"], rmsnorm(x, block.attn_norm.weight), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_final_norm_precedes_the_lm_head():
+    """logits = lm_head(RMSNorm_f(output of the last block))."""
+    m = make_model()
+    _randomise_gains(m, 25)
+    seen = {}
+    m.transformer.h[-1].register_forward_hook(lambda mod, args, out: seen.setdefault("x", out))
+    idx = torch.randint(0, 23, (2, 8), generator=torch.Generator().manual_seed(26))
+    with torch.no_grad():
+        logits, _ = m(idx, targets=idx)
+        want = rmsnorm(seen["x"], m.transformer.ln_f.weight) @ m.lm_head.weight.T
+    torch.testing.assert_close(logits, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_kv", [4, 2])
+def test_qk_norm_is_rmsnorm_over_each_heads_q_and_k(n_kv):
+    """Attention output = c_proj(sigmoid-attention(RMSNorm_hs(q_h) g_q, RMSNorm_hs(k_h) g_k, v)) with
+    the norms over each head's dim (eps 1e-5), the formula written out here."""
+    cfg = tiny(n_kv_head=n_kv, pos_encoding="alibi")
+    torch.manual_seed(27)
+    attn = M.CausalSelfAttention(cfg).eval()
+    assert isinstance(attn.q_norm, nn.RMSNorm) and attn.q_norm.eps == 1e-5 and attn.q_norm.weight.shape == (8,)
+    assert isinstance(attn.k_norm, nn.RMSNorm) and attn.k_norm.eps == 1e-5
+    with torch.no_grad():
+        attn.q_norm.weight.copy_(rand(8, seed=28).abs() + 0.5)
+        attn.k_norm.weight.copy_(rand(8, seed=29).abs() + 0.5)
+        x = rand(2, 7, 32, seed=30)
+        out = attn(x, torch.arange(7))
+        qkv = x @ attn.c_attn.weight.T
+        q, k, v = qkv.split([4 * 8, n_kv * 8, n_kv * 8], dim=-1)
+        q = rmsnorm(q.view(2, 7, 4, 8), attn.q_norm.weight).transpose(1, 2)
+        k = rmsnorm(k.view(2, 7, n_kv, 8), attn.k_norm.weight).transpose(1, 2)
+        v = v.view(2, 7, n_kv, 8).transpose(1, 2)
+        y = ref_attention(q, k, v, cfg.attn_bias, alibi_slopes(4)).float()
+        want = y.transpose(1, 2).reshape(2, 7, 32) @ attn.c_proj.weight.T
+    torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-5)
+
+
+def test_qk_norm_off_gives_identity():
+    """qk_norm=False: no norms on q and k."""
+    attn = M.CausalSelfAttention(tiny(qk_norm=False))
+    assert isinstance(attn.q_norm, nn.Identity) and isinstance(attn.k_norm, nn.Identity)
+
+
+def test_layerscale_gains_start_at_the_given_value():
+    """layerscale=1e-4: a per-channel gain on each branch output, initialised to 1e-4."""
+    m = make_model(layerscale=1e-4)
+    for block in m.transformer.h:
+        assert torch.all(block.attn_scale == 1e-4) and torch.all(block.mlp_scale == 1e-4)
+        assert block.attn_scale.shape == (32,)
+    assert make_model().transformer.h[0].attn_scale is None
+
+
+# ---------------------------------------------------------------------------------------------
+# init
+
+
+def _wide(init):
+    torch.manual_seed(31)
+    return GPT(GPTConfig(block_size=64, vocab_size=512, n_layer=2, n_head=4, n_embd=256, pos_encoding="learned",
+                         mlp="gelu", init=init))
+
+
+def test_paper_init_statistics():
+    """init='paper': every linear weight ~ N(0, 1/fan_in), embeddings ~ N(0, 1/d), gains 1."""
+    m = _wide("paper")
+    checked = 0
+    for name, mod in m.named_modules():
+        if isinstance(mod, nn.Linear):
+            want = mod.weight.size(1) ** -0.5
+        elif isinstance(mod, nn.Embedding):
+            want = 256 ** -0.5
+        else:
+            continue
+        w = mod.weight.detach()
+        assert w.std().item() == pytest.approx(want, rel=0.03), name
+        assert abs(w.mean().item()) < 0.1 * want, name
+        checked += 1
+    assert checked >= 2 + 2 * 4  # wte, wpe, lm_head + 4 linears per block
+    mlp_proj = m.transformer.h[0].mlp.c_proj.weight
+    assert mlp_proj.std().item() == pytest.approx(1024 ** -0.5, rel=0.03)  # fan_in 4d, not d
+    for mod in m.modules():
+        if isinstance(mod, nn.RMSNorm):
+            assert torch.all(mod.weight == 1)
+
+
+def test_gpt2_init_statistics():
+    """init='gpt2': N(0, 0.02) everywhere, except residual projections c_proj: 0.02/sqrt(2 n_layer)."""
+    m = _wide("gpt2")
+    for name, p in m.named_parameters():
+        if p.dim() < 2:
+            continue
+        want = 0.02 / math.sqrt(2 * 2) if name.endswith("c_proj.weight") else 0.02
+        assert p.std().item() == pytest.approx(want, rel=0.03), name
+
+
+def test_embeddings_are_tied_to_the_lm_head():
+    """wte.weight is lm_head.weight (one tensor), and it is counted once in the parameters."""
+    m = make_model()
+    assert m.transformer.wte.weight is m.lm_head.weight
+    assert sum(p is m.lm_head.weight for p in m.parameters()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# config validation
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(attention="foo"), "foo"),
+    (dict(pos_encoding="x"), "'x'"),
+    (dict(norm="y"), "'y'"),
+    (dict(mlp="relu"), "relu"),
+    (dict(init="xavier"), "xavier"),
+    (dict(n_embd=30, n_head=4), "n_embd=30"),
+    (dict(n_head=4, n_kv_head=3), "n_kv_head=3"),
+    (dict(pos_encoding="rope", n_embd=36, n_head=4), "9"),  # rope needs an even head dim
+])
+def test_bad_config_values_raise_value_error_naming_them(kw, needle):
+    """GPTConfig rejects bad values with a ValueError that names the value."""
+    with pytest.raises(ValueError, match=needle):
+        tiny(**kw)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(n_head=0), "n_head=0"),
+    (dict(n_kv_head=0), "n_kv_head=0"),
+    (dict(n_head=-4), "n_head=-4"),
+])
+def test_non_positive_head_counts_raise_value_error(kw, needle):
+    """Head counts must be positive: a ValueError naming the value."""
+    with pytest.raises(ValueError, match=needle):
+        tiny(**kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# generation, KV cache
+
+
+def _prompt(B=2, T=5, seed=32):
+    return torch.randint(0, 23, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def _generate(m, idx, n, seed=33, **kw):
+    torch.manual_seed(seed)
+    return m.generate(idx, n, **kw)
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_cached_decode_logits_equal_full_forward(attention, pos):
+    """Prefill then one token at a time through the KV cache: each step's logits equal the full
+    forward's last-position logits over the same tokens (within block_size)."""
+    m = make_model(attention=attention, pos_encoding=pos, double=True)
+    seq = torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(34))
+    cache = M.KVCache(2)
+    with torch.no_grad():
+        logits, _ = m(seq[:, :5], cache=cache)
+        torch.testing.assert_close(logits, m(seq[:, :5])[0], rtol=1e-6, atol=1e-6)
+        for t in range(5, 16):
+            logits, _ = m(seq[:, t:t + 1], cache=cache)
+            torch.testing.assert_close(logits, m(seq[:, :t + 1])[0], rtol=1e-6, atol=1e-6)
+    assert cache.pos == 16
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_generate_with_cache_equals_without_within_block(attention, pos):
+    """Same seed, prompt + new tokens <= block_size: the cached and uncached generations agree."""
+    m = make_model(attention=attention, pos_encoding=pos, double=True)
+    idx = _prompt()
+    a, b = _generate(m, idx, 11, use_cache=True), _generate(m, idx, 11, use_cache=False)
+    assert a.shape == (2, 16) and torch.equal(a[:, :5], idx)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_generate_with_cache_equals_without_past_block_size(attention, pos):
+    """Same seed, prompt + new tokens > block_size (the sliding-window / re-prefill paths run): the
+    cached and uncached generations agree token for token."""
+    m = make_model(attention=attention, pos_encoding=pos, double=True)
+    idx = _prompt(B=4)
+    a, b = _generate(m, idx, 40, use_cache=True), _generate(m, idx, 40, use_cache=False)
+    assert a.shape == (4, 45)
+    assert torch.equal(a, b), f"{(a != b).sum().item()} of {a.numel()} tokens differ"
+
+
+@pytest.mark.parametrize("pos", ["alibi", "learned"])
+@pytest.mark.parametrize("sampling", [dict(top_k=5), dict(top_p=0.8), dict(top_k=8, top_p=0.9, temperature=0.7)],
+                         ids=["top_k", "top_p", "both"])
+def test_generate_with_cache_equals_without_top_k_top_p(pos, sampling):
+    """The top-k / top-p paths give the same tokens with and without the cache (same seed)."""
+    m = make_model(pos_encoding=pos, double=True)
+    idx = _prompt()
+    assert torch.equal(_generate(m, idx, 11, **sampling), _generate(m, idx, 11, use_cache=False, **sampling))
+
+
+def _greedy(m, idx, n):
+    for _ in range(n):
+        logits, _ = m(idx[:, -m.config.block_size:])
+        idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return idx
+
+
+@pytest.mark.parametrize("sampling", [dict(top_p=1e-9), dict(top_k=1), dict(temperature=1e-9)])
+def test_degenerate_sampling_is_greedy(sampling):
+    """top_p -> 0, top_k = 1 and temperature -> 0 all pick the argmax token at every step."""
+    m = make_model(double=True)
+    idx = _prompt()
+    with torch.no_grad():
+        want = _greedy(m, idx, 10)
+    for seed in (1, 2):
+        assert torch.equal(_generate(m, idx, 10, seed=seed, **sampling), want)
+
+
+def test_top_k_samples_only_among_the_k_best():
+    """With top_k=3 every sampled token is one of the 3 highest logits."""
+    m = make_model()
+    idx = _prompt(B=1).repeat(300, 1)
+    with torch.no_grad():
+        logits, _ = m(idx[:1])
+    best = set(torch.topk(logits[0, -1], 3).indices.tolist())
+    out = _generate(m, idx, 1, top_k=3, temperature=3.0)[:, -1]
+    assert set(out.tolist()) <= best
+    assert len(set(out.tolist())) > 1  # it still samples
+
+
+def test_top_p_samples_only_in_the_nucleus():
+    """With top_p=0.5 every sampled token is in the smallest set of top tokens with mass >= 0.5."""
+    m = make_model(seed=3)
+    idx = _prompt(B=1).repeat(300, 1)
+    with torch.no_grad():
+        logits, _ = m(idx[:1])
+    p, order = logits[0, -1].double().softmax(-1).sort(descending=True)
+    n = int((p.cumsum(0) < 0.5).sum()) + 1
+    assert 1 < n < 12  # a real restriction, and still a choice
+    nucleus = set(order[:n].tolist())
+    out = _generate(m, idx, 1, top_p=0.5)[:, -1]
+    assert set(out.tolist()) <= nucleus
+    assert len(set(out.tolist())) > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer, MFU, diagnostics
+
+
+def test_configure_optimizers_groups():
+    """AdamW: every parameter in exactly one group; 2D weights decay, 1D gains/biases do not;
+    the linear weights get lr * matrix_lr_scale, embeddings and gains the plain lr."""
+    m = make_model(bias=True, pos_encoding="learned")
+    opt = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", matrix_lr_scale=0.25)
+    assert isinstance(opt, torch.optim.AdamW)
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in m.parameters())  # all, once (tied wte/lm_head once)
+    emb = {id(m.transformer.wte.weight), id(m.transformer.wpe.weight)}
+    for g in opt.param_groups:
+        for p in g["params"]:
+            if p.dim() >= 2:
+                assert g["weight_decay"] == pytest.approx(0.1)
+                assert g["lr"] == pytest.approx(1e-3 if id(p) in emb else 2.5e-4)
+            else:
+                assert g["weight_decay"] == 0.0 and g["lr"] == pytest.approx(1e-3)
+    assert any(p.dim() == 1 and p.shape == (96,) for g in opt.param_groups for p in g["params"])  # c_attn bias
+    assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["eps"] == 1e-8
+
+
+def test_decoupled_weight_decay_divides_by_group_lr():
+    """decoupled_wd: weight_decay is an absolute per-step decay, so each decaying group gets
+    weight_decay / its lr (PyTorch multiplies by lr); non-decaying groups stay at 0."""
+    m = make_model()
+    opt = m.configure_optimizers(1e-4, 1e-2, (0.9, 0.95), "cpu", matrix_lr_scale=0.5, decoupled_wd=True)
+    decaying = [g for g in opt.param_groups if g["params"][0].dim() >= 2]
+    assert len(decaying) == 2
+    for g in decaying:
+        assert g["weight_decay"] == pytest.approx(1e-4 / g["lr"])
+        assert g["weight_decay"] * g["lr"] == pytest.approx(1e-4)
+    assert {round(g["lr"], 12) for g in decaying} == {1e-2, 5e-3}
+    assert all(g["weight_decay"] == 0.0 for g in opt.param_groups if g["params"][0].dim() < 2)
+
+
+def test_estimate_mfu_is_none_on_cpu():
+    """MFU needs a known peak: on the CPU it is None, not a made-up number."""
+    m = make_model()
+    assert m.estimate_mfu(4096, 0.1, torch.device("cpu")) is None
+    assert GPT.peak_flops(torch.device("cpu")) is None
+
+
+def test_attention_stats_per_layer():
+    """attention_stats gives each layer's attention-output RMS and (sigmoid) largest row mass, and
+    leaves the model's train/eval mode as it was."""
+    m = make_model().train()
+    stats = m.attention_stats(_prompt(T=12))
+    assert len(stats) == 2 and m.training
+    for st in stats:
+        assert st["out_rms"] > 0 and 0 < st["row_mass_max"] < 12
+    assert all(b.attn.stats is None for b in m.transformer.h)

@@ -1,0 +1,353 @@
+"""Specification of train.py, run as a subprocess on a tiny char-level dataset on the CPU:
+learning, logging, checkpoints, exact resume, config errors, NaN handling, DDP and FSDP2 (gloo)."""
+import math
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,  # noqa: E402
+                     write_char_dataset, TINY, args_of)
+from model import GPT, config_from_dict  # noqa: E402
+
+TRAINED_ITERS = 80
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_char_dataset(tmp_path_factory.mktemp("data") / "chars")
+
+
+@pytest.fixture(scope="module")
+def vocab_size(dataset):
+    with open(dataset / "meta.pkl", "rb") as f:
+        return pickle.load(f)["vocab_size"]
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    """One short run, shared: 80 iters, evaluations at 0, 40 and 80, a checkpoint at 80."""
+    out = tmp_path_factory.mktemp("trained")
+    p = run_train(dataset, out, max_iters=TRAINED_ITERS, eval_interval=40, eval_iters=5)
+    assert p.returncode == 0, explain(p)
+    return out
+
+
+def copy_run(src, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def load_ckpt(out):
+    return torch.load(Path(out) / "ckpt.pt", map_location="cpu", weights_only=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# learning and logging
+
+
+def test_short_run_learns(trained, vocab_size):
+    """A short CPU run takes the val loss from ~ln(vocab) clearly below it."""
+    evals = [e for e in read_log(trained) if e["event"] == "eval"]
+    assert [e["iter"] for e in evals] == [0, 40, 80]
+    first, last = evals[0]["val_loss"], evals[-1]["val_loss"]
+    assert abs(first - math.log(vocab_size)) < 1.0  # a fresh model is close to uniform
+    assert last < math.log(vocab_size) - 1.0, (first, last)
+    assert last < first - 1.0
+
+
+def test_log_events_have_the_documented_keys(trained):
+    """log.jsonl: one train event per iter (iter, loss, lr, tokens, elapsed_s) and eval events
+    (iter, train_loss, val_loss); tokens count iter * tokens per iteration."""
+    events = read_log(trained)
+    train = [e for e in events if e["event"] == "train"]
+    assert [e["iter"] for e in train] == list(range(1, TRAINED_ITERS + 1))
+    tokens_per_iter = TINY["batch_size"] * TINY["block_size"] * TINY["gradient_accumulation_steps"]
+    for e in train:
+        assert {"iter", "loss", "lr", "tokens", "elapsed_s"} <= e.keys()
+        assert math.isfinite(e["loss"]) and e["lr"] == pytest.approx(TINY["learning_rate"])
+        assert e["tokens"] == e["iter"] * tokens_per_iter
+    assert all(a["elapsed_s"] <= b["elapsed_s"] for a, b in zip(train, train[1:]))
+    for e in (e for e in events if e["event"] == "eval"):
+        assert {"iter", "train_loss", "val_loss"} <= e.keys()
+        assert math.isfinite(e["train_loss"]) and math.isfinite(e["val_loss"])
+
+
+def test_checkpoint_is_complete_and_written_atomically(trained, dataset, vocab_size):
+    """ckpt.pt holds model, optimizer, model_args, iter_num, best_val_loss, config and rng; no
+    ckpt.pt.tmp is left behind; model_args rebuild a GPT that loads the weights strictly."""
+    assert not (trained / "ckpt.pt.tmp").exists()
+    assert sorted(p.name for p in trained.glob("ckpt*")) == ["ckpt.pt"]
+    ck = load_ckpt(trained)
+    assert {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config", "rng"} <= ck.keys()
+    assert ck["iter_num"] == TRAINED_ITERS
+    val = [e["val_loss"] for e in read_log(trained) if e["event"] == "eval" and e["iter"] > 0]
+    assert ck["best_val_loss"] == pytest.approx(min(val))
+    assert ck["model_args"]["vocab_size"] == vocab_size and ck["model_args"]["n_embd"] == TINY["n_embd"]
+    assert ck["config"]["max_iters"] == TRAINED_ITERS and ck["config"]["dataset"] == str(dataset)
+    assert len(ck["rng"]) == 1 and "torch" in ck["rng"][0]
+    m = GPT(config_from_dict(ck["model_args"]))
+    m.load_state_dict(ck["model"])  # strict
+
+
+# ---------------------------------------------------------------------------------------------
+# exact resume
+
+
+def test_resume_is_exact(dataset, tmp_path):
+    """Run A to 2N iters; run B to N, then --init_from=resume to 2N: the per-iter losses from N on
+    are bitwise equal (dropout and 2 micro-steps, so the RNG state and data order matter, and an lr
+    schedule), and B's log.jsonl is appended across the resume."""
+    N = 4
+    opts = dict(dropout=0.2, gradient_accumulation_steps=2, eval_interval=N, decay_lr=True, warmup_iters=2,
+                lr_decay_iters=2 * N, min_lr=3e-4)
+    a = run_train(dataset, tmp_path / "a", max_iters=2 * N, **opts)
+    assert a.returncode == 0, explain(a)
+    b1 = run_train(dataset, tmp_path / "b", max_iters=N, **opts)
+    assert b1.returncode == 0, explain(b1)
+    b2 = run_train(dataset, tmp_path / "b", max_iters=2 * N, init_from="resume", **opts)
+    assert b2.returncode == 0, explain(b2)
+    assert f"resuming from {tmp_path / 'b' / 'ckpt.pt'} at iter {N}" in b2.stdout
+    la, lb = train_losses(read_log(tmp_path / "a")), train_losses(read_log(tmp_path / "b"))
+    assert sorted(lb) == list(range(1, 2 * N + 1))  # both halves in one log, each iter once
+    assert [lb[i] for i in range(N + 1, 2 * N + 1)] == [la[i] for i in range(N + 1, 2 * N + 1)]
+    assert [lb[i] for i in range(1, N + 1)] == [la[i] for i in range(1, N + 1)]
+    assert len(set(la.values())) == len(la)  # the losses move: equality is not trivial
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration errors
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--foo=1"], "foo"),
+    (["--batch_size=abc"], "batch_size"),
+    (["--batch_size=1.5"], "batch_size"),
+    (["--attention=bogus"], "bogus"),
+    (["--init_from=maybe"], "maybe"),
+    (["--dtype=float8"], "float8"),
+    (["--n_head=3"], "n_head=3"),  # 32 wide: not divisible
+    (["--batch_size"], "--batch_size"),
+], ids=["unknown-key", "type-str", "type-float", "attention", "init_from", "dtype", "n_head", "no-value"])
+def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
+    """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
+    p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
+    assert p.returncode != 0
+    assert needle in p.stderr and "error" in p.stderr, explain(p)
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "out" / "ckpt.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_exits(dataset, tmp_path):
+    """--device=cuda where CUDA is missing: a clean exit naming the device."""
+    p = run_train(dataset, tmp_path / "out", max_iters=1, extra=["--device=cuda"])
+    assert p.returncode != 0 and "device='cuda'" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
+def test_missing_config_file_exits(dataset, tmp_path):
+    """A config file that does not exist: clean non-zero exit naming the file."""
+    p = run_train(dataset, tmp_path / "out", max_iters=1, extra=[str(tmp_path / "nope.py")])
+    assert p.returncode != 0 and "nope.py" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
+def test_missing_dataset_exits_pointing_to_prepare(tmp_path):
+    """A dataset with no .bin files: clean exit that says to prepare it."""
+    p = run_train("no_such_dataset_xyz", tmp_path / "out", max_iters=1)
+    assert p.returncode != 0 and "prepare" in p.stderr and "no_such_dataset_xyz" in p.stderr, explain(p)
+    assert "Traceback" not in p.stderr
+
+
+def test_resume_without_checkpoint_exits(dataset, tmp_path):
+    """--init_from=resume with no ckpt.pt in out_dir: clean exit naming the missing checkpoint."""
+    (tmp_path / "out").mkdir()
+    p = run_train(dataset, tmp_path / "out", max_iters=1, init_from="resume")
+    assert p.returncode != 0 and "ckpt.pt" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
+def test_corrupt_checkpoint_exits_and_is_left_alone(dataset, tmp_path):
+    """Garbage in ckpt.pt: clean error (no traceback), and the file is not overwritten."""
+    out = tmp_path / "out"
+    out.mkdir()
+    garbage = bytes(range(256)) * 40
+    (out / "ckpt.pt").write_bytes(garbage)
+    p = run_train(dataset, out, max_iters=2, init_from="resume")
+    assert p.returncode != 0 and "corrupt" in p.stderr and "Traceback" not in p.stderr, explain(p)
+    assert (out / "ckpt.pt").read_bytes() == garbage
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN, eval_only, config files
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(trained, dataset, tmp_path):
+    """A diverging run (lr 1e30) stops with a clear message and a non-zero exit; the previous
+    checkpoint stays byte-identical and the log records the error."""
+    out = copy_run(trained, tmp_path)
+    before, mtime = (out / "ckpt.pt").read_bytes(), (out / "ckpt.pt").stat().st_mtime_ns
+    p = run_train(dataset, out, max_iters=TRAINED_ITERS + 30, init_from="resume", learning_rate=1e30)
+    assert p.returncode != 0, explain(p)
+    assert "loss is nan" in p.stderr or "loss is inf" in p.stderr, explain(p)
+    assert "Traceback" not in p.stderr
+    assert (out / "ckpt.pt").read_bytes() == before and (out / "ckpt.pt").stat().st_mtime_ns == mtime
+    assert not (out / "ckpt.pt.tmp").exists()
+    last = read_log(out)[-1]
+    assert last["event"] == "error" and last["iter"] > TRAINED_ITERS
+
+
+def test_eval_only_evaluates_and_writes_no_checkpoint(trained, dataset, tmp_path):
+    """eval_only: one evaluation at the checkpoint's iter, no training, checkpoint untouched."""
+    out = copy_run(trained, tmp_path)
+    before, mtime = (out / "ckpt.pt").read_bytes(), (out / "ckpt.pt").stat().st_mtime_ns
+    n_before = len(read_log(out))
+    p = run_train(dataset, out, max_iters=TRAINED_ITERS + 20, init_from="resume", eval_only=True)
+    assert p.returncode == 0, explain(p)
+    new = read_log(out)[n_before:]
+    assert [(e["event"], e["iter"]) for e in new] == [("eval", TRAINED_ITERS)]
+    assert (out / "ckpt.pt").read_bytes() == before and (out / "ckpt.pt").stat().st_mtime_ns == mtime
+
+
+def test_eval_only_from_scratch_writes_no_checkpoint(dataset, tmp_path):
+    """eval_only on a fresh model: evaluates once at iter 0 and exits, no ckpt.pt."""
+    p = run_train(dataset, tmp_path / "out", max_iters=50, eval_only=True)
+    assert p.returncode == 0, explain(p)
+    assert [e["event"] for e in read_log(tmp_path / "out")] == ["eval"]
+    assert not (tmp_path / "out" / "ckpt.pt").exists()
+
+
+def test_config_file_then_overrides(dataset, tmp_path):
+    """A config file sets values; a later --key=value overrides the file; the checkpoint records
+    the result."""
+    cfg = tmp_path / "my_config.py"
+    cfg.write_text("n_embd = 48\nn_head = 3\nmax_iters = 7\nlearning_rate = 2e-3\n")
+    base = {k: v for k, v in TINY.items() if k not in ("n_embd", "n_head", "learning_rate")}
+    p = run_script("train.py", str(cfg), *args_of({**base, "dataset": dataset, "out_dir": tmp_path / "out",
+                                                   "max_iters": 2, "eval_interval": 2}))
+    assert p.returncode == 0, explain(p)
+    assert f"Overriding config with {cfg}" in p.stdout and "Overriding: max_iters = 2" in p.stdout
+    ck = load_ckpt(tmp_path / "out")
+    assert ck["iter_num"] == 2 and ck["config"]["max_iters"] == 2  # the command line wins
+    assert ck["model_args"]["n_embd"] == 48 and ck["model_args"]["n_head"] == 3  # from the file
+    assert ck["config"]["learning_rate"] == 2e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP and FSDP2 on the CPU (gloo)
+
+DIST_ITERS = 20
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(dataset, tmp_path_factory):
+    """The same global batch (2 micro-batches of 8 per iter) in 1 process and in 2 DDP processes,
+    plus a 1-iter, 1-micro-step single-process run (rank 0's first batch alone)."""
+    root = tmp_path_factory.mktemp("ddp")
+    one = run_train(dataset, root / "one", max_iters=DIST_ITERS, eval_interval=DIST_ITERS, eval_iters=4,
+                    gradient_accumulation_steps=2)
+    assert one.returncode == 0, explain(one)
+    two = run_torchrun(2, dataset, root / "two", max_iters=DIST_ITERS, eval_interval=DIST_ITERS, eval_iters=4,
+                       gradient_accumulation_steps=2)
+    assert two.returncode == 0, explain(two)
+    rank0 = run_train(dataset, root / "rank0", max_iters=1, eval_interval=1000, gradient_accumulation_steps=1)
+    assert rank0.returncode == 0, explain(rank0)
+    return root
+
+
+def test_ddp_loss_matches_single_process_scale(ddp_runs):
+    """2 DDP processes and 1 process with the same global batch reach a similar loss (within 10%)."""
+    v1 = [e for e in read_log(ddp_runs / "one") if e["event"] == "eval"][-1]
+    v2 = [e for e in read_log(ddp_runs / "two") if e["event"] == "eval"][-1]
+    assert v1["iter"] == v2["iter"] == DIST_ITERS
+    assert v2["val_loss"] == pytest.approx(v1["val_loss"], rel=0.10)
+    l1, l2 = train_losses(read_log(ddp_runs / "one")), train_losses(read_log(ddp_runs / "two"))
+    assert l2[DIST_ITERS] == pytest.approx(l1[DIST_ITERS], rel=0.10)
+    assert l2[DIST_ITERS] < l2[1] - 0.5  # and it learns
+
+
+def test_ddp_only_rank0_writes_the_log(ddp_runs):
+    """One log.jsonl, one train event per iter (rank 0 writes; the loss is the mean of the ranks)."""
+    events = read_log(ddp_runs / "two")
+    assert [e["iter"] for e in events if e["event"] == "train"] == list(range(1, DIST_ITERS + 1))
+    assert [e["iter"] for e in events if e["event"] == "eval"] == [0, DIST_ITERS]
+    assert all(e["tokens"] == e["iter"] * 2 * TINY["batch_size"] * TINY["block_size"]
+               for e in events if e["event"] == "train")
+
+
+def test_ddp_ranks_draw_different_data(ddp_runs):
+    """Rank 1 does not train on rank 0's batches: the first-iter loss of 2 processes x 1 micro-step
+    (before any update, same initial weights) differs from rank 0's batch alone; each rank also
+    keeps its own dropout RNG in the checkpoint."""
+    l_two = train_losses(read_log(ddp_runs / "two"))[1]
+    l_rank0 = train_losses(read_log(ddp_runs / "rank0"))[1]
+    assert l_two != pytest.approx(l_rank0, rel=1e-4)
+    rng = load_ckpt(ddp_runs / "two")["rng"]
+    assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])
+
+
+def test_ddp_checkpoint_loads_into_plain_gpt(ddp_runs):
+    """The DDP checkpoint holds plain (unwrapped) GPT state dict keys."""
+    ck = load_ckpt(ddp_runs / "two")
+    assert not any(k.startswith("module.") for k in ck["model"])
+    GPT(config_from_dict(ck["model_args"])).load_state_dict(ck["model"])
+
+
+def test_ddp_rejects_indivisible_accumulation(dataset, tmp_path):
+    """gradient_accumulation_steps is global: 3 micro-steps over 2 processes is a clean error."""
+    p = run_torchrun(2, dataset, tmp_path / "out", max_iters=1, gradient_accumulation_steps=3)
+    assert p.returncode != 0 and "gradient_accumulation_steps=3" in p.stdout + p.stderr, explain(p)
+
+
+FSDP_ITERS = 6
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(dataset, ddp_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fsdp")
+    p = run_torchrun(2, dataset, out, max_iters=FSDP_ITERS, eval_interval=FSDP_ITERS, eval_iters=4,
+                     gradient_accumulation_steps=2, parallel="fsdp")
+    assert p.returncode == 0, explain(p)
+    return out
+
+
+def test_fsdp_trains_like_ddp(fsdp_run, ddp_runs):
+    """FSDP2 with 2 gloo processes gives the same per-iter losses as DDP (same init, data, lr)."""
+    lf, ld = train_losses(read_log(fsdp_run)), train_losses(read_log(ddp_runs / "two"))
+    assert sorted(lf) == list(range(1, FSDP_ITERS + 1))
+    for i in lf:
+        assert lf[i] == pytest.approx(ld[i], rel=1e-4, abs=1e-5), (i, lf, ld)
+
+
+def test_fsdp_checkpoint_loads_into_a_plain_model_and_optimizer(fsdp_run):
+    """The FSDP2 checkpoint is a full (unsharded) state: it loads strictly into a single-process GPT,
+    and its optimizer state into that model's AdamW, with moments for every parameter."""
+    ck = load_ckpt(fsdp_run)
+    assert ck["iter_num"] == FSDP_ITERS and len(ck["rng"]) == 2
+    m = GPT(config_from_dict(ck["model_args"]))
+    m.load_state_dict(ck["model"])
+    for k, v in ck["model"].items():
+        assert type(v) is torch.Tensor, k  # not a DTensor shard
+    opt = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    opt.load_state_dict(ck["optimizer"])
+    params = list(m.parameters())
+    assert len(opt.state) == len(params)
+    for p in params:
+        assert opt.state[p]["exp_avg"].shape == p.shape and opt.state[p]["exp_avg"].abs().sum() > 0
+
+
+def test_fsdp_checkpoint_resumes_in_one_process(fsdp_run, dataset, tmp_path):
+    """--init_from=resume --parallel=ddp in one process continues an FSDP2 run's checkpoint."""
+    out = copy_run(fsdp_run, tmp_path)
+    p = run_train(dataset, out, max_iters=FSDP_ITERS + 3, eval_interval=1000, eval_iters=4,
+                  gradient_accumulation_steps=2, init_from="resume", parallel="ddp")
+    assert p.returncode == 0, explain(p)
+    losses = train_losses(read_log(out))
+    assert sorted(losses) == list(range(1, FSDP_ITERS + 4))
+    assert losses[FSDP_ITERS + 3] < losses[1]  # continues from the trained weights, not from scratch
+    assert load_ckpt(out)["iter_num"] == FSDP_ITERS + 3
