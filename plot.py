@@ -1,6 +1,6 @@
 """
 Loss curves from train.py's logs (matplotlib, an optional dependency):
-$ python plot.py out-a/log.jsonl out-b/log.jsonl --out=curves.png [--labels=sigmoid,softmax] [--metric=val_loss]
+$ python plot.py out-a/log.jsonl out-b/log.jsonl --out=curves.png [--labels sigmoid softmax] [--metric=val_loss]
 metric: val_loss or train_loss (eval events), loss (train events), or attn_out_rms (mean over layers,
 from --log_attn_norm=True runs). The x axis is tokens seen.
 """
@@ -32,12 +32,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("logs", nargs="+", help="log.jsonl files")
     ap.add_argument("--out", default="curves.png")
-    ap.add_argument("--labels", default=None, help="comma-separated, one per log")
+    ap.add_argument("--labels", nargs="+", default=None, help="one per log")
     ap.add_argument("--metric", default="val_loss", choices=("val_loss", "train_loss", "loss", "attn_out_rms"))
     ap.add_argument("--title", default=None)
     ap.add_argument("--logy", action="store_true")
+    ap.add_argument("--ylim", nargs=2, type=float, default=None, metavar=("LO", "HI"))
     args = ap.parse_args(argv)
-    labels = args.labels.split(",") if args.labels else [p.rsplit("/", 2)[-2] if "/" in p else p for p in args.logs]
+    labels = args.labels if args.labels else [p.rsplit("/", 2)[-2] if "/" in p else p for p in args.logs]
     if len(labels) != len(args.logs):
         raise SystemExit(f"error: {len(labels)} labels for {len(args.logs)} logs")
     try:
@@ -54,6 +55,8 @@ def main(argv=None):
     ax.set_ylabel(args.metric)
     if args.logy:
         ax.set_yscale("log")
+    if args.ylim:
+        ax.set_ylim(*args.ylim)
     ax.set_title(args.title or args.metric)
     ax.grid(alpha=0.3)
     ax.legend()
