@@ -60,6 +60,7 @@ layerscale = None
 mlp = "gelu"
 attn_impl = "auto"
 init = "paper"
+rope_theta = 10000.0
 # optimizer: AdamW
 learning_rate = 6e-4
 max_iters = 600000
