@@ -31,6 +31,7 @@ eval_interval = 2000
 log_interval = 1
 eval_iters = 200
 eval_only = False  # evaluate once and exit
+eval_block_size = None  # evaluate at this context length instead of block_size (length extrapolation)
 always_save_checkpoint = True  # else only when val loss improves
 init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
 # logging
@@ -83,7 +84,7 @@ dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 
 compile = None  # None: torch.compile on CUDA only
 seed = 1337
 # -----------------------------------------------------------------------------
-optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool)
+optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int)
 config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
 configure(globals(), sys.argv[1:], optional)
 config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints
@@ -139,29 +140,31 @@ def shard_paths(split):
         os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.startswith(f"{split}_") and f.endswith(".bin")
     ) if os.path.isdir(data_dir) else []
     if not paths:
-        raise SystemExit(f"error: no {split} data in {data_dir} ({split}.bin or {split}_*.bin): "
-                         f"prepare it first, e.g. python data/{dataset}/prepare.py")
+        hint = f": prepare it first, e.g. python data/{dataset}/prepare.py" if not os.path.isabs(dataset) else ""
+        raise SystemExit(f"error: no {split} data in {data_dir} ({split}.bin or {split}_*.bin){hint}")
     sizes = [os.path.getsize(p) // 2 for p in paths]
-    if max(sizes) <= block_size + 1:
-        raise SystemExit(f"error: {split} data in {data_dir} has no file longer than block_size+1={block_size + 1} tokens")
+    T = max(block_size, eval_block_size or 0)
+    if max(sizes) <= T + 1:
+        raise SystemExit(f"error: {split} data in {data_dir} has no file longer than {T + 1} tokens")
     return paths, sizes
 
 
 shards = {split: shard_paths(split) for split in ("train", "val")}
 
 
-def get_batch(split, it, micro, for_eval=False):
+def get_batch(split, it, micro, for_eval=False, T=None):
     rng = np.random.default_rng([seed, rank, (split == "val") + 2 * for_eval, it, micro])
     paths, sizes = shards[split]
-    w = np.array([max(n - block_size - 1, 0) for n in sizes], dtype=np.float64)
+    T = T or block_size
+    w = np.array([max(n - T - 1, 0) for n in sizes], dtype=np.float64)
     which = rng.choice(len(paths), size=batch_size, p=w / w.sum())
     xs, ys = [], []
     for s in range(len(paths)):
         n = int((which == s).sum())
         if n:
             data = np.memmap(paths[s], dtype=np.uint16, mode="r")
-            for i in rng.integers(0, len(data) - block_size - 1, size=n):
-                chunk = torch.from_numpy(data[i:i + block_size + 1].astype(np.int64))
+            for i in rng.integers(0, len(data) - T - 1, size=n):
+                chunk = torch.from_numpy(data[i:i + T + 1].astype(np.int64))
                 xs.append(chunk[:-1])
                 ys.append(chunk[1:])
     x, y = torch.stack(xs), torch.stack(ys)
@@ -200,6 +203,9 @@ try:
 except ValueError as e:
     raise SystemExit(f"error: {e}")
 model_args = dict(gptconf.__dict__)
+if eval_block_size and eval_block_size > gptconf.block_size and gptconf.pos_encoding == "learned":
+    raise SystemExit(f"error: eval_block_size={eval_block_size} exceeds block_size={gptconf.block_size}, "
+                     "which learned positions cannot do (alibi, rope and none can)")
 model = GPT(gptconf)
 torch.manual_seed(seed + rank)  # each process its own dropout masks
 if checkpoint is not None:
@@ -294,7 +300,7 @@ def estimate_loss():
     for split in ("train", "val"):
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
-            X, Y = get_batch(split, k, 0, for_eval=True)  # the same eval batches every time
+            X, Y = get_batch(split, k, 0, for_eval=True, T=eval_block_size)  # the same batches every time
             with ctx:
                 _, loss = model(X, Y)
             losses[k] = loss.item()
@@ -349,7 +355,8 @@ while True:
         if master:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         log(dict(event="eval", iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
-                 tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start))
+                 tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start,
+                 **({"eval_block_size": eval_block_size} if eval_block_size else {})))
         die_if_not_finite(losses["val"], "val loss")
         if not eval_only and iter_num > 0 and (losses["val"] < best_val_loss or always_save_checkpoint):
             best_val_loss = min(best_val_loss, losses["val"])

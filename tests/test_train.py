@@ -222,6 +222,27 @@ def test_eval_only_from_scratch_writes_no_checkpoint(dataset, tmp_path):
     assert not (tmp_path / "out" / "ckpt.pt").exists()
 
 
+def test_eval_block_size_evaluates_a_checkpoint_at_a_longer_context(trained, dataset, tmp_path):
+    """Length extrapolation: eval_only with eval_block_size = 4 x block_size evaluates the ALiBi model
+    on 4x longer windows (a finite loss, logged with its length) and leaves the checkpoint alone."""
+    out = copy_run(trained, tmp_path)
+    before = (out / "ckpt.pt").read_bytes()
+    n_before = len(read_log(out))
+    p = run_train(dataset, out, init_from="resume", eval_only=True, eval_block_size=4 * TINY["block_size"])
+    assert p.returncode == 0, explain(p)
+    (e,) = read_log(out)[n_before:]
+    assert e["event"] == "eval" and e["eval_block_size"] == 4 * TINY["block_size"]
+    assert 0 < e["val_loss"] < 10
+    assert (out / "ckpt.pt").read_bytes() == before
+
+
+def test_eval_block_size_past_block_size_is_refused_for_learned_positions(dataset, tmp_path):
+    """Learned positions have no embedding past block_size: a clear error, not a crash."""
+    p = run_train(dataset, tmp_path / "out", max_iters=1, pos_encoding="learned",
+                  eval_block_size=2 * TINY["block_size"])
+    assert p.returncode != 0 and "eval_block_size=64" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
 def test_config_file_then_overrides(dataset, tmp_path):
     """A config file sets values; a later --key=value overrides the file; the checkpoint records
     the result."""
