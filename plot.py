@@ -2,7 +2,8 @@
 Loss curves from train.py's logs (matplotlib, an optional dependency):
 $ python plot.py out-a/log.jsonl out-b/log.jsonl --out=curves.png [--labels sigmoid softmax] [--metric=val_loss]
 metric: val_loss or train_loss (eval events), loss (train events), or attn_out_rms (mean over layers,
-from --log_attn_norm=True runs). The x axis is tokens seen.
+from --log_attn_norm=True runs). The x axis is tokens seen. --table also prints a markdown table of
+each log's best and last value of the metric.
 """
 
 import argparse
@@ -35,12 +36,19 @@ def main(argv=None):
     ap.add_argument("--labels", nargs="+", default=None, help="one per log")
     ap.add_argument("--metric", default="val_loss", choices=("val_loss", "train_loss", "loss", "attn_out_rms"))
     ap.add_argument("--title", default=None)
+    ap.add_argument("--table", action="store_true", help="print each log's best and last value")
     ap.add_argument("--logy", action="store_true")
     ap.add_argument("--ylim", nargs=2, type=float, default=None, metavar=("LO", "HI"))
     args = ap.parse_args(argv)
     labels = args.labels if args.labels else [p.rsplit("/", 2)[-2] if "/" in p else p for p in args.logs]
     if len(labels) != len(args.logs):
         raise SystemExit(f"error: {len(labels)} labels for {len(args.logs)} logs")
+    series = [read_series(path, args.metric) for path in args.logs]
+    if args.table:
+        print(f"| run | best {args.metric} (tokens) | last {args.metric} (tokens) |\n|---|---|---|")
+        for label, (xs, ys) in zip(labels, series):
+            i = min(range(len(ys)), key=ys.__getitem__)
+            print(f"| {label} | {ys[i]:.4f} ({xs[i]:,}) | {ys[-1]:.4f} ({xs[-1]:,}) |")
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -48,8 +56,7 @@ def main(argv=None):
     except ImportError:
         raise SystemExit("error: plot.py needs matplotlib: pip install matplotlib")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for path, label in zip(args.logs, labels):
-        xs, ys = read_series(path, args.metric)
+    for (xs, ys), label in zip(series, labels):
         ax.plot(xs, ys, label=label, marker="." if len(xs) < 50 else None)
     ax.set_xlabel("tokens")
     ax.set_ylabel(args.metric)

@@ -1,0 +1,35 @@
+# A small GPT (6 x 384, T=1024) on Gutenberg: 160 public-domain books, GPT-2 BPE, ~15.3M train tokens,
+# val = 17 books by an author absent from train. The sigmoid-vs-softmax comparison and the ablations:
+#   python train.py configs/gutenberg.py                                   # sigmoid recipe
+#   python train.py configs/gutenberg.py --attention=softmax --pos_encoding=learned --norm=pre \
+#       --qk_norm=False --init=gpt2 --out_dir=out-gutenberg-softmax          # the softmax baseline
+#   ... --sigmoid_bias=0.0 --log_attn_norm=True --out_dir=out-gutenberg-nobias   (and --norm=pre,
+#   --pos_encoding=rope, --qk_norm=False): bash results/gutenberg.sh runs them all.
+# First: LOCAL_DATA_DIR=/path/to/corpora python data/text/prepare.py --preset gutenberg --out_dir=data/gutenberg
+out_dir = "out-gutenberg"
+dataset = "gutenberg"
+eval_interval = 250
+eval_iters = 50
+log_interval = 10
+always_save_checkpoint = False
+
+batch_size = 32
+block_size = 1024
+gradient_accumulation_steps = 1  # 32k tokens per step
+
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.0
+attention = "sigmoid"
+pos_encoding = "alibi"
+norm = "hybrid"
+qk_norm = True
+
+learning_rate = 1e-3
+max_iters = 2000  # ~65M tokens, ~4 epochs
+lr_decay_iters = 2000
+warmup_iters = 100
+min_lr = 1e-4
+weight_decay = 0.1
+beta2 = 0.95
