@@ -68,6 +68,9 @@ class GPTConfig:
         if self.attn_impl == "triton" and (self.attention != "sigmoid" or flashsigmoid is None):
             raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
                              "(Triton installed)")
+        if self.attn_impl == "triton" and self.dropout > 0:
+            raise ValueError(f"attn_impl='triton' with dropout={self.dropout}: the kernel has no attention "
+                             "dropout; attn_impl='auto' uses the PyTorch path while training with dropout")
 
     @property
     def attn_bias(self):

@@ -402,7 +402,8 @@ def test_embeddings_are_tied_to_the_lm_head():
     (dict(n_embd=30, n_head=4), "n_embd=30"),
     (dict(n_head=4, n_kv_head=3), "n_kv_head=3"),
     (dict(pos_encoding="rope", n_embd=36, n_head=4), "9"),  # rope needs an even head dim
-])
+    (dict(dropout=1.0), "dropout=1.0"),
+] + ([(dict(attn_impl="triton", dropout=0.1), "dropout=0.1")] if M.flashsigmoid is not None else []))
 def test_bad_config_values_raise_value_error_naming_them(kw, needle):
     """GPTConfig rejects bad values with a ValueError that names the value."""
     with pytest.raises(ValueError, match=needle):
