@@ -88,6 +88,14 @@ optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=fl
 config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
 configure(globals(), sys.argv[1:], optional)
 config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints
+for key in ("eval_interval", "log_interval", "eval_iters", "gradient_accumulation_steps", "batch_size", "block_size"):
+    if config[key] < 1:
+        raise SystemExit(f"error: {key}={config[key]} must be at least 1")
+for key in ("max_iters", "warmup_iters", "lr_decay_iters", "learning_rate", "min_lr", "weight_decay", "grad_clip"):
+    if config[key] < 0:
+        raise SystemExit(f"error: {key}={config[key]} must not be negative")
+if eval_block_size is not None and eval_block_size < 1:
+    raise SystemExit(f"error: eval_block_size={eval_block_size} must be at least 1")
 for key, ok in dict(init_from=("scratch", "resume"), parallel=("ddp", "fsdp"),
                     dtype=("auto", "float32", "bfloat16", "float16")).items():
     if config[key] not in ok:

@@ -133,9 +133,14 @@ def test_resume_is_exact(dataset, tmp_path):
     (["--attention=bogus"], "bogus"),
     (["--init_from=maybe"], "maybe"),
     (["--dtype=float8"], "float8"),
+    (["--log_interval=0"], "log_interval=0"),
+    (["--batch_size=-2"], "batch_size=-2"),
+    (["--max_iters=-1"], "max_iters=-1"),
+    (["--eval_block_size=0"], "eval_block_size=0"),
     (["--n_head=3"], "n_head=3"),  # 32 wide: not divisible
     (["--batch_size"], "--batch_size"),
-], ids=["unknown-key", "type-str", "type-float", "attention", "init_from", "dtype", "n_head", "no-value"])
+], ids=["unknown-key", "type-str", "type-float", "attention", "init_from", "dtype", "log_interval-0",
+        "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
     """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
