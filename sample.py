@@ -30,6 +30,13 @@ use_cache = True  # KV cache: each new token costs one position's forward pass
 attn_impl = "auto"
 # -----------------------------------------------------------------------------
 configure(globals(), sys.argv[1:], dict(top_k=int))
+for bad, msg in ((num_samples < 1, f"num_samples={num_samples} must be at least 1"),
+                 (max_new_tokens < 0, f"max_new_tokens={max_new_tokens} must not be negative"),
+                 (temperature < 0, f"temperature={temperature} must not be negative"),
+                 (top_k is not None and top_k < 1, f"top_k={top_k} must be at least 1 (or None)"),
+                 (not 0 < top_p <= 1, f"top_p={top_p} must be in (0, 1]")):
+    if bad:
+        raise SystemExit(f"error: {msg}")
 
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"

@@ -98,6 +98,15 @@ def test_unknown_config_key_exits(trained):
     assert p.returncode != 0 and "foo" in p.stderr and "Traceback" not in p.stderr, explain(p)
 
 
+@pytest.mark.parametrize("opt,needle", [(dict(num_samples=0), "num_samples=0"), (dict(top_k=0), "top_k=0"),
+                                        (dict(top_p=0.0), "top_p=0.0"), (dict(temperature=-1.0), "temperature=-1.0")])
+def test_bad_sampling_values_exit_naming_them(trained, opt, needle):
+    """Sampling settings out of range: a clean non-zero exit naming the value."""
+    out, _ = trained
+    p = sample(out, **opt)
+    assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
 def test_prompt_with_unknown_characters_exits(trained):
     """A prompt with characters outside the char-level vocab: a clean error naming them."""
     out, _ = trained
