@@ -418,4 +418,5 @@ while True:
                   f"tok/s {tokens_per_iter / dt:,.0f}, mfu {mfu_s}")
 
 if ddp:
+    dist.barrier()  # no process tears down while another is still writing or communicating
     dist.destroy_process_group()
