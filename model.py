@@ -85,6 +85,11 @@ def alibi_slopes(n_head):
     return torch.tensor(pow2(p) + pow2(2 * p)[0::2][: n_head - p], dtype=torch.float32)
 
 
+def distance(Tq, Tk, q_offset, device):
+    """i - j for query i (at absolute position i + q_offset) and key j: (Tq, Tk); negative = future."""
+    return (torch.arange(Tq, device=device) + q_offset)[:, None] - torch.arange(Tk, device=device)
+
+
 def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False, stats=None):
     """Reference sigmoid attention, materialised: fp32 logits and sigmoid, -inf where causally masked.
     q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset.
@@ -95,7 +100,7 @@ def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.
         k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
     f = torch.promote_types(q.dtype, torch.float32)  # at least fp32, as the paper says
     s = (q.to(f) @ k.to(f).transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
-    dist = (torch.arange(Tq, device=q.device) + q_offset)[:, None] - torch.arange(Tk, device=q.device)
+    dist = distance(Tq, Tk, q_offset, q.device)
     if slopes is not None:
         s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
     p = torch.sigmoid(s.masked_fill(dist < 0, float("-inf")))
@@ -173,7 +178,7 @@ class CausalSelfAttention(nn.Module):
         # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
         mask = None
         if self.slopes is not None or Tq != Tk:
-            dist = (torch.arange(Tq, device=q.device) + Tk - Tq)[:, None] - torch.arange(Tk, device=q.device)
+            dist = distance(Tq, Tk, Tk - Tq, q.device)
             mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(dist < 0, float("-inf"))
             if self.slopes is not None:
                 mask = mask - self.slopes.view(-1, 1, 1) * dist  # (nh, Tq, Tk)
