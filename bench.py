@@ -133,18 +133,28 @@ def bench_attn(args):
 
 
 def breakdown(fs, q, k, v, do, qg, kg, vg):
-    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler), and the host-side
-    cost of the autograd/custom-op path (do_bench of the op alone vs of the raw launches)."""
+    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler); the eager fwd+bwd with
+    the direct launch on and off, and the raw launches without autograd (do_bench, so host-bound
+    steps show their host time); and the host's top Python functions (cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
     import triton.testing
     from torch.profiler import ProfilerActivity, profile
     scale, bias = 1 / math.sqrt(q.shape[-1]), -math.log(k.shape[2])
-    t_bwd = triton.testing.do_bench(lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False),
-                                    return_mode="median")
 
     def fb():
         o = fs.sigmoid_attention(qg, kg, vg)
         torch.autograd.grad(o, (qg, kg, vg), do)
-    fb()
+    t = {}
+    for direct in (True, False):
+        fs.DIRECT_LAUNCH = direct
+        fb()
+        t[f"fb direct={direct}"] = triton.testing.do_bench(fb, return_mode="median")
+        t[f"raw bwd direct={direct}"] = triton.testing.do_bench(
+            lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False), return_mode="median")
+    fs.DIRECT_LAUNCH = True
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(10):
@@ -155,7 +165,18 @@ def breakdown(fs, q, k, v, do, qg, kg, vg):
         dt = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
         if dt > 0 and e.count >= 10:
             parts.append(f"{e.key[:28]} x{e.count // 10} {dt / 10 / 1000:.3f}ms")
-    print(f"  breakdown: raw bwd launches {t_bwd:.3f} ms; per fwd+bwd: " + "; ".join(parts), flush=True)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(200):
+        fb()
+    pr.disable()
+    torch.cuda.synchronize()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
+    print("  breakdown: " + "; ".join(f"{n} {ms:.3f} ms" for n, ms in t.items()), flush=True)
+    print("  device per fwd+bwd: " + "; ".join(parts), flush=True)
+    print("  host, cProfile of 200 fwd+bwd (tottime):\n" + "\n".join(
+        "    " + line for line in s.getvalue().splitlines()[6:24] if line.strip()), flush=True)
 
 
 def format_table(rows, names):

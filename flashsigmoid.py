@@ -54,6 +54,8 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
+DIRECT_LAUNCH = os.environ.get("FLASHSIGMOID_DIRECT_LAUNCH", "1") != "0"  # see _launch
+_DIRECT = {}  # launch key -> (compiled kernel, grid, constexpr values)
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -483,26 +485,59 @@ else:
                                 prune_configs_by={"early_config_prune": _prune("dq")})(_bwd_dq_kernel)
 
 
+def _launch_key(kind, args, meta):
+    """What a compiled kernel is specialised on, conservatively: the device, exact int arguments (so
+    Triton's ==1 and divisible-by-16 specialisations follow), tensor dtypes and 16-byte alignment,
+    and the constexprs. Floats are runtime values that Triton does not specialise on."""
+    key = [kind, args[0].get_device(), *meta.values()]
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            key += (a.dtype, a.data_ptr() % 16 == 0)
+        elif isinstance(a, int):
+            key.append(a)
+    return tuple(key)
+
+
 def _launch(kind, plain, tuned, grid_len, grid_rest, args, meta, size, seq_m):
-    """Launch `plain` with a fixed config (interpreter, AUTOTUNE off) or `tuned` (autotuned)."""
+    """Launch `plain` with a fixed config (interpreter, AUTOTUNE off) or `tuned` (autotuned).
+
+    Host overhead: the autotuner's and the JIT's per-call argument handling cost tens of us per
+    launch, which made small shapes CPU bound. So the first launch for a key goes the normal way and
+    its compiled kernel, grid and constexprs are remembered; later launches with the same key call the
+    compiled kernel directly. FLASHSIGMOID_DIRECT_LAUNCH=0 (or DIRECT_LAUNCH = False) turns it off."""
     names = _NAMES[kind]
+    along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
+    direct = DIRECT_LAUNCH and not _INTERPRET
+    if direct:
+        key = _launch_key(kind, args, meta)
+        hit = _DIRECT.get(key)
+        if hit is not None:
+            kernel, grid, consts = hit
+            kernel[grid](*args, *consts)
+            return
     if _INTERPRET:
         bm, bn = _INTERP_CFG[kind]
         blk = {names[0]: bm, names[1]: bn}
-        plain[(triton.cdiv(grid_len, blk[names[0] if kind != "dkdv" else names[1]]),) + grid_rest](
-            *args, **meta, **blk)
+        plain[(triton.cdiv(grid_len, blk[along]),) + grid_rest](*args, **meta, **blk)
         return
-    along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
     if AUTOTUNE:
-        tuned[lambda m: (triton.cdiv(grid_len, m[along]),) + grid_rest](*args, **meta)
-        return
-    c = _TABLES[kind][size][_DEFAULT[kind]]
-    bm, bn, stages, warps = c
-    if kind == "fwd" and seq_m <= 64 and bm > 64:  # decoding: don't waste a 128-row tile on one query
-        bm = 64
-    blk = {names[0]: bm, names[1]: bn}
-    plain[(triton.cdiv(grid_len, blk[along]),) + grid_rest](*args, **meta, **blk,
-                                                            num_stages=stages, num_warps=warps)
+        kernel = tuned[lambda m: (triton.cdiv(grid_len, m[along]),) + grid_rest](*args, **meta)
+        blk = dict(tuned.best_config.kwargs)
+    else:
+        bm, bn, stages, warps = _TABLES[kind][size][_DEFAULT[kind]]
+        if kind == "fwd" and seq_m <= 64 and bm > 64:  # decoding: don't waste a 128-row tile on one query
+            bm = 64
+        blk = {names[0]: bm, names[1]: bn}
+        kernel = plain[(triton.cdiv(grid_len, blk[along]),) + grid_rest](
+            *args, **meta, **blk, num_stages=stages, num_warps=warps)
+    if direct and kernel is not None and hasattr(kernel, "__getitem__"):
+        given = {**meta, **blk}
+        rest = plain.arg_names[len(args):]  # the constexprs, in signature order
+        if all(n in given for n in rest):
+            if len(_DIRECT) > 4096:  # e.g. decoding through many lengths: stay bounded
+                _DIRECT.clear()
+            _DIRECT[key] = (kernel, (triton.cdiv(grid_len, blk[along]),) + grid_rest,
+                            tuple(given[n] for n in rest))
 
 
 def _bucket(n):
@@ -531,9 +566,7 @@ def _fwd_impl(q, k, v, alibi, causal, bias, scale, exact):
     meta = _meta(q, k, causal, alibi is not None, exact)
     tq_key, tk_key = meta.pop("TQ_KEY"), meta.pop("TK_KEY")
     args = (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
-            q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            tq_key, tk_key)
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *o.stride()[:3], tq_key, tk_key)
     _launch("fwd", _fwd_kernel, _fwd_tuned, Tq, (H, B), args, meta, _size_class(D, q.element_size()), Tq)
     return o
 
@@ -546,16 +579,14 @@ def _bwd_impl(do, q, k, v, alibi, causal, bias, scale, exact):
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     meta = _meta(q, k, causal, alibi is not None, exact)
     tq_key, tk_key = meta.pop("TQ_KEY"), meta.pop("TK_KEY")
+    size = _size_class(D, q.element_size())
     common = (slopes, scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
-              q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-              v.stride(0), v.stride(1), v.stride(2), do.stride(0), do.stride(1), do.stride(2))
+              *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3])
     _launch("dkdv", _bwd_dkdv_kernel, _dkdv_tuned, Tk, (Hkv, B),
-            (q, k, v, do, dk, dv) + common
-            + (dk.stride(0), dk.stride(1), dk.stride(2), dv.stride(0), dv.stride(1), dv.stride(2),
-               tq_key, tk_key), meta, _size_class(D, q.element_size()), Tk)
+            (q, k, v, do, dk, dv, *common, *dk.stride()[:3], *dv.stride()[:3], tq_key, tk_key),
+            meta, size, Tk)
     _launch("dq", _bwd_dq_kernel, _dq_tuned, Tq, (H, B),
-            (q, k, v, do, dq) + common + (dq.stride(0), dq.stride(1), dq.stride(2), tq_key, tk_key),
-            meta, _size_class(D, q.element_size()), Tq)
+            (q, k, v, do, dq, *common, *dq.stride()[:3], tq_key, tk_key), meta, size, Tq)
     return dq, dk, dv
 
 

@@ -32,6 +32,7 @@ log_interval = 1
 eval_iters = 200
 eval_only = False  # evaluate once and exit
 eval_block_size = None  # evaluate at this context length instead of block_size (length extrapolation)
+eval_splits = "train,val"  # comma-separated splits estimate_loss reports; add test for a final held-out number
 always_save_checkpoint = True  # else only when val loss improves
 init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
 # logging
@@ -100,6 +101,14 @@ for key, ok in dict(init_from=("scratch", "resume"), parallel=("ddp", "fsdp"),
                     dtype=("auto", "float32", "bfloat16", "float16")).items():
     if config[key] not in ok:
         raise SystemExit(f"error: {key}={config[key]!r} is not one of {ok}")
+split_names = eval_splits.split(",")
+for name in split_names:
+    if name not in ("train", "val", "test"):
+        raise SystemExit(f"error: eval_splits={eval_splits!r}: {name!r} is not one of train, val, test")
+    if split_names.count(name) > 1:
+        raise SystemExit(f"error: eval_splits={eval_splits!r} names {name!r} twice")
+if not eval_only and "val" not in split_names:  # the best checkpoint is chosen by val loss
+    raise SystemExit(f"error: eval_splits={eval_splits!r} lacks 'val', which training needs (eval_only does not)")
 # -----------------------------------------------------------------------------
 # processes and devices
 ddp = int(os.environ.get("RANK", -1)) != -1
@@ -157,11 +166,12 @@ def shard_paths(split):
     return paths, sizes
 
 
-shards = {split: shard_paths(split) for split in ("train", "val")}
+shards = {split: shard_paths(split) for split in dict.fromkeys(("train", "val", *split_names))}
+SPLIT_IDS = dict(train=0, val=1, test=4)  # in get_batch's seed; train and val keep the ids of older runs
 
 
 def get_batch(split, it, micro, for_eval=False, T=None):
-    rng = np.random.default_rng([seed, rank, (split == "val") + 2 * for_eval, it, micro])
+    rng = np.random.default_rng([seed, rank, SPLIT_IDS[split] + 2 * for_eval, it, micro])
     paths, sizes = shards[split]
     T = T or block_size
     w = np.array([max(n - T - 1, 0) for n in sizes], dtype=np.float64)
@@ -305,7 +315,7 @@ def save_checkpoint():
 def estimate_loss():
     out = {}
     model.eval()
-    for split in ("train", "val"):
+    for split in split_names:
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
             X, Y = get_batch(split, k, 0, for_eval=True, T=eval_block_size)  # the same batches every time
@@ -361,11 +371,12 @@ while True:
     if iter_num % eval_interval == 0 or iter_num == max_iters or eval_only:
         losses = estimate_loss()
         if master:
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        log(dict(event="eval", iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
+            print(f"step {iter_num}: " + ", ".join(f"{split} loss {v:.4f}" for split, v in losses.items()))
+        log(dict(event="eval", iter=iter_num, **{f"{split}_loss": v for split, v in losses.items()},
                  tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start,
                  **({"eval_block_size": eval_block_size} if eval_block_size else {})))
-        die_if_not_finite(losses["val"], "val loss")
+        if "val" in losses:  # only eval_only may leave val out (checked at startup)
+            die_if_not_finite(losses["val"], "val loss")
         if not eval_only and iter_num > 0 and (losses["val"] < best_val_loss or always_save_checkpoint):
             best_val_loss = min(best_val_loss, losses["val"])
             save_checkpoint()
@@ -407,8 +418,9 @@ while True:
                      tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
         if device_type == "cuda":
             event["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-        if log_attn_norm:  # an extra eager forward pass on a fixed batch
-            stats = raw_model.attention_stats(get_batch("val", 0, 0, for_eval=True)[0])
+        if log_attn_norm:  # an extra eager forward pass on a fixed batch, cut to its first 8 sequences:
+            # it materialises a T x T attention map per layer, too costly at batch 32 x T=1024
+            stats = raw_model.attention_stats(get_batch("val", 0, 0, for_eval=True)[0][:8])
             event["attn_out_rms"] = [st["out_rms"] for st in stats]
             event["attn_row_mass_max"] = [st.get("row_mass_max") for st in stats]
         log(event)

@@ -5,11 +5,11 @@
 #       --qk_norm=False --init=gpt2 --out_dir=out-gutenberg-softmax          # the softmax baseline
 #   ... --sigmoid_bias=0.0 --log_attn_norm=True --out_dir=out-gutenberg-nobias   (and --norm=pre,
 #   --pos_encoding=rope, --qk_norm=False): bash results/gutenberg.sh runs them all.
-# First: LOCAL_DATA_DIR=/path/to/corpora python data/text/prepare.py --preset gutenberg --out_dir=data/gutenberg
+# First: LOCAL_DATA_DIR=/path/to/corpora python data/text/prepare.py --preset gutenberg --with_test --out_dir=data/gutenberg
 out_dir = "out-gutenberg"
 dataset = "gutenberg"
-eval_interval = 250
-eval_iters = 50
+eval_interval = 125
+eval_iters = 20  # x 32k tokens: half of val, every 125 iters (results/gutenberg.sh evaluates the best checkpoint on all of it)
 log_interval = 10
 always_save_checkpoint = False
 
@@ -27,8 +27,8 @@ norm = "hybrid"
 qk_norm = True
 
 learning_rate = 1e-3
-max_iters = 2000  # ~65M tokens, ~4 epochs
-lr_decay_iters = 2000
+max_iters = 1000  # ~33M tokens, ~2 epochs
+lr_decay_iters = 1000
 warmup_iters = 100
 min_lr = 1e-4
 weight_decay = 0.1

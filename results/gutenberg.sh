@@ -1,33 +1,71 @@
 #!/usr/bin/env bash
-# The Gutenberg comparison: sigmoid recipe, softmax baseline, and the ablations, each with the same data,
-# tokens and seed; then a table of best val losses and the val-loss curves. One GPU runs them one after
-# another (or several at once with PARALLEL=1, which makes their timings meaningless).
-# Needs data/gutenberg (see configs/gutenberg.py). Extra train.py options pass through: bash results/gutenberg.sh --max_iters=500
+# The Gutenberg comparison (README "Results"): the sigmoid recipe, the softmax baseline and the
+# ablations, same data, tokens and seed; then each best checkpoint evaluated once more: val at T, 2T
+# and 4T (length extrapolation) and the held-out test split at T; then the tables and curves.
+#   bash results/gutenberg.sh                       # one GPU, one run after another
+#   PARALLEL=1 bash results/gutenberg.sh            # all at once on one GPU (timings then meaningless)
+#   EXTRA_SEEDS="1338" bash results/gutenberg.sh    # also sigmoid and softmax with these seeds
+#   OUT_ROOT=/tmp/g bash results/gutenberg.sh --max_iters=100   # extra args go to every train.py
+# Needs data/gutenberg with test.bin (see configs/gutenberg.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-declare -A RUNS=(
-  [sigmoid]=""
-  [softmax]="--attention=softmax --pos_encoding=learned --norm=pre --qk_norm=False --init=gpt2"
+OUT_ROOT=${OUT_ROOT:-.}
+EVAL_ITERS=${EVAL_ITERS:-40}
+T=${T:-1024}                  # the block_size trained at (configs/gutenberg.py)
+EVAL_TOKENS=${EVAL_TOKENS:-32768}  # tokens per eval batch at every length
+declare -A ARGS=(
+  [sigmoid]=""                                                   # ALiBi, hybrid-norm, QK-norm, b = -ln T
+  [softmax]="--attention=softmax --pos_encoding=learned --norm=pre --qk_norm=False --init=gpt2"  # GPT-2
+  [softmax_alibi]="--attention=softmax"                          # the sigmoid recipe with softmax
   [nobias]="--sigmoid_bias=0.0"
   [prenorm]="--norm=pre"
   [rope]="--pos_encoding=rope"
   [noqknorm]="--qk_norm=False"
 )
-logs=()
-for name in sigmoid softmax nobias prenorm rope noqknorm; do
-  out="out-gutenberg-$name"
-  mkdir -p "$out"
-  rm -f "$out/log.jsonl"
-  # shellcheck disable=SC2086
-  cmd="python train.py configs/gutenberg.py ${RUNS[$name]} --log_attn_norm=True --out_dir=$out $*"
-  echo "+ $cmd"
-  if [ "${PARALLEL:-0}" = 1 ]; then
-    $cmd > "$out/stdout.txt" 2>&1 &
-  else
-    $cmd > "$out/stdout.txt" 2>&1 || { tail -20 "$out/stdout.txt"; exit 1; }
+NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
+runs=()
+for name in "${NAMES[@]}"; do runs+=("$name:1337"); done
+for s in ${EXTRA_SEEDS:-}; do runs+=("sigmoid:$s" "softmax:$s"); done
+
+outdir() { local n=${1%%:*} s=${1##*:}; echo "$OUT_ROOT/out-gutenberg-$n$([ "$s" = 1337 ] || echo "-s$s")"; }
+
+run_all() {  # run_all CMD-BUILDER: one command per run, in parallel or in turn
+  local pids=()
+  for r in "${runs[@]}"; do
+    local cmd; cmd=$("$1" "$r") || continue
+    echo "+ $cmd"
+    if [ "${PARALLEL:-0}" = 1 ]; then
+      bash -c "$cmd" & pids+=($!)
+    else
+      bash -c "$cmd" || { echo "failed: $cmd"; exit 1; }
+    fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "a run failed (see its stdout.txt)"; exit 1; }; done
+}
+
+train_cmd() {
+  local n=${1%%:*} s=${1##*:} out; out=$(outdir "$1")
+  mkdir -p "$out"; rm -f "$out/log.jsonl" "$out/ckpt.pt"
+  echo "python train.py configs/gutenberg.py ${ARGS[$n]} --seed=$s --log_attn_norm=True --out_dir=$out ${EXTRA[*]} >> $out/stdout.txt 2>&1"
+}
+eval_cmd() {  # the best checkpoint, once: val and test at T; val at 2T and 4T where positions extrapolate
+  local n=${1%%:*} out; out=$(outdir "$1")
+  local e="python train.py configs/gutenberg.py ${ARGS[$n]} --out_dir=$out --init_from=resume --eval_only=True --compile=False --eval_iters=$EVAL_ITERS"
+  local c="$e --eval_block_size=$T --batch_size=$((EVAL_TOKENS / T)) --eval_splits=val,test"
+  if [ "$n" != softmax ]; then  # learned positions stop at block_size
+    for L in $((2 * T)) $((4 * T)); do c="$c && $e --eval_block_size=$L --batch_size=$((EVAL_TOKENS / L)) --eval_splits=val"; done
   fi
-  logs+=("$out/log.jsonl")
-done
-wait
-python plot.py "${logs[@]}" --table --labels sigmoid softmax "sigmoid b=0" "sigmoid pre-norm" "sigmoid RoPE" "sigmoid no QK-norm" \
-  --out=results/gutenberg_val_loss.png --title "Gutenberg, 6x384, T=1024: val loss"
+  echo "( $c ) >> $out/stdout.txt 2>&1"
+}
+EXTRA=("$@")
+run_all train_cmd
+run_all eval_cmd
+
+logs=(); labels=()
+for r in "${runs[@]}"; do logs+=("$(outdir "$r")/log.jsonl"); labels+=("${r/:1337/}"); done
+python results/gutenberg_table.py "${logs[@]}" --labels "${labels[@]}" | tee "$OUT_ROOT/gutenberg_table.md"
+python plot.py "${logs[@]:0:7}" --labels "${labels[@]:0:7}" --out=results/gutenberg_val_loss.png \
+  --title "Gutenberg, 6x384, T=1024: val loss" || echo "(no plot: matplotlib missing?)"
+python plot.py "$(outdir sigmoid:1337)/log.jsonl" "$(outdir nobias:1337)/log.jsonl" --metric=attn_out_rms \
+  --labels "sigmoid b=-ln T" "sigmoid b=0" --out=results/gutenberg_attn_norm.png \
+  --title "attention-output RMS (mean over layers)" || echo "(no plot: matplotlib missing?)"

@@ -236,6 +236,41 @@ def test_gpu_fp16_fp32_and_determinism(dtype, D):
         assert _rel(a, c) < tol, (name, _rel(a, c))
 
 
+def test_launch_key_separates_what_triton_specialises_on():
+    # The direct-launch cache may reuse a compiled kernel only where Triton would pick the same one.
+    t = torch.zeros(64, dtype=torch.bfloat16)
+    base = flashsigmoid._launch_key("fwd", (t, 0.5, 16, 33), {"HEAD_DIM": 64})
+    assert base == flashsigmoid._launch_key("fwd", (t.clone(), 0.25, 16, 33), {"HEAD_DIM": 64})  # floats: runtime
+    assert base != flashsigmoid._launch_key("fwd", (t[1:], 0.5, 16, 33), {"HEAD_DIM": 64})  # 2-byte offset
+    assert base != flashsigmoid._launch_key("fwd", (t.half(), 0.5, 16, 33), {"HEAD_DIM": 64})
+    assert base != flashsigmoid._launch_key("fwd", (t, 0.5, 16, 32), {"HEAD_DIM": 64})
+    assert base != flashsigmoid._launch_key("fwd", (t, 0.5, 16, 33), {"HEAD_DIM": 128})
+    assert base != flashsigmoid._launch_key("dq", (t, 0.5, 16, 33), {"HEAD_DIM": 64})
+
+
+@gpu
+@pytest.mark.parametrize("autotune", [False, True], ids=["fixed", "autotune"])
+def test_gpu_direct_launch_matches_triton_launch(monkeypatch, autotune):
+    # Launching the remembered compiled kernel must give bitwise what Triton's own launch gives, also
+    # when a later call differs in what Triton specialises on (odd length, a misaligned pointer).
+    monkeypatch.setattr(flashsigmoid, "AUTOTUNE", autotune)
+    monkeypatch.setattr(flashsigmoid, "_DIRECT", {})
+    for Tq, Tk, offset in ((256, 256, 0), (256, 256, 1), (131, 200, 0), (131, 200, 3), (256, 256, 0)):
+        q, k, v, do, bias, slopes = _inputs(2, 4, 2, Tq, Tk, 64, torch.bfloat16, seed=Tq + offset)
+        if offset:  # same values, storage starting `offset` elements into a buffer: not 16-byte aligned
+            buf = torch.empty(q.numel() + offset, device=DEV, dtype=q.dtype)
+            q = buf[offset:].view(q.shape).copy_(q)
+            assert q.data_ptr() % 16
+        monkeypatch.setattr(flashsigmoid, "DIRECT_LAUNCH", False)
+        want = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+        monkeypatch.setattr(flashsigmoid, "DIRECT_LAUNCH", True)
+        for _ in range(2):  # the first call fills the cache, the second launches directly
+            got = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+            for name, a, b in zip(("o", "dq", "dk", "dv"), got, want):
+                assert torch.equal(a, b), (name, Tq, Tk, offset)
+    assert len(flashsigmoid._DIRECT) >= 3 * 4  # fwd, dkdv, dq for each distinct specialisation
+
+
 @gpu
 def test_gpu_torch_compile_fullgraph():
     class Tiny(torch.nn.Module):

@@ -139,8 +139,12 @@ def test_resume_is_exact(dataset, tmp_path):
     (["--eval_block_size=0"], "eval_block_size=0"),
     (["--n_head=3"], "n_head=3"),  # 32 wide: not divisible
     (["--batch_size"], "--batch_size"),
+    (["--eval_splits=val,bogus"], "bogus"),
+    (["--eval_splits=val,val"], "twice"),
+    (["--eval_splits=train,test"], "lacks 'val'"),  # training picks its best checkpoint by val loss
 ], ids=["unknown-key", "type-str", "type-float", "attention", "init_from", "dtype", "log_interval-0",
-        "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value"])
+        "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value", "eval_splits-bogus",
+        "eval_splits-twice", "eval_splits-no-val"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
     """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
@@ -239,6 +243,33 @@ def test_eval_block_size_evaluates_a_checkpoint_at_a_longer_context(trained, dat
     assert e["event"] == "eval" and e["eval_block_size"] == 4 * TINY["block_size"]
     assert 0 < e["val_loss"] < 10
     assert (out / "ckpt.pt").read_bytes() == before
+
+
+def test_eval_splits_reports_the_test_split(trained, dataset, tmp_path):
+    """eval_only with --eval_splits=val,test on a dataset with test.bin: one eval event with a finite
+    test_loss (the trained model's, so well below uniform), printed too; val's batches are those of
+    the training run's last evaluation, and train is not evaluated."""
+    data = tmp_path / "with_test"
+    shutil.copytree(dataset, data)
+    val = (data / "val.bin").read_bytes()
+    (data / "test.bin").write_bytes(val[len(val) // 2 // 2 * 2:])  # the second half of val (uint16)
+    out = copy_run(trained, tmp_path)
+    n_before = len(read_log(out))
+    p = run_train(data, out, init_from="resume", eval_only=True, eval_splits="val,test", eval_iters=5)
+    assert p.returncode == 0, explain(p)
+    (e,) = read_log(out)[n_before:]
+    assert e["event"] == "eval" and "train_loss" not in e
+    last = [x for x in read_log(out)[:n_before] if x["event"] == "eval"][-1]
+    assert e["val_loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert math.isfinite(e["test_loss"]) and e["test_loss"] < last["val_loss"] + 0.5
+    assert e["test_loss"] != e["val_loss"]  # its own batches
+    assert f"test loss {e['test_loss']:.4f}" in p.stdout, explain(p)
+
+
+def test_eval_splits_test_without_test_data_exits(dataset, tmp_path):
+    """Asking for test where there is no test.bin: a clean error naming the test split."""
+    p = run_train(dataset, tmp_path / "out", eval_only=True, eval_splits="val,test")
+    assert p.returncode != 0 and "no test data" in p.stderr and "Traceback" not in p.stderr, explain(p)
 
 
 def test_eval_block_size_past_block_size_is_refused_for_learned_positions(dataset, tmp_path):
