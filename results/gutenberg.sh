@@ -3,8 +3,10 @@
 # ablations, same data, tokens and seed; then each best checkpoint evaluated once more: val at T, 2T
 # and 4T (length extrapolation) and the held-out test split at T; then the tables and curves.
 #   bash results/gutenberg.sh                       # one GPU, one run after another
-#   PARALLEL=1 bash results/gutenberg.sh            # all at once on one GPU (timings then meaningless)
-#   EXTRA_SEEDS="1338" bash results/gutenberg.sh    # also sigmoid and softmax with these seeds
+#   PARALLEL=1 bash results/gutenberg.sh            # MAX_PARALLEL (9) at a time on one GPU (~13 GB
+#                                                   # each; timings then meaningless)
+#   SEEDS="1337 1338" EXTRA_SEEDS="1339" bash results/gutenberg.sh   # every run with each of SEEDS,
+#                                                   # sigmoid and softmax also with EXTRA_SEEDS
 #   OUT_ROOT=/tmp/g bash results/gutenberg.sh --max_iters=100   # extra args go to every train.py
 # Needs data/gutenberg with test.bin (see configs/gutenberg.py).
 set -euo pipefail
@@ -24,7 +26,7 @@ declare -A ARGS=(
 )
 NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
 runs=()
-for name in "${NAMES[@]}"; do runs+=("$name:1337"); done
+for s in ${SEEDS:-1337}; do for name in "${NAMES[@]}"; do runs+=("$name:$s"); done; done
 for s in ${EXTRA_SEEDS:-}; do runs+=("sigmoid:$s" "softmax:$s"); done
 
 outdir() { local n=${1%%:*} s=${1##*:}; echo "$OUT_ROOT/out-gutenberg-$n$([ "$s" = 1337 ] || echo "-s$s")"; }
@@ -35,12 +37,13 @@ run_all() {  # run_all CMD-BUILDER: one command per run, in parallel or in turn
     local cmd; cmd=$("$1" "$r") || continue
     echo "+ $cmd"
     if [ "${PARALLEL:-0}" = 1 ]; then
+      while [ "$(jobs -rp | wc -l)" -ge "${MAX_PARALLEL:-9}" ]; do wait -n || true; done
       bash -c "$cmd" & pids+=($!)
     else
       bash -c "$cmd" || { echo "failed: $cmd"; exit 1; }
     fi
   done
-  for p in "${pids[@]}"; do wait "$p" || { echo "a run failed (see its stdout.txt)"; exit 1; }; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 
 train_cmd() {

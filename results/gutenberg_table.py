@@ -1,6 +1,6 @@
 """The Gutenberg results table from train.py logs (results/gutenberg.sh writes them):
 $ python results/gutenberg_table.py out-a/log.jsonl out-b/log.jsonl [--labels a b]
-Per run: the best val loss of training's evaluations (the checkpoint kept), then the final
+Per run (a missing or failed run gets a row saying so): the best val loss of training's evaluations (the checkpoint kept), then the final
 evaluations of that checkpoint (eval_only events, which carry eval_block_size): val at each length
 and the held-out test split."""
 import argparse
@@ -9,7 +9,11 @@ import json
 
 def summarize(path):
     train_evals, final = [], {}
-    for line in open(path):
+    try:
+        lines = open(path).readlines()
+    except OSError:
+        return None, {}
+    for line in lines:
         e = json.loads(line)
         if e.get("event") != "eval":
             continue
@@ -20,7 +24,7 @@ def summarize(path):
         elif e.get("iter", 0) > 0:
             train_evals.append(e)
     if not train_evals:
-        raise SystemExit(f"error: {path} has no evaluations from training")
+        return None, final
     best = min(train_evals, key=lambda e: e["val_loss"])
     return best, final
 
@@ -38,6 +42,9 @@ def main(argv=None):
     head = ["run", "best val in training (iter)"] + [f"val @{t}" for t in lengths] + ["test @T"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for label, best, final in rows:
+        if best is None:  # a run that failed or was cut short: say so rather than drop the row
+            print(f"| {label} | no evaluation from training (see its stdout.txt) |" + " |" * (len(head) - 2))
+            continue
         tests = [v for (s, t), v in final.items() if s == "test"]
         cells = [label, f"{best['val_loss']:.4f} ({best['iter']})"]
         cells += [f"{final[('val', t)]:.4f}" if ("val", t) in final else "-" for t in lengths]
