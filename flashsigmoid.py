@@ -43,6 +43,7 @@ FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False`; autotuning cannot ru
 capture, so call the kernel once before capturing.
 """
 
+import functools
 import math
 import os
 from typing import Optional
@@ -485,20 +486,16 @@ else:
                                 prune_configs_by={"early_config_prune": _prune("dq")})(_bwd_dq_kernel)
 
 
-def _launch_key(kind, args, meta):
-    """What a compiled kernel is specialised on, conservatively: the device, exact int arguments (so
-    Triton's ==1 and divisible-by-16 specialisations follow), tensor dtypes and 16-byte alignment,
-    and the constexprs. Floats are runtime values that Triton does not specialise on."""
-    key = [kind, args[0].get_device(), *meta.values()]
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            key += (a.dtype, a.data_ptr() % 16 == 0)
-        elif isinstance(a, int):
-            key.append(a)
-    return tuple(key)
+def _launch_key(kind, args, meta_key, nt, nf):
+    """What a compiled kernel is specialised on, conservatively: the kernel, its constexprs
+    (meta_key), the exact int arguments (so Triton's ==1 and divisible-by-16 specialisations follow;
+    args = nt tensors, nf floats, then ints only), the device, and each tensor's dtype and 16-byte
+    alignment. Floats are runtime values to Triton."""
+    return (kind, meta_key, args[nt + nf:], args[0].get_device(),
+            *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:nt]])
 
 
-def _launch(kind, plain, tuned, grid_len, grid_rest, args, meta, size, seq_m):
+def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_key, size, seq_m):
     """Launch `plain` with a fixed config (interpreter, AUTOTUNE off) or `tuned` (autotuned).
 
     Host overhead: the autotuner's and the JIT's per-call argument handling cost tens of us per
@@ -509,7 +506,7 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, meta, size, seq_m):
     along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
     direct = DIRECT_LAUNCH and not _INTERPRET
     if direct:
-        key = _launch_key(kind, args, meta)
+        key = _launch_key(kind, args, meta_key, nt, nf)
         hit = _DIRECT.get(key)
         if hit is not None:
             kernel, grid, consts = hit
@@ -544,13 +541,15 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(q, k, causal, has_alibi, exact):
-    D = q.shape[-1]
-    return dict(TQ_KEY=_bucket(q.shape[2]), TK_KEY=_bucket(k.shape[2]), GROUP=q.shape[1] // k.shape[1],
-                HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=bool(has_alibi),
-                FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
-                ROUND_F16=_INTERPRET and q.dtype == torch.float16,
-                DOT_PREC="ieee" if q.dtype == torch.float32 else "tf32")
+@functools.lru_cache(maxsize=4096)
+def _meta(Tq, Tk, H, Hkv, D, dtype, causal, has_alibi, exact, interpret):
+    """(constexprs, their values as a key, autotune length buckets, tile-size class); cached, as it
+    runs on every call."""
+    meta = dict(GROUP=H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=bool(has_alibi),
+                FAST=not (exact or interpret), UPCAST=interpret,
+                ROUND_F16=interpret and dtype == torch.float16,
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32")
+    return meta, tuple(meta.values()), _bucket(Tq), _bucket(Tk), _size_class(D, dtype.itemsize)
 
 
 def _lastdim_contig(t):
@@ -560,14 +559,13 @@ def _lastdim_contig(t):
 def _fwd_impl(q, k, v, alibi, causal, bias, scale, exact):
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape
-    Tk = k.shape[2]
+    Hkv, Tk = k.shape[1], k.shape[2]
     o = q.new_empty(q.shape)
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta = _meta(q, k, causal, alibi is not None, exact)
-    tq_key, tk_key = meta.pop("TQ_KEY"), meta.pop("TK_KEY")
+    meta, mkey, tq_key, tk_key, size = _meta(Tq, Tk, H, Hkv, D, q.dtype, causal, alibi is not None, exact, _INTERPRET)
     args = (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *o.stride()[:3], tq_key, tk_key)
-    _launch("fwd", _fwd_kernel, _fwd_tuned, Tq, (H, B), args, meta, _size_class(D, q.element_size()), Tq)
+    _launch("fwd", _fwd_kernel, _fwd_tuned, Tq, (H, B), args, 5, 2, meta, mkey, size, Tq)
     return o
 
 
@@ -577,16 +575,14 @@ def _bwd_impl(do, q, k, v, alibi, causal, bias, scale, exact):
     Hkv, Tk = k.shape[1], k.shape[2]
     dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta = _meta(q, k, causal, alibi is not None, exact)
-    tq_key, tk_key = meta.pop("TQ_KEY"), meta.pop("TK_KEY")
-    size = _size_class(D, q.element_size())
-    common = (slopes, scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
+    meta, mkey, tq_key, tk_key, size = _meta(Tq, Tk, H, Hkv, D, q.dtype, causal, alibi is not None, exact, _INTERPRET)
+    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
               *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3])
     _launch("dkdv", _bwd_dkdv_kernel, _dkdv_tuned, Tk, (Hkv, B),
-            (q, k, v, do, dk, dv, *common, *dk.stride()[:3], *dv.stride()[:3], tq_key, tk_key),
-            meta, size, Tk)
+            (q, k, v, do, dk, dv, slopes, *common, *dk.stride()[:3], *dv.stride()[:3], tq_key, tk_key),
+            7, 3, meta, mkey, size, Tk)
     _launch("dq", _bwd_dq_kernel, _dq_tuned, Tq, (H, B),
-            (q, k, v, do, dq, *common, *dq.stride()[:3], tq_key, tk_key), meta, size, Tq)
+            (q, k, v, do, dq, slopes, *common, *dq.stride()[:3], tq_key, tk_key), 6, 3, meta, mkey, size, Tq)
     return dq, dk, dv
 
 

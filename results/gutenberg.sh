@@ -7,6 +7,7 @@
 #                                                   # each; timings then meaningless)
 #   SEEDS="1337 1338" EXTRA_SEEDS="1339" bash results/gutenberg.sh   # every run with each of SEEDS,
 #                                                   # sigmoid and softmax also with EXTRA_SEEDS
+#   ONLY="sigmoid softmax" bash results/gutenberg.sh   # just these rows (names below)
 #   OUT_ROOT=/tmp/g bash results/gutenberg.sh --max_iters=100   # extra args go to every train.py
 # Needs data/gutenberg with test.bin (see configs/gutenberg.py).
 set -euo pipefail
@@ -25,9 +26,13 @@ declare -A ARGS=(
   [noqknorm]="--qk_norm=False"
 )
 NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
+if [ -n "${ONLY:-}" ]; then
+  for n in $ONLY; do [ -n "${ARGS[$n]+x}" ] || { echo "unknown run '$n' in ONLY (one of ${NAMES[*]})"; exit 1; }; done
+  read -r -a NAMES <<< "$ONLY"
+fi
 runs=()
 for s in ${SEEDS:-1337}; do for name in "${NAMES[@]}"; do runs+=("$name:$s"); done; done
-for s in ${EXTRA_SEEDS:-}; do runs+=("sigmoid:$s" "softmax:$s"); done
+for s in ${EXTRA_SEEDS:-}; do for n in sigmoid softmax; do [[ " ${NAMES[*]} " == *" $n "* ]] && runs+=("$n:$s"); done; done
 
 outdir() { local n=${1%%:*} s=${1##*:}; echo "$OUT_ROOT/out-gutenberg-$n$([ "$s" = 1337 ] || echo "-s$s")"; }
 

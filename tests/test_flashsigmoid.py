@@ -239,13 +239,29 @@ def test_gpu_fp16_fp32_and_determinism(dtype, D):
 def test_launch_key_separates_what_triton_specialises_on():
     # The direct-launch cache may reuse a compiled kernel only where Triton would pick the same one.
     t = torch.zeros(64, dtype=torch.bfloat16)
-    base = flashsigmoid._launch_key("fwd", (t, 0.5, 16, 33), {"HEAD_DIM": 64})
-    assert base == flashsigmoid._launch_key("fwd", (t.clone(), 0.25, 16, 33), {"HEAD_DIM": 64})  # floats: runtime
-    assert base != flashsigmoid._launch_key("fwd", (t[1:], 0.5, 16, 33), {"HEAD_DIM": 64})  # 2-byte offset
-    assert base != flashsigmoid._launch_key("fwd", (t.half(), 0.5, 16, 33), {"HEAD_DIM": 64})
-    assert base != flashsigmoid._launch_key("fwd", (t, 0.5, 16, 32), {"HEAD_DIM": 64})
-    assert base != flashsigmoid._launch_key("fwd", (t, 0.5, 16, 33), {"HEAD_DIM": 128})
-    assert base != flashsigmoid._launch_key("dq", (t, 0.5, 16, 33), {"HEAD_DIM": 64})
+    key = lambda kind, args, meta=(64,): flashsigmoid._launch_key(kind, args, meta, 1, 1)  # noqa: E731
+    base = key("fwd", (t, 0.5, 16, 33))
+    assert base == key("fwd", (t.clone(), 0.25, 16, 33))  # floats are runtime values
+    assert base != key("fwd", (t[1:], 0.5, 16, 33))  # a 2-byte offset: not 16-byte aligned
+    assert base != key("fwd", (t.half(), 0.5, 16, 33))
+    assert base != key("fwd", (t, 0.5, 16, 32))
+    assert base != key("fwd", (t, 0.5, 16, 33), (128,))
+    assert base != key("dq", (t, 0.5, 16, 33))
+
+
+@cpu_only
+def test_launch_arguments_are_tensors_floats_then_ints(monkeypatch):
+    # _launch_key relies on this layout: nt tensors, nf floats, then ints only.
+    seen = []
+    monkeypatch.setattr(flashsigmoid, "_launch", lambda kind, *a: seen.append((kind, a[4], a[5], a[6])))
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 17, 33, 16, torch.float32, seed=0)
+    flashsigmoid._fwd_impl(q, k, v, slopes, True, bias, 0.25, False)
+    flashsigmoid._bwd_impl(do, q, k, v, None, True, bias, 0.25, False)
+    assert [s[0] for s in seen] == ["fwd", "dkdv", "dq"]
+    for kind, args, nt, nf in seen:
+        assert all(isinstance(a, torch.Tensor) for a in args[:nt]), kind
+        assert all(type(a) is float for a in args[nt:nt + nf]), kind
+        assert all(type(a) is int for a in args[nt + nf:]), kind
 
 
 @gpu
