@@ -72,8 +72,10 @@ run_all eval_cmd
 logs=(); labels=()
 for r in "${runs[@]}"; do logs+=("$(outdir "$r")/log.jsonl"); labels+=("${r/:1337/}"); done
 python results/gutenberg_table.py "${logs[@]}" --labels "${labels[@]}" | tee "$OUT_ROOT/gutenberg_table.md"
-python plot.py "${logs[@]:0:7}" --labels "${labels[@]:0:7}" --out=results/gutenberg_val_loss.png \
+python plot.py "${logs[@]:0:7}" --labels "${labels[@]:0:7}" --out="$OUT_ROOT/gutenberg_val_loss.png" \
   --title "Gutenberg, 6x384, T=1024: val loss" || echo "(no plot: matplotlib missing?)"
-[ -f "$(outdir nobias:1337)/log.jsonl" ] && python plot.py "$(outdir sigmoid:1337)/log.jsonl" "$(outdir nobias:1337)/log.jsonl" --metric=attn_out_rms \
-  --labels "sigmoid b=-ln T" "sigmoid b=0" --out=results/gutenberg_attn_norm.png \
-  --title "attention-output RMS (mean over layers)" || echo "(no plot: matplotlib missing?)"
+if [ -f "$(outdir nobias:1337)/log.jsonl" ]; then
+  python plot.py "$(outdir sigmoid:1337)/log.jsonl" "$(outdir nobias:1337)/log.jsonl" --metric=attn_out_rms --logy \
+    --labels "sigmoid b=-ln T" "sigmoid b=0" --out="$OUT_ROOT/gutenberg_attn_norm.png" \
+    --title "attention-output RMS (mean over layers)" || echo "(no plot: matplotlib missing?)"
+fi
