@@ -36,7 +36,9 @@ relative) is below the bf16 rounding of p that the P@V product does anyway. The 
 
 Entry points: `sigmoid_attention` validates and, under torch.compile, calls the custom op
 `flashsigmoid::fwd` (autograd registered, fake impl for tracing: no graph break); in eager mode it
-calls an equivalent autograd.Function, whose host overhead is lower.
+calls an equivalent autograd.Function, whose host overhead is lower. Each launch after the first
+for a given specialisation calls the compiled kernel directly (`_launch`), skipping the autotuner's
+and the JIT's per-call argument handling, which made small shapes CPU bound.
 
 Block sizes are autotuned per (head dim, causal, ALiBi, GQA group, dtype, length bucket) unless
 FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False`; autotuning cannot run inside CUDA graph
