@@ -71,7 +71,7 @@ def bench_attn(args):
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
     impls["naive"] = naive_sigmoid
     if not args.quick:
-        impls["naive_compile"] = torch.compile(naive_sigmoid)
+        impls["naive_compile"] = torch.compile(naive_sigmoid, dynamic=False)  # one static graph per shape
     warmup, rep = (25, 50) if args.quick else (50, 200)
     shapes = SHAPES if not args.shapes else [tuple(int(x) for x in s.split(",")) for s in args.shapes]
     rows = []
