@@ -41,7 +41,9 @@ def _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed, device=DEV, alibi=True):
 
 
 def _run(fn, q, k, v, do, **kw):
-    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    # detach, not clone: the kernel must see the caller's storage (clone would give fresh, 16-byte
+    # aligned memory, hiding a misaligned input)
+    q, k, v = (t.detach().requires_grad_(True) for t in (q, k, v))
     o = fn(q, k, v, **kw)
     dq, dk, dv = torch.autograd.grad(o, (q, k, v), do)
     return o, dq, dk, dv
@@ -271,11 +273,6 @@ def test_gpu_direct_launch_matches_triton_launch(monkeypatch, autotune):
     # when a later call differs in what Triton specialises on (odd length, a misaligned pointer).
     monkeypatch.setattr(flashsigmoid, "AUTOTUNE", autotune)
     monkeypatch.setattr(flashsigmoid, "_DIRECT", {})
-    def run(q, k, v, do, bias, slopes):  # like _run, but keeps q's storage (clone would realign it)
-        q, k, v = (t.detach().requires_grad_(True) for t in (q, k, v))
-        o = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
-        return (o, *torch.autograd.grad(o, (q, k, v), do))
-
     for Tq, Tk, offset in ((256, 256, 0), (256, 256, 1), (131, 200, 0), (131, 200, 3), (256, 256, 0)):
         q, k, v, do, bias, slopes = _inputs(2, 4, 2, Tq, Tk, 64, torch.bfloat16, seed=Tq + offset)
         if offset:  # same values, storage starting `offset` elements into a buffer: not 16-byte aligned
@@ -283,10 +280,10 @@ def test_gpu_direct_launch_matches_triton_launch(monkeypatch, autotune):
             q = buf[offset:].view(q.shape).copy_(q)
             assert q.data_ptr() % 16
         monkeypatch.setattr(flashsigmoid, "DIRECT_LAUNCH", False)
-        want = run(q, k, v, do, bias, slopes)
+        want = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
         monkeypatch.setattr(flashsigmoid, "DIRECT_LAUNCH", True)
         for _ in range(2):  # the first call fills the cache, the second launches directly
-            got = run(q, k, v, do, bias, slopes)
+            got = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
             for name, a, b in zip(("o", "dq", "dk", "dv"), got, want):
                 assert torch.equal(a, b), (name, Tq, Tk, offset)
     assert len(flashsigmoid._DIRECT) >= 3 * 4  # fwd, dkdv, dq for each distinct specialisation
