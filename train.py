@@ -375,8 +375,8 @@ while True:
         log(dict(event="eval", iter=iter_num, **{f"{split}_loss": v for split, v in losses.items()},
                  tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start,
                  **({"eval_block_size": eval_block_size} if eval_block_size else {})))
-        if "val" in losses:  # only eval_only may leave val out (checked at startup)
-            die_if_not_finite(losses["val"], "val loss")
+        for split, v in losses.items():
+            die_if_not_finite(v, f"{split} loss")
         if not eval_only and iter_num > 0 and (losses["val"] < best_val_loss or always_save_checkpoint):
             best_val_loss = min(best_val_loss, losses["val"])
             save_checkpoint()
