@@ -147,14 +147,14 @@ def breakdown(fs, q, k, v, do, qg, kg, vg):
     def fb():
         o = fs.sigmoid_attention(qg, kg, vg)
         torch.autograd.grad(o, (qg, kg, vg), do)
-    t = {}
+    t, was = {}, fs.DIRECT_LAUNCH
     for direct in (True, False):
         fs.DIRECT_LAUNCH = direct
         fb()
         t[f"fb direct={direct}"] = triton.testing.do_bench(fb, return_mode="median")
         t[f"raw bwd direct={direct}"] = triton.testing.do_bench(
             lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False), return_mode="median")
-    fs.DIRECT_LAUNCH = True
+    fs.DIRECT_LAUNCH = was
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(10):
