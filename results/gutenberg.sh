@@ -36,19 +36,22 @@ for s in ${EXTRA_SEEDS:-}; do for n in sigmoid softmax; do [[ " ${NAMES[*]} " ==
 
 outdir() { local n=${1%%:*} s=${1##*:}; echo "$OUT_ROOT/out-gutenberg-$n$([ "$s" = 1337 ] || echo "-s$s")"; }
 
-run_all() {  # run_all CMD-BUILDER: one command per run, in parallel or in turn
-  local pids=()
+run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel; stops on a failure
+  local failed; failed=$(mktemp)
   for r in "${runs[@]}"; do
     local cmd; cmd=$("$1" "$r") || continue
     echo "+ $cmd"
     if [ "${PARALLEL:-0}" = 1 ]; then
       while [ "$(jobs -rp | wc -l)" -ge "${MAX_PARALLEL:-9}" ]; do wait -n || true; done
-      bash -c "$cmd" & pids+=($!)
+      { bash -c "$cmd" || echo "$cmd" >> "$failed"; } &
     else
-      bash -c "$cmd" || { echo "failed: $cmd"; exit 1; }
+      bash -c "$cmd" || echo "$cmd" >> "$failed"
+      [ -s "$failed" ] && break
     fi
   done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  wait
+  if [ -s "$failed" ]; then echo "failed:"; cat "$failed"; rm -f "$failed"; exit 1; fi
+  rm -f "$failed"
 }
 
 train_cmd() {
