@@ -56,7 +56,7 @@ run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel;
 
 train_cmd() {
   local n=${1%%:*} s=${1##*:} out; out=$(outdir "$1")
-  mkdir -p "$out"; rm -f "$out/log.jsonl" "$out/ckpt.pt"
+  mkdir -p "$out"; rm -f "$out/log.jsonl"  # a fresh log; train.py replaces ckpt.pt atomically at its first evaluation
   echo "python train.py configs/gutenberg.py ${ARGS[$n]} --seed=$s --log_attn_norm=True --out_dir=$out ${EXTRA[*]} >> $out/stdout.txt 2>&1"
 }
 eval_cmd() {  # the best checkpoint, once: val and test at T; val at 2T and 4T where positions extrapolate
