@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,13 @@ def bench_attn(args):
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
     impls["naive"] = naive_sigmoid
     if not args.quick:
-        impls["naive_compile"] = torch.compile(naive_sigmoid, dynamic=False)  # one static graph per shape
+        # one static graph per shape and grad mode (8 in all): raise dynamo's recompile limit (8 by
+        # default), past which it would silently run the later shapes eagerly
+        import torch._dynamo.config as dcfg
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(dcfg, name):
+                setattr(dcfg, name, max(64, getattr(dcfg, name)))
+        impls["naive_compile"] = torch.compile(naive_sigmoid, dynamic=False)
     warmup, rep = (25, 50) if args.quick else (50, 200)
     shapes = SHAPES if not args.shapes else [tuple(int(x) for x in s.split(",")) for s in args.shapes]
     rows = []
@@ -111,7 +118,7 @@ def bench_attn(args):
                 print(f"  {name:14s} FAILED: {type(e).__name__}: {str(e)[:200]}", flush=True)
             torch.cuda.empty_cache()
         if args.breakdown:
-            breakdown(fs, q, k, v, do, qg, kg, vg)
+            breakdown(fs, impls, q, k, v, do, qg, kg, vg)
         if not fs._INTERPRET and fs.AUTOTUNE:
             cfgs = {n: str(getattr(t, "best_config", None)) for n, t in
                     (("fwd", fs._fwd_tuned), ("dkdv", fs._dkdv_tuned), ("dq", fs._dq_tuned))}
@@ -132,10 +139,23 @@ def bench_attn(args):
     print(table)
 
 
-def breakdown(fs, q, k, v, do, qg, kg, vg):
-    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler); the eager fwd+bwd with
-    the direct launch on and off, and the raw launches without autograd (do_bench, so host-bound
-    steps show their host time); and the host's top Python functions (cProfile)."""
+def host_ms(fn, n=200):
+    """Host time per call: n calls without waiting for the GPU (the launch queue holds them)."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / n * 1e3
+
+
+def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
+    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler); the eager fwd+bwd
+    (do_bench) and its host time per call with the lean launch, the direct launch through
+    kernel[grid], and Triton's own launch; the host time with every launch skipped (autograd and
+    Python alone) and that of the SDPA backends; the raw backward launches without autograd; and
+    the host's top Python functions (cProfile)."""
     import cProfile
     import io
     import pstats
@@ -144,17 +164,31 @@ def breakdown(fs, q, k, v, do, qg, kg, vg):
     from torch.profiler import ProfilerActivity, profile
     scale, bias = 1 / math.sqrt(q.shape[-1]), -math.log(k.shape[2])
 
-    def fb():
-        o = fs.sigmoid_attention(qg, kg, vg)
-        torch.autograd.grad(o, (qg, kg, vg), do)
-    t, was = {}, fs.DIRECT_LAUNCH
-    for direct in (True, False):
-        fs.DIRECT_LAUNCH = direct
+    def fb_of(f):
+        def fb():
+            o = f(qg, kg, vg)
+            torch.autograd.grad(o, (qg, kg, vg), do)
+        return fb
+    fb = fb_of(fs.sigmoid_attention)
+    t, was = {}, (fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH, fs._launch)
+    for name, direct, lean in (("lean", True, True), ("direct", True, False), ("triton", False, False)):
+        if lean and not was[1]:
+            continue
+        fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH = direct, lean
+        fs._DIRECT.clear()
         fb()
-        t[f"fb direct={direct}"] = triton.testing.do_bench(fb, return_mode="median")
-        t[f"raw bwd direct={direct}"] = triton.testing.do_bench(
+        t[f"fb {name}"] = triton.testing.do_bench(fb, return_mode="median")
+        t[f"host fb {name}"] = host_ms(fb)
+        t[f"raw bwd {name}"] = triton.testing.do_bench(
             lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False), return_mode="median")
-    fs.DIRECT_LAUNCH = was
+    fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH = was[:2]
+    fs._DIRECT.clear()
+    fb()
+    fs._launch = lambda *a, **kw: None
+    t["host fb, launches skipped"] = host_ms(fb)
+    fs._launch = was[2]
+    for name in ("flash", "cudnn"):
+        t[f"host fb {name}"] = host_ms(fb_of(impls[name]))
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(10):
@@ -173,7 +207,7 @@ def breakdown(fs, q, k, v, do, qg, kg, vg):
     torch.cuda.synchronize()
     s = io.StringIO()
     pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
-    print("  breakdown: " + "; ".join(f"{n} {ms:.3f} ms" for n, ms in t.items()), flush=True)
+    print("  breakdown (ms): " + "; ".join(f"{n} {ms:.3f}" for n, ms in t.items()), flush=True)
     print("  device per fwd+bwd: " + "; ".join(parts), flush=True)
     print("  host, cProfile of 200 fwd+bwd (tottime):\n" + "\n".join(
         "    " + line for line in s.getvalue().splitlines()[6:24] if line.strip()), flush=True)

@@ -58,7 +58,13 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
 DIRECT_LAUNCH = os.environ.get("FLASHSIGMOID_DIRECT_LAUNCH", "1") != "0"  # see _launch
-_DIRECT = {}  # launch key -> (compiled kernel, grid, constexpr values)
+_DIRECT = {}  # launch key -> (compiled kernel, grid, constexpr values, lean launcher or None)
+# Lean launch: call the compiled kernel's C launcher with the arguments CompiledKernel[grid] passes it,
+# without its per-call Python (device/stream lookups, launch-metadata dict). That calling convention
+# is checked against Triton 3.6's source only; other versions go through kernel[grid].
+LEAN_LAUNCH = (triton.__version__.startswith("3.6.") and hasattr(triton, "knobs")
+               and hasattr(torch._C, "_cuda_getCurrentRawStream")
+               and os.environ.get("FLASHSIGMOID_LEAN_LAUNCH", "1") != "0")
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -497,6 +503,11 @@ def _launch_key(kind, args, meta_key, nt, nf):
             *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:nt]])
 
 
+def _no_launch_hooks():
+    r = triton.knobs.runtime  # a profiler (e.g. proton) hooks launches: then go through Triton's runner
+    return not (r.launch_enter_hook.calls or r.launch_exit_hook.calls)
+
+
 def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_key, size, seq_m):
     """Launch `plain` with a fixed config (interpreter, AUTOTUNE off) or `tuned` (autotuned).
 
@@ -511,8 +522,13 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
         key = _launch_key(kind, args, meta_key, nt, nf)
         hit = _DIRECT.get(key)
         if hit is not None:
-            kernel, grid, consts = hit
-            kernel[grid](*args, *consts)
+            kernel, grid, consts, run = hit
+            if run is not None and _no_launch_hooks():
+                run, fn, packed = run  # Triton 3.6's launcher, as kernel[grid] calls it, minus its Python
+                run(*grid, torch._C._cuda_getCurrentRawStream(torch._C._cuda_getDevice()), fn, packed,
+                    None, None, None, *args, *consts)
+            else:
+                kernel[grid](*args, *consts)
             return
     if _INTERPRET:
         bm, bn = _INTERP_CFG[kind]
@@ -535,8 +551,12 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
         if all(n in given for n in rest):
             if len(_DIRECT) > 4096:  # e.g. decoding through many lengths: stay bounded
                 _DIRECT.clear()
-            _DIRECT[key] = (kernel, (triton.cdiv(grid_len, blk[along]),) + grid_rest,
-                            tuple(given[n] for n in rest))
+            grid = (triton.cdiv(grid_len, blk[along]),) + grid_rest
+            grid = grid + (1,) * (3 - len(grid))
+            run = None
+            if LEAN_LAUNCH and all(hasattr(kernel, a) for a in ("run", "function", "packed_metadata")):
+                run = (kernel.run, kernel.function, kernel.packed_metadata)
+            _DIRECT[key] = (kernel, grid, tuple(given[n] for n in rest), run)
 
 
 def _bucket(n):

@@ -287,6 +287,8 @@ def test_gpu_direct_launch_matches_triton_launch(monkeypatch, autotune):
             for name, a, b in zip(("o", "dq", "dk", "dv"), got, want):
                 assert torch.equal(a, b), (name, Tq, Tk, offset)
     assert len(flashsigmoid._DIRECT) >= 3 * 4  # fwd, dkdv, dq for each distinct specialisation
+    if flashsigmoid.LEAN_LAUNCH:  # the lean launcher is what the second calls went through
+        assert all(entry[3] is not None for entry in flashsigmoid._DIRECT.values())
 
 
 @gpu
