@@ -280,20 +280,29 @@ def format_table(rows, names):
             "(device time only)\n" + "\n".join(lines))
 
 
+# name -> (config, overrides). sigmoid_gpt2arch is the softmax baseline with only the attention swapped
+# (FlashSigmoid, no ALiBi, pre-norm, no QK-norm): against softmax it isolates the kernel; against
+# sigmoid, the cost of the rest of the recipe.
+TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
+                  "sigmoid_gpt2arch": ("configs/gpt2_124m_softmax.py", ["--attention=sigmoid"]),
+                  "softmax": ("configs/gpt2_124m_softmax.py", [])}
+
+
 def bench_train(args):
     """Training throughput through train.py's real step (data loading included): the sigmoid recipe
     (configs/gpt2_124m.py: ALiBi, QK-norm, hybrid-norm, FlashSigmoid) against its softmax baseline
-    (configs/gpt2_124m_softmax.py: learned positions, pre-norm, SDPA), compiled, bf16, same tokens/step."""
+    (configs/gpt2_124m_softmax.py: learned positions, pre-norm, SDPA), and the baseline with sigmoid
+    attention alone (TRAIN_VARIANTS); compiled, bf16, same tokens/step."""
     import subprocess
     import tempfile
     here = os.path.dirname(os.path.abspath(__file__))
     shapes = [tuple(int(x) for x in s.split(",")) for s in args.train_shapes]  # (batch, T)
     rows = []
     for B, T in shapes:
-        for name in ("sigmoid", "softmax"):
-            cfg = "configs/gpt2_124m.py" if name == "sigmoid" else "configs/gpt2_124m_softmax.py"
+        for name in args.train_variants:
+            cfg, extra = TRAIN_VARIANTS[name]
             out = tempfile.mkdtemp(prefix=f"bench_{name}_{T}_")
-            cmd = [sys.executable, os.path.join(here, "train.py"), cfg, f"--dataset={args.dataset}", f"--out_dir={out}",
+            cmd = [sys.executable, os.path.join(here, "train.py"), cfg, *extra, f"--dataset={args.dataset}", f"--out_dir={out}",
                    f"--batch_size={B}", f"--block_size={T}", "--gradient_accumulation_steps=1",
                    f"--max_iters={args.iters}", "--eval_interval=1000000", "--eval_iters=1", "--log_interval=1",
                    "--warmup_iters=10", "--always_save_checkpoint=False"]
@@ -317,7 +326,7 @@ def bench_train(args):
             lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['error']} | | | | |")
             continue
         other = by.get(("softmax", r["B"], r["T"]), {})
-        ratio = f"{r['tok_s'] / other['tok_s']:.2f}" if r["name"] == "sigmoid" and "tok_s" in other else ""
+        ratio = f"{r['tok_s'] / other['tok_s']:.2f}" if r["name"] != "softmax" and "tok_s" in other else ""
         mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
         mem = "n/a" if r["mem_gb"] is None else f"{r['mem_gb']:.1f}"
         lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['ms']:.1f} | {r['tok_s']:,.0f} | {mfu} | {mem} | {ratio} |")
@@ -336,6 +345,8 @@ def main():
     ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
     ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
                     help="train mode: batch,T pairs (same tokens per step)")
+    ap.add_argument("--train_variants", nargs="*", default=list(TRAIN_VARIANTS), choices=list(TRAIN_VARIANTS),
+                    help="train mode: which models to time")
     ap.add_argument("--iters", type=int, default=40, help="train mode: steps per run (the second half is timed)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel device times of the kernel")

@@ -514,7 +514,9 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
     Host overhead: the autotuner's and the JIT's per-call argument handling cost tens of us per
     launch, which made small shapes CPU bound. So the first launch for a key goes the normal way and
     its compiled kernel, grid and constexprs are remembered; later launches with the same key call the
-    compiled kernel directly. FLASHSIGMOID_DIRECT_LAUNCH=0 (or DIRECT_LAUNCH = False) turns it off."""
+    compiled kernel directly, on Triton 3.6 through its C launcher alone (LEAN_LAUNCH).
+    FLASHSIGMOID_DIRECT_LAUNCH=0 (or DIRECT_LAUNCH = False) turns both off, FLASHSIGMOID_LEAN_LAUNCH=0
+    the lean part."""
     names = _NAMES[kind]
     along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
     direct = DIRECT_LAUNCH and not _INTERPRET
@@ -522,9 +524,9 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
         key = _launch_key(kind, args, meta_key, nt, nf)
         hit = _DIRECT.get(key)
         if hit is not None:
-            kernel, grid, consts, run = hit
-            if run is not None and _no_launch_hooks():
-                run, fn, packed = run  # Triton 3.6's launcher, as kernel[grid] calls it, minus its Python
+            kernel, grid, consts, lean = hit
+            if lean is not None and _no_launch_hooks():
+                run, fn, packed = lean  # Triton 3.6's launcher, as kernel[grid] calls it, minus its Python
                 run(*grid, torch._C._cuda_getCurrentRawStream(torch._C._cuda_getDevice()), fn, packed,
                     None, None, None, *args, *consts)
             else:
@@ -553,10 +555,10 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
                 _DIRECT.clear()
             grid = (triton.cdiv(grid_len, blk[along]),) + grid_rest
             grid = grid + (1,) * (3 - len(grid))
-            run = None
+            lean = None
             if LEAN_LAUNCH and all(hasattr(kernel, a) for a in ("run", "function", "packed_metadata")):
-                run = (kernel.run, kernel.function, kernel.packed_metadata)
-            _DIRECT[key] = (kernel, grid, tuple(given[n] for n in rest), run)
+                lean = (kernel.run, kernel.function, kernel.packed_metadata)
+            _DIRECT[key] = (kernel, grid, tuple(given[n] for n in rest), lean)
 
 
 def _bucket(n):
