@@ -1,4 +1,4 @@
-"""Benchmarks. `python bench.py --mode=attn [--quick]` (attn is the default).
+"""Benchmarks. `python bench.py --mode=attn|train|profile [--quick]` (attn is the default).
 
 attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
 flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid in eager and torch.compile, causal
@@ -339,9 +339,102 @@ def bench_train(args):
     print(table)
 
 
+def model_config(path, extra, T):
+    """GPTConfig from a training config file plus TRAIN_VARIANTS' string overrides, at block size T."""
+    import dataclasses
+
+    from model import GPTConfig
+    scope = {}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), scope)
+    for arg in extra:
+        key, val = arg[2:].split("=", 1)
+        scope[key] = val
+    fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    return GPTConfig(**{**{k: v for k, v in scope.items() if k in fields}, "block_size": T})
+
+
+def kernel_group(name):
+    """Coarse class of a CUDA kernel name from a profile of a compiled training step."""
+    n = name.lower()
+    if any(s in n for s in ("_fwd_kernel", "_bwd_dkdv", "_bwd_dq", "flash", "fmha", "attention", "cudnn")):
+        return "attention"
+    if any(s in n for s in ("gemm", "nvjet", "xmma", "cutlass", "matmul", "aten::mm", "aten::addmm", "aten::bmm")):
+        return "matmul"
+    if "adam" in n or "multi_tensor" in n:
+        return "optimizer"
+    if "rsqrt" in n or "rms_norm" in n:
+        return "norm fusions"
+    return "other"
+
+
+def profile_train(args):
+    """Where a compiled training step's device time goes (torch.profiler), per TRAIN_VARIANTS model:
+    device ms per step by kernel class (attention, matmul, fusions holding an RMSNorm, optimizer,
+    other) and the top kernels. Random tokens (no data loading); bf16 autocast, torch.compile and fused
+    AdamW on CUDA (on a CPU: eager fp32, CPU op times, for checking the script only)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from model import GPT
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
+    summary = []
+    for B, T in [tuple(int(x) for x in s.split(",")) for s in args.train_shapes]:
+        for name in args.train_variants:
+            torch.manual_seed(0)
+            model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
+            opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
+            fwd = torch.compile(model) if cuda else model
+            x, y = (torch.randint(model.config.vocab_size, (B, T), device=dev) for _ in range(2))
+
+            def step():
+                with torch.autocast(dev, dtype=torch.bfloat16, enabled=cuda):
+                    _, loss = fwd(x, y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            for _ in range(args.profile_warmup):  # compiles and autotunes
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+            n = args.profile_steps
+            with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+                for _ in range(n):
+                    step()
+                if cuda:
+                    torch.cuda.synchronize()
+            kernels = {}
+            for e in prof.key_averages():
+                if cuda:
+                    if str(getattr(e, "device_type", "")).split(".")[-1] != "CUDA":
+                        continue
+                    us = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+                else:
+                    us = e.self_cpu_time_total
+                if us > 0:
+                    kernels[e.key] = (kernels.get(e.key, (0, 0))[0] + us / n / 1000, e.count / n)
+            groups = {}
+            for k, (ms, _) in kernels.items():
+                groups[kernel_group(k)] = groups.get(kernel_group(k), 0.0) + ms
+            total = sum(groups.values())
+            summary.append((name, B, T, total, groups))
+            print(f"\n{name} {B}x{T}: {total:.2f} ms per step ({'device' if cuda else 'CPU op'} time): "
+                  + ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(groups.items(), key=lambda i: -i[1])))
+            for k, (ms, calls) in sorted(kernels.items(), key=lambda i: -i[1][0])[:args.profile_top]:
+                print(f"  {ms:8.3f} ms  x{calls:5.1f}  [{kernel_group(k)}] {k[:110]}")
+            del model, opt, fwd
+            if cuda:
+                torch.cuda.empty_cache()
+    cols = ["attention", "matmul", "norm fusions", "optimizer", "other"]
+    print("\n| model | B x T | ms/step | " + " | ".join(cols) + " |\n|---|---|---|" + "---|" * len(cols))
+    for name, B, T, total, groups in summary:
+        print(f"| {name} | {B} x {T} | {total:.2f} | " + " | ".join(f"{groups.get(c, 0):.2f}" for c in cols) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", default="attn", choices=["attn", "train"])
+    ap.add_argument("--mode", default="attn", choices=["attn", "train", "profile"])
     ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
     ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
                     help="train mode: batch,T pairs (same tokens per step)")
@@ -351,11 +444,16 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel device times of the kernel")
     ap.add_argument("--shapes", nargs="*", help="B,H,T,D ... (default: the four standard shapes)")
+    ap.add_argument("--profile_steps", type=int, default=3, help="profile mode: steps profiled")
+    ap.add_argument("--profile_warmup", type=int, default=5, help="profile mode: steps before profiling")
+    ap.add_argument("--profile_top", type=int, default=15, help="profile mode: kernels listed per model")
     args = ap.parse_args()
     if args.mode == "attn":
         bench_attn(args)
-    else:
+    elif args.mode == "train":
         bench_train(args)
+    else:
+        profile_train(args)
 
 
 if __name__ == "__main__":
