@@ -1,0 +1,111 @@
+"""Every autotune config of every FlashSigmoid kernel compiles for Hopper (sm_90), checked on a CPU.
+
+Triton compiles ahead of time for a named target with its bundled ptxas: no GPU or driver needed.
+This catches what the interpreter tests cannot: code that runs interpreted but does not lower to
+PTX, configs whose tiles do not fit, and register spills (local memory or stack). Triton must not
+be in interpreter mode for this, so the compiles run in a child process (this file as a script).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compile_all(kinds=None):
+    """{'kind D dtype config': resource usage} for each table config of each kernel."""
+    import re
+    import tempfile
+
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    sys.path.insert(0, str(ROOT))
+    import flashsigmoid as fs
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    kernels = {"fwd": fs._fwd_kernel, "dkdv": getattr(fs, "_bwd_dkdv_kernel", None),
+               "dq": getattr(fs, "_bwd_dq_kernel", None), "bwd": getattr(fs, "_bwd_kernel", None)}
+    # one representative of each table: (head dim, dtype)
+    reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
+            "xl": [(64, torch.float32)]}
+    out = {}
+    for kind, table in fs._TABLES.items():
+        fn = kernels.get(kind)
+        if fn is None or (kinds and kind not in kinds):
+            continue
+        names = fs._NAMES[kind]
+        for size, cfgs in table.items():
+            for D, dtype in reps[size]:
+                meta, *_ = fs._meta(2048, 2048, 4, 4, D, dtype, True, True, dtype == torch.float32, False)
+                ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
+                for c in dict.fromkeys(cfgs):  # the xl tables list a config twice
+                    consts = {**meta, **dict(zip(names, c[:-2]))}
+                    sig, attrs = {}, {}
+                    for i, n in enumerate(fn.arg_names):
+                        if n in consts:
+                            sig[n] = "constexpr"
+                        elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
+                            sig[n] = "*fp32" if n == "Slopes" else ptr
+                            attrs[(i,)] = [["tt.divisibility", 16]]
+                        elif n in ("scale", "hscale", "hbias"):
+                            sig[n] = "fp32"
+                        else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
+                            sig[n] = "i32"
+                            if n != "off_q":
+                                attrs[(i,)] = [["tt.divisibility", 16]]
+                    src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
+                    k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                                       options=dict(num_warps=c[-1], num_stages=c[-2]))
+                    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+                        f.write(k.asm["cubin"])
+                        f.flush()
+                        res = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name],
+                                             capture_output=True, text=True).stdout
+                    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", res)
+                    usage = dict(zip(("reg", "stack", "local"), map(int, m.groups())))
+                    usage["smem"] = k.metadata.shared
+                    out[f"{kind} D={D} {str(dtype)[6:]} {c}"] = usage
+    return out
+
+
+# What the autotuner picked on an H200 (BENCHMARKS.md, run 10) for the four benchmark shapes:
+# (kind, D, config). Spilling here would cost real speed, so these must stay (nearly) spill-free.
+PICKED = [("fwd", 64, (64, 64, 4, 4)), ("fwd", 64, (128, 64, 3, 4)), ("fwd", 128, (128, 64, 3, 8)),
+          ("dkdv", 64, (32, 64, 4, 4)), ("dkdv", 128, (32, 64, 4, 4)), ("dkdv", 128, (64, 128, 3, 8)),
+          ("dq", 64, (64, 32, 4, 4)), ("dq", 64, (128, 32, 5, 4)), ("dq", 128, (128, 64, 3, 8))]
+
+
+def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, __file__], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    if r.returncode == 3:
+        pytest.skip(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 0, r.stderr[-3000:]  # a config that does not compile for sm_90 fails here
+    usage = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(usage) >= 20, usage
+    too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
+    assert not too_big, too_big
+    for kind, D, c in PICKED:
+        u = usage.get(f"{kind} D={D} bfloat16 {c}")
+        if u is None and kind in ("dkdv", "dq") and not any(k.startswith(kind) for k in usage):
+            continue  # a kernel layout without this kernel
+        assert u is not None, (kind, D, c)
+        assert u["local"] == 0 and u["stack"] <= 8, (kind, D, c, u)  # 8 B: (64,128,3,8) at D=128 today
+    print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
+
+
+if __name__ == "__main__":
+    try:
+        from triton.backends.compiler import GPUTarget  # noqa: F401
+        from triton.compiler import ASTSource  # noqa: F401
+    except ImportError as e:  # another Triton layout: say so instead of failing
+        print(f"this Triton has no ahead-of-time compile API as used here: {e}")
+        sys.exit(3)
+    print(json.dumps(compile_all(sys.argv[1:] or None)))
