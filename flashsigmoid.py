@@ -114,6 +114,33 @@ def _half_logits(qk, offs_m_abs, offs_n, hscale, hbias, hslope,
 
 
 @triton.jit
+def _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+              MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
+              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr):
+    # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
+    if MASK:
+        kmask = offs_n < Tk
+        k = tl.load(k_ptrs, mask=kmask[:, None], other=0.0)
+        v = tl.load(v_ptrs, mask=kmask[:, None], other=0.0)
+    else:
+        k = tl.load(k_ptrs)
+        v = tl.load(v_ptrs)
+    if UPCAST:
+        k = k.to(tl.float32)
+        v = v.to(tl.float32)
+    qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
+    t = _half_logits(qk, offs_m_abs, offs_n, hscale, hbias, hslope, CAUSAL, HAS_ALIBI)
+    p = _sigmoid_half(t, FAST)
+    if MASK:
+        # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
+        valid = (offs_n < Tk)[None, :]
+        if CAUSAL:
+            valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
+        p = tl.where(valid, p, 0.0)
+    return k, v, p
+
+
+@triton.jit
 def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs, Tk,
                hscale, hbias, hslope,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
@@ -123,25 +150,8 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for _ in range(lo, hi, BLOCK_N):
-        if MASK:
-            kmask = offs_n < Tk
-            k = tl.load(k_ptrs, mask=kmask[:, None], other=0.0)
-            v = tl.load(v_ptrs, mask=kmask[:, None], other=0.0)
-        else:
-            k = tl.load(k_ptrs)
-            v = tl.load(v_ptrs)
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
-        t = _half_logits(qk, offs_m_abs, offs_n, hscale, hbias, hslope, CAUSAL, HAS_ALIBI)
-        p = _sigmoid_half(t, FAST)
-        if MASK:
-            # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
-            valid = (offs_n < Tk)[None, :]
-            if CAUSAL:
-                valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
-            p = tl.where(valid, p, 0.0)
+        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+                            MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
         acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
         offs_n += BLOCK_N
         k_ptrs += BLOCK_N * stride_kn
@@ -335,24 +345,8 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for _ in range(lo, hi, BLOCK_N):
-        if MASK:
-            kmask = offs_n < Tk
-            k = tl.load(k_ptrs, mask=kmask[:, None], other=0.0)
-            v = tl.load(v_ptrs, mask=kmask[:, None], other=0.0)
-        else:
-            k = tl.load(k_ptrs)
-            v = tl.load(v_ptrs)
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
-        t = _half_logits(qk, offs_m_abs, offs_n, hscale, hbias, hslope, CAUSAL, HAS_ALIBI)
-        p = _sigmoid_half(t, FAST)
-        if MASK:
-            valid = (offs_n < Tk)[None, :]
-            if CAUSAL:
-                valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
-            p = tl.where(valid, p, 0.0)
+        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+                            MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (1.0 - p) * dp
         dq += tl.dot(_for_dot(ds, k.dtype, UPCAST, ROUND_F16), k, input_precision=DOT_PREC)
