@@ -512,7 +512,6 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
     FLASHSIGMOID_DIRECT_LAUNCH=0 (or DIRECT_LAUNCH = False) turns both off, FLASHSIGMOID_LEAN_LAUNCH=0
     the lean part."""
     names = _NAMES[kind]
-    along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
     direct = DIRECT_LAUNCH and not _INTERPRET
     if direct:
         key = _launch_key(kind, args, meta_key, nt, nf)
@@ -526,33 +525,34 @@ def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_ke
             else:
                 kernel[grid](*args, *consts)
             return
+    along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
+
+    def grid_of(blk):
+        return (triton.cdiv(grid_len, blk[along]),) + grid_rest
     if _INTERPRET:
         bm, bn = _INTERP_CFG[kind]
         blk = {names[0]: bm, names[1]: bn}
-        plain[(triton.cdiv(grid_len, blk[along]),) + grid_rest](*args, **meta, **blk)
+        plain[grid_of(blk)](*args, **meta, **blk)
         return
     if AUTOTUNE:
-        kernel = tuned[lambda m: (triton.cdiv(grid_len, m[along]),) + grid_rest](*args, **meta)
+        kernel = tuned[grid_of](*args, **meta)
         blk = dict(tuned.best_config.kwargs)
     else:
         bm, bn, stages, warps = _TABLES[kind][size][_DEFAULT[kind]]
         if kind == "fwd" and seq_m <= 64 and bm > 64:  # decoding: don't waste a 128-row tile on one query
             bm = 64
         blk = {names[0]: bm, names[1]: bn}
-        kernel = plain[(triton.cdiv(grid_len, blk[along]),) + grid_rest](
-            *args, **meta, **blk, num_stages=stages, num_warps=warps)
+        kernel = plain[grid_of(blk)](*args, **meta, **blk, num_stages=stages, num_warps=warps)
     if direct and kernel is not None and hasattr(kernel, "__getitem__"):
         given = {**meta, **blk}
         rest = plain.arg_names[len(args):]  # the constexprs, in signature order
         if all(n in given for n in rest):
             if len(_DIRECT) > 4096:  # e.g. decoding through many lengths: stay bounded
                 _DIRECT.clear()
-            grid = (triton.cdiv(grid_len, blk[along]),) + grid_rest
-            grid = grid + (1,) * (3 - len(grid))
             lean = None
             if LEAN_LAUNCH and all(hasattr(kernel, a) for a in ("run", "function", "packed_metadata")):
                 lean = (kernel.run, kernel.function, kernel.packed_metadata)
-            _DIRECT[key] = (kernel, grid, tuple(given[n] for n in rest), lean)
+            _DIRECT[key] = (kernel, grid_of(blk), tuple(given[n] for n in rest), lean)
 
 
 def _bucket(n):
