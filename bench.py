@@ -22,6 +22,11 @@ import torch.nn.functional as F
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
 
 
+def parse_shapes(strings):
+    """["16,1024", ...] -> [(16, 1024), ...]"""
+    return [tuple(int(x) for x in s.split(",")) for s in strings]
+
+
 def naive_sigmoid(q, k, v):
     T, D = q.shape[-2], q.shape[-1]
     s = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(D)) - math.log(T)
@@ -56,15 +61,21 @@ def check_kernel(fs, B, H, T, D, dev):
     return errs, not bad
 
 
+def fwd_bwd(fn, qg, kg, vg, do):
+    """A callable doing one forward and backward of attention `fn`, as a training step would."""
+    def fb():
+        o = fn(qg, kg, vg)
+        torch.autograd.grad(o, (qg, kg, vg), do)
+    return fb
+
+
 def time_impl(name, fn, B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep):
     """fwd and fwd+bwd times (median of do_bench), TFLOP/s and peak extra memory of one fwd+bwd;
     None when the implementation fails (a missing backend must not stop the table)."""
     import triton.testing
     fwd_flops = 0.5 * 4 * B * H * T * T * D
     try:
-        def fb():
-            o = fn(qg, kg, vg)
-            torch.autograd.grad(o, (qg, kg, vg), do)
+        fb = fwd_bwd(fn, qg, kg, vg, do)
         with torch.no_grad():
             fn(q, k, v)
         fb()  # warm-up: autotuning and compilation stay out of the timings
@@ -105,17 +116,17 @@ def bench_attn(args):
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
     impls["naive"] = naive_sigmoid
     if not args.quick:
-        # one static graph per shape and grad mode (8 in all): raise dynamo's recompile limit (8 by
-        # default), past which it would silently run the later shapes eagerly
         impls["naive_compile"] = None  # made for the second pass below
     warmup, rep = (25, 50) if args.quick else (50, 200)
-    shapes = SHAPES if not args.shapes else [tuple(int(x) for x in s.split(",")) for s in args.shapes]
+    shapes = parse_shapes(args.shapes) if args.shapes else SHAPES
     rows = []
     # The compiled naive sigmoid runs in a second pass over the shapes: torch.compile's compile
     # workers and their CPU load then cannot touch the host-bound timings of the first pass.
     passes = [[n for n in impls if n != "naive_compile"]] + ([["naive_compile"]] if "naive_compile" in impls else [])
     for names in passes:
         if names == ["naive_compile"]:
+            # one static graph per shape and grad mode (8 in all): raise dynamo's recompile limit (8 by
+            # default), past which it would silently run the later shapes eagerly
             import torch._dynamo.config as dcfg
             for name in ("recompile_limit", "cache_size_limit"):
                 if hasattr(dcfg, name):
@@ -152,11 +163,9 @@ def bench_attn(args):
         qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
         out = []
         for name in ("kernel", "flash", "cudnn"):
-            def fb(fn=impls[name]):
-                o = fn(qg, kg, vg)
-                torch.autograd.grad(o, (qg, kg, vg), do)
             try:
-                ms = triton.testing.do_bench_cudagraph(fb, rep=50, return_mode="median")
+                ms = triton.testing.do_bench_cudagraph(fwd_bwd(impls[name], qg, kg, vg, do), rep=50,
+                                                       return_mode="median")
                 if rows[i][name] is not None:
                     rows[i][name]["fb_graph_ms"] = ms
                 out.append(f"{name} {ms:.3f} ms")
@@ -204,12 +213,7 @@ def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
     from torch.profiler import ProfilerActivity, profile
     scale, bias = 1 / math.sqrt(q.shape[-1]), -math.log(k.shape[2])
 
-    def fb_of(f):
-        def fb():
-            o = f(qg, kg, vg)
-            torch.autograd.grad(o, (qg, kg, vg), do)
-        return fb
-    fb = fb_of(fs.sigmoid_attention)
+    fb = fwd_bwd(fs.sigmoid_attention, qg, kg, vg, do)
     t, was = {}, (fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH, fs._launch)
     for name, direct, lean in (("lean", True, True), ("direct", True, False), ("triton", False, False)):
         if lean and not was[1]:
@@ -228,7 +232,7 @@ def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
     t["host fb, launches skipped"] = host_ms(fb)
     fs._launch = was[2]
     for name in ("flash", "cudnn"):
-        t[f"host fb {name}"] = host_ms(fb_of(impls[name]))
+        t[f"host fb {name}"] = host_ms(fwd_bwd(impls[name], qg, kg, vg, do))
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(10):
@@ -296,7 +300,7 @@ def bench_train(args):
     import subprocess
     import tempfile
     here = os.path.dirname(os.path.abspath(__file__))
-    shapes = [tuple(int(x) for x in s.split(",")) for s in args.train_shapes]  # (batch, T)
+    shapes = parse_shapes(args.train_shapes)  # (batch, T)
     rows = []
     for B, T in shapes:
         for name in args.train_variants:
@@ -379,7 +383,7 @@ def profile_train(args):
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
     summary = []
-    for B, T in [tuple(int(x) for x in s.split(",")) for s in args.train_shapes]:
+    for B, T in parse_shapes(args.train_shapes):
         for name in args.train_variants:
             torch.manual_seed(0)
             model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
