@@ -13,8 +13,11 @@ def summarize(path):
         lines = open(path).readlines()
     except OSError:
         return None, {}
-    for line in lines:
-        e = json.loads(line)
+    for i, line in enumerate(lines, 1):
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"error: {path}:{i} is not a JSON line ({err.msg}): {line[:80]!r}")
         if e.get("event") != "eval":
             continue
         if "eval_block_size" in e:  # a final evaluation of the best checkpoint
