@@ -34,18 +34,17 @@ relative) is below the bf16 rounding of p that the P@V product does anyway. The 
 (whose callers want fp32 accuracy), when `flashsigmoid.EXACT_SIGMOID = True`, or per call with
 `sigmoid_attention(..., exact=True)`.
 
-Entry points: `sigmoid_attention` validates and, under torch.compile, calls the custom op
-`flashsigmoid::fwd` (autograd registered, fake impl for tracing: no graph break); in eager mode it
-calls an equivalent autograd.Function, whose host overhead is lower. Each launch after the first
-for a given specialisation calls the compiled kernel directly (`_launch`), skipping the autotuner's
-and the JIT's per-call argument handling, which made small shapes CPU bound.
+Host side, as in Triton's fused-attention tutorial but as custom ops: `sigmoid_attention` validates
+and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd`; each computes a grid and
+launches `kernel[grid](...)`. The ops carry fake implementations, so torch.compile traces through
+them without a graph break. O, dQ, dK and dV come back in the memory order of q, k and v: for a
+(B, H, T, D) view of (B, T, H, D) memory, as a model's heads are, that spares a transpose copy.
 
 Block sizes are autotuned per (head dim, causal, ALiBi, GQA group, dtype, length bucket) unless
 FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False`; autotuning cannot run inside CUDA graph
 capture, so call the kernel once before capturing.
 """
 
-import functools
 import math
 import os
 from typing import Optional
@@ -57,14 +56,6 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
-DIRECT_LAUNCH = os.environ.get("FLASHSIGMOID_DIRECT_LAUNCH", "1") != "0"  # see _launch
-_DIRECT = {}  # launch key -> (compiled kernel, grid, constexpr values, lean launcher or None)
-# Lean launch: call the compiled kernel's C launcher with the arguments CompiledKernel[grid] passes it,
-# without its per-call Python (device/stream lookups, launch-metadata dict). That calling convention
-# is checked against Triton 3.6's source only; other versions go through kernel[grid].
-LEAN_LAUNCH = (triton.__version__.startswith("3.6.") and hasattr(triton, "knobs")
-               and hasattr(torch._C, "_cuda_getCurrentRawStream")
-               and os.environ.get("FLASHSIGMOID_LEAN_LAUNCH", "1") != "0")
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -410,39 +401,32 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
 # Launch configurations
 # ----------------------------------------------------------------------------------------------
 
-def _cfg(bm, bn, stages, warps, names):
-    return triton.Config({names[0]: bm, names[1]: bn}, num_stages=stages, num_warps=warps)
-
-
 # (block_m, block_n, num_stages, num_warps). Hopper, after Triton's fused-attention tutorial: big
 # query tiles in the forward; long key tiles with short query steps for dK/dV, the mirror for dQ.
 _FWD_CONFIGS = {
     "small": [(128, 64, 3, 4), (128, 64, 4, 8), (128, 128, 3, 8), (64, 64, 4, 4), (128, 64, 3, 8),
               (128, 128, 2, 8)],  # 16-bit D <= 128, fp32 D <= 64
     "large": [(64, 64, 2, 4), (128, 64, 2, 8), (64, 32, 3, 4)],  # 16-bit D = 256, fp32 D = 128
-    "xl": [(32, 32, 1, 4), (32, 32, 1, 4)],  # fp32
+    "xl": [(32, 32, 1, 4)],  # fp32
 }
 _DKDV_CONFIGS = {  # (BLOCK_M1, BLOCK_N1, ...)
     "small": [(32, 128, 5, 4), (64, 128, 3, 8), (64, 64, 3, 4), (64, 128, 4, 4), (32, 64, 4, 4),
               (64, 128, 2, 8)],
     "large": [(32, 64, 2, 4), (64, 64, 2, 8), (32, 32, 2, 4)],
-    "xl": [(16, 32, 1, 4), (16, 32, 1, 4)],
+    "xl": [(16, 32, 1, 4)],
 }
 _DQ_CONFIGS = {  # (BLOCK_M2, BLOCK_N2, ...)
     "small": [(128, 32, 5, 4), (128, 64, 3, 8), (64, 64, 3, 4), (128, 64, 4, 4), (64, 32, 4, 4),
               (128, 64, 2, 8)],
     "large": [(64, 32, 2, 4), (64, 64, 2, 8), (32, 32, 2, 4)],
-    "xl": [(32, 16, 1, 4), (32, 16, 1, 4)],
+    "xl": [(32, 16, 1, 4)],
 }
-_DEFAULT = {  # used when autotuning is off: index into the lists above
-    "fwd": 1, "dkdv": 1, "dq": 1,
-}
+_TABLES = {"fwd": _FWD_CONFIGS, "dkdv": _DKDV_CONFIGS, "dq": _DQ_CONFIGS}
+_NAMES = {"fwd": ("BLOCK_M", "BLOCK_N"), "dkdv": ("BLOCK_M1", "BLOCK_N1"), "dq": ("BLOCK_M2", "BLOCK_N2")}
+_DEFAULT = 1  # the config of each table used when autotuning is off
 # Interpreter: one config (autotune with several fails there) with unequal blocks so that the
 # masked/unmasked loop splits are exercised by the CPU tests.
 _INTERP_CFG = {"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)}
-_NAMES = {"fwd": ("BLOCK_M", "BLOCK_N"), "dkdv": ("BLOCK_M1", "BLOCK_N1"),
-          "dq": ("BLOCK_M2", "BLOCK_N2")}
-_TABLES = {"fwd": _FWD_CONFIGS, "dkdv": _DKDV_CONFIGS, "dq": _DQ_CONFIGS}
 
 
 def _size_class(head_dim, itemsize):
@@ -453,216 +437,132 @@ def _size_class(head_dim, itemsize):
     return "small" if head_dim * itemsize <= 256 else "large"
 
 
-def _prune(kind):
-    def prune(configs, named_args, **kwargs):
-        d = kwargs.get("HEAD_DIM", named_args.get("HEAD_DIM"))
-        size = _size_class(d, named_args["Q"].element_size())
-        wanted = {(c[0], c[1], c[2], c[3]) for c in _TABLES[kind][size]}
-        names = _NAMES[kind]
-        out = [c for c in configs
-               if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
-        return out or configs[:1]
-    return prune
-
-
-def _all_configs(kind):
-    seen, out = set(), []
-    for size in ("small", "large", "xl"):
-        for c in _TABLES[kind][size]:
-            if c not in seen:
-                seen.add(c)
-                out.append(_cfg(*c, _NAMES[kind]))
-    return out
-
-
-_KEY = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
-if _INTERPRET:
-    _fwd_tuned, _dkdv_tuned, _dq_tuned = _fwd_kernel, _bwd_dkdv_kernel, _bwd_dq_kernel
-else:
-    _fwd_tuned = triton.autotune(_all_configs("fwd"), key=_KEY,
-                                 prune_configs_by={"early_config_prune": _prune("fwd")})(_fwd_kernel)
-    _dkdv_tuned = triton.autotune(_all_configs("dkdv"), key=_KEY,
-                                  prune_configs_by={"early_config_prune": _prune("dkdv")})(
-        _bwd_dkdv_kernel)
-    _dq_tuned = triton.autotune(_all_configs("dq"), key=_KEY,
-                                prune_configs_by={"early_config_prune": _prune("dq")})(_bwd_dq_kernel)
-
-
-def _launch_key(kind, args, meta_key, nt, nf):
-    """What a compiled kernel is specialised on, conservatively: the kernel, its constexprs
-    (meta_key), the exact int arguments (so Triton's ==1 and divisible-by-16 specialisations follow;
-    args = nt tensors, nf floats, then ints only), the device, and each tensor's dtype and 16-byte
-    alignment. Floats are runtime values to Triton."""
-    return (kind, meta_key, args[nt + nf:], args[0].get_device(),
-            *[(t.dtype, t.data_ptr() % 16 == 0) for t in args[:nt]])
-
-
-def _no_launch_hooks():
-    r = triton.knobs.runtime  # a profiler (e.g. proton) hooks launches: then go through Triton's runner
-    return not (r.launch_enter_hook.calls or r.launch_exit_hook.calls)
-
-
-def _launch(kind, plain, tuned, grid_len, grid_rest, args, nt, nf, meta, meta_key, size, seq_m):
-    """Launch `plain` with a fixed config (interpreter, AUTOTUNE off) or `tuned` (autotuned).
-
-    Host overhead: the autotuner's and the JIT's per-call argument handling cost tens of us per
-    launch, which made small shapes CPU bound. So the first launch for a key goes the normal way and
-    its compiled kernel, grid and constexprs are remembered; later launches with the same key call the
-    compiled kernel directly, on Triton 3.6 through its C launcher alone (LEAN_LAUNCH).
-    FLASHSIGMOID_DIRECT_LAUNCH=0 (or DIRECT_LAUNCH = False) turns both off, FLASHSIGMOID_LEAN_LAUNCH=0
-    the lean part."""
+def _autotuned(kind, fn):
     names = _NAMES[kind]
-    direct = DIRECT_LAUNCH and not _INTERPRET
-    if direct:
-        key = _launch_key(kind, args, meta_key, nt, nf)
-        hit = _DIRECT.get(key)
-        if hit is not None:
-            kernel, grid, consts, lean = hit
-            if lean is not None and _no_launch_hooks():
-                run, fn, packed = lean  # Triton 3.6's launcher, as kernel[grid] calls it, minus its Python
-                run(*grid, torch._C._cuda_getCurrentRawStream(torch._C._cuda_getDevice()), fn, packed,
-                    None, None, None, *args, *consts)
-            else:
-                kernel[grid](*args, *consts)
-            return
-    along = names[1] if kind == "dkdv" else names[0]  # the block along the grid's first axis
 
-    def grid_of(blk):
-        return (triton.cdiv(grid_len, blk[along]),) + grid_rest
-    if _INTERPRET:
-        bm, bn = _INTERP_CFG[kind]
-        blk = {names[0]: bm, names[1]: bn}
-        plain[grid_of(blk)](*args, **meta, **blk)
+    def prune(configs, named_args, **kwargs):  # only the table that fits this head dim and dtype
+        d = kwargs.get("HEAD_DIM", named_args.get("HEAD_DIM"))
+        wanted = set(_TABLES[kind][_size_class(d, named_args["Q"].element_size())])
+        return [c for c in configs
+                if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
+    configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
+               for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
+    return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
+
+
+_KERNELS = {"fwd": _fwd_kernel, "dkdv": _bwd_dkdv_kernel, "dq": _bwd_dq_kernel}
+_TUNED = {} if _INTERPRET else {kind: _autotuned(kind, fn) for kind, fn in _KERNELS.items()}
+
+
+def _launch(kind, n, grid_rest, args, meta):
+    """kernel[grid](*args, **constexprs): autotuned, or one fixed config (interpreter, AUTOTUNE off).
+    The grid's first axis tiles n (queries for fwd and dQ, keys for dK/dV) by that axis's block."""
+    along = _NAMES[kind][1 if kind == "dkdv" else 0]
+
+    def grid(blocks):
+        return (triton.cdiv(n, blocks[along]), *grid_rest)
+    if AUTOTUNE and not _INTERPRET:
+        _TUNED[kind][grid](*args, **meta)
         return
-    if AUTOTUNE:
-        kernel = tuned[grid_of](*args, **meta)
-        blk = dict(tuned.best_config.kwargs)
+    if _INTERPRET:
+        (bm, bn), cfg = _INTERP_CFG[kind], {}
     else:
-        bm, bn, stages, warps = _TABLES[kind][size][_DEFAULT[kind]]
-        if kind == "fwd" and seq_m <= 64 and bm > 64:  # decoding: don't waste a 128-row tile on one query
-            bm = 64
-        blk = {names[0]: bm, names[1]: bn}
-        kernel = plain[grid_of(blk)](*args, **meta, **blk, num_stages=stages, num_warps=warps)
-    if direct and kernel is not None and hasattr(kernel, "__getitem__"):
-        given = {**meta, **blk}
-        rest = plain.arg_names[len(args):]  # the constexprs, in signature order
-        if all(n in given for n in rest):
-            if len(_DIRECT) > 4096:  # e.g. decoding through many lengths: stay bounded
-                _DIRECT.clear()
-            lean = None
-            if LEAN_LAUNCH and all(hasattr(kernel, a) for a in ("run", "function", "packed_metadata")):
-                lean = (kernel.run, kernel.function, kernel.packed_metadata)
-            _DIRECT[key] = (kernel, grid_of(blk), tuple(given[n] for n in rest), lean)
+        bm, bn, stages, warps = _TABLES[kind][_size_class(meta["HEAD_DIM"], args[0].element_size())][_DEFAULT]
+        cfg = dict(num_stages=stages, num_warps=warps)
+    blocks = dict(zip(_NAMES[kind], (bm, bn)))
+    _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
 
+
+# ----------------------------------------------------------------------------------------------
+# Host side: one custom op per direction (opaque to torch.compile, so no graph break), autograd
+# registered on the forward
+# ----------------------------------------------------------------------------------------------
 
 def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=4096)
-def _meta(Tq, Tk, H, Hkv, D, dtype, causal, has_alibi, exact, interpret):
-    """(constexprs, their values as a key, autotune length buckets, tile-size class); cached, as it
-    runs on every call."""
-    meta = dict(GROUP=H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=bool(has_alibi),
-                FAST=not (exact or interpret), UPCAST=interpret,
-                ROUND_F16=interpret and dtype == torch.float16,
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact):
+    """The kernels' constexprs."""
+    return dict(GROUP=H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=bool(has_alibi),
+                FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
+                ROUND_F16=_INTERPRET and dtype == torch.float16,
                 DOT_PREC="ieee" if dtype == torch.float32 else "tf32")
-    return meta, tuple(meta.values()), _bucket(Tq), _bucket(Tk), _size_class(D, dtype.itemsize)
+
+
+def _empty_like(t):
+    """An empty tensor shaped like t (B, H, T, D) in t's memory order: (B, T, H, D) memory when t is a
+    view of it (the model's heads split off a projection), else contiguous. Returning outputs and
+    gradients in their inputs' layout spares the caller a transpose copy each way, as cuDNN does."""
+    B, H, T, D = t.shape
+    if t.stride(1) < t.stride(2):
+        return t.new_empty(B, T, H, D).transpose(1, 2)
+    return t.new_empty(B, H, T, D)
 
 
 def _lastdim_contig(t):
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-def _fwd_impl(q, k, v, alibi, causal, bias, scale, exact):
+def _strides(*ts):
+    return [s for t in ts for s in t.stride()[:3]]
+
+
+@torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
+def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
+         causal: bool, bias: float, scale: float, exact: bool) -> torch.Tensor:
+    o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
-    o = q.new_empty(q.shape)
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta, mkey, tq_key, tk_key, size = _meta(Tq, Tk, H, Hkv, D, q.dtype, causal, alibi is not None, exact, _INTERPRET)
-    args = (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
-            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *o.stride()[:3], tq_key, tk_key)
-    _launch("fwd", _fwd_kernel, _fwd_tuned, Tq, (H, B), args, 5, 2, meta, mkey, size, Tq)
+    _launch("fwd", Tq, (H, B),
+            (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
+             _bucket(Tq), _bucket(Tk)),
+            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact))
     return o
 
 
-def _bwd_impl(do, q, k, v, alibi, causal, bias, scale, exact):
-    q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
-    B, H, Tq, D = q.shape
-    Hkv, Tk = k.shape[1], k.shape[2]
-    dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
-    slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta, mkey, tq_key, tk_key, size = _meta(Tq, Tk, H, Hkv, D, q.dtype, causal, alibi is not None, exact, _INTERPRET)
-    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq,
-              *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3])
-    _launch("dkdv", _bwd_dkdv_kernel, _dkdv_tuned, Tk, (Hkv, B),
-            (q, k, v, do, dk, dv, slopes, *common, *dk.stride()[:3], *dv.stride()[:3], tq_key, tk_key),
-            7, 3, meta, mkey, size, Tk)
-    _launch("dq", _bwd_dq_kernel, _dq_tuned, Tq, (H, B),
-            (q, k, v, do, dq, slopes, *common, *dq.stride()[:3], tq_key, tk_key), 6, 3, meta, mkey, size, Tq)
-    return dq, dk, dv
-
-
-# ----------------------------------------------------------------------------------------------
-# torch custom ops (opaque to torch.compile: no graph breaks) and autograd
-# ----------------------------------------------------------------------------------------------
-
-@torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
-def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
-            causal: bool, bias: float, scale: float, exact: bool) -> torch.Tensor:
-    return _fwd_impl(q, k, v, alibi, causal, bias, scale, exact)
-
-
-@_fwd_op.register_fake
+@_fwd.register_fake
 def _(q, k, v, alibi, causal, bias, scale, exact):
-    return q.new_empty(q.shape)
+    return _empty_like(q)
 
 
 @torch.library.custom_op("flashsigmoid::bwd", mutates_args=())
-def _bwd_op(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-            alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
-            exact: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _bwd_impl(do, q, k, v, alibi, causal, bias, scale, exact)
+def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+         alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
+         exact: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
+    q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
+    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
+    buckets = (_bucket(Tq), _bucket(Tk))
+    _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, slopes, *common, *_strides(dk, dv), *buckets), meta)
+    _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
+    return dq, dk, dv
 
 
-@_bwd_op.register_fake
+@_bwd.register_fake
 def _(do, q, k, v, alibi, causal, bias, scale, exact):
-    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+    return _empty_like(q), _empty_like(k), _empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
     q, k, v, alibi, causal, bias, scale, exact = inputs
     ctx.save_for_backward(q, k, v, alibi)  # O(T) memory: no T x T tensor is kept
-    ctx.causal, ctx.bias, ctx.scale, ctx.exact = causal, bias, scale, exact
+    ctx.args = (causal, bias, scale, exact)
 
 
 def _backward(ctx, do):
     q, k, v, alibi = ctx.saved_tensors
-    dq, dk, dv = _bwd_op(do, q, k, v, alibi, ctx.causal, ctx.bias, ctx.scale, ctx.exact)
-    return dq, dk, dv, None, None, None, None, None
+    return *_bwd(do, q, k, v, alibi, *ctx.args), None, None, None, None, None
 
 
-_fwd_op.register_autograd(_backward, setup_context=_setup_context)
-
-
-class _EagerFn(torch.autograd.Function):
-    """Eager-mode twin of the custom op. The custom op's dispatcher/autograd layers cost ~0.5 ms of
-    host time per fwd+bwd (measured on the H200 host: 0.93 ms per fwd+bwd at (16,12,1024,64) for
-    0.33 ms of kernels), which made small shapes CPU bound. torch.compile still sees the op."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, alibi, causal, bias, scale, exact):
-        ctx.save_for_backward(q, k, v, alibi)
-        ctx.args = (causal, bias, scale, exact)
-        return _fwd_impl(q, k, v, alibi, causal, bias, scale, exact)
-
-    @staticmethod
-    def backward(ctx, do):
-        q, k, v, alibi = ctx.saved_tensors
-        dq, dk, dv = _bwd_impl(do, q, k, v, alibi, *ctx.args)
-        return dq, dk, dv, None, None, None, None, None
-
+_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 # ----------------------------------------------------------------------------------------------
 # Public API
@@ -717,9 +617,8 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0; fp16/bf16 (fp32: slower, exact dots).
     bias: float, default -ln(Tk); scale: default 1/sqrt(D); alibi_slopes: None or (H,) tensor.
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
-    tanh.approx. Under torch.compile it calls the custom op flashsigmoid::fwd (no graph break);
-    in eager mode an equivalent autograd.Function (less host overhead).
-    Any strides are accepted (a last dim that is not contiguous is copied). Returns (B, H, Tq, D).
+    tanh.approx. Any strides are accepted (a last dim that is not contiguous is copied).
+    Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
                                      and k.shape[2] > 0) else bias
@@ -732,12 +631,7 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
         alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
     # fp32 callers asked for fp32 accuracy: tanh.approx (~5e-4 relative) would dominate their error
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
-    causal = bool(causal)
-    if torch.compiler.is_compiling():
-        return _fwd_op(q, k, v, alibi_slopes, causal, bias, scale, exact)
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        return _EagerFn.apply(q, k, v, alibi_slopes, causal, bias, scale, exact)
-    return _fwd_impl(q, k, v, alibi_slopes, causal, bias, scale, exact)
+    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact)
 
 
 def sigmoid_attention_ref(q, k, v, causal=True, bias=None, scale=None, alibi_slopes=None, upcast=True):

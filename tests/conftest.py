@@ -17,3 +17,12 @@ if _cache.is_dir():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
+
+
+def pytest_report_header(config):
+    try:
+        import triton
+        tv = triton.__version__
+    except ImportError:
+        tv = "not installed"
+    return f"torch {torch.__version__} (CUDA: {torch.cuda.is_available()}), triton {tv}"
