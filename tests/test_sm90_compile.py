@@ -72,15 +72,19 @@ def compile_all(kinds=None):
     return out
 
 
-# What the autotuner picked on an H200 (BENCHMARKS.md, run 10) for the four benchmark shapes:
-# (kind, D, config). Spilling here would cost real speed, so these must stay (nearly) spill-free.
-PICKED = [("fwd", 64, (64, 64, 4, 4)), ("fwd", 64, (128, 64, 3, 4)), ("fwd", 128, (128, 64, 3, 8)),
-          ("dkdv", 64, (32, 64, 4, 4)), ("dkdv", 128, (32, 64, 4, 4)), ("dkdv", 128, (64, 128, 3, 8)),
-          ("dq", 64, (64, 32, 4, 4)), ("dq", 64, (128, 32, 5, 4)), ("dq", 128, (128, 64, 3, 8))]
+# What the autotuner picked on an H200 (Triton 3.6, BENCHMARKS.md) for the four benchmark shapes:
+# (kind, D, config, most bytes of stack). Spilling here would cost real speed. Register allocation
+# differs between Triton versions, so the bound is what held on every version we allow (3.6 to 3.9,
+# checked 2026-12): no spill at all, except dK/dV (64, 128, 3, 8) at D=128, which sits at the
+# 255-register cap and spills 8 bytes with Triton 3.6, 16 with 3.8 and 96 with 3.9.
+PICKED = [("fwd", 64, (64, 64, 4, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd", 128, (128, 64, 3, 8), 0),
+          ("dkdv", 64, (32, 64, 4, 4), 0), ("dkdv", 128, (32, 64, 4, 4), 0), ("dkdv", 128, (64, 128, 3, 8), 96),
+          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 32, 5, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
 
 
 def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     r = subprocess.run([sys.executable, __file__], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     if r.returncode == 3:
         pytest.skip(r.stdout.strip().splitlines()[-1])
@@ -89,12 +93,9 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     assert len(usage) >= 20, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
-    for kind, D, c in PICKED:
-        u = usage.get(f"{kind} D={D} bfloat16 {c}")
-        if u is None and kind in ("dkdv", "dq") and not any(k.startswith(kind) for k in usage):
-            continue  # a kernel layout without this kernel
-        assert u is not None, (kind, D, c)
-        assert u["local"] == 0 and u["stack"] <= 8, (kind, D, c, u)  # 8 B: (64,128,3,8) at D=128 today
+    for kind, D, c, stack in PICKED:
+        u = usage[f"{kind} D={D} bfloat16 {c}"]
+        assert u["local"] == 0 and u["stack"] <= stack, (kind, D, c, u)
     print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
 
 
