@@ -176,19 +176,19 @@ def get_batch(split, it, micro, for_eval=False, T=None):
     T = T or block_size
     w = np.array([max(n - T - 1, 0) for n in sizes], dtype=np.float64)
     which = rng.choice(len(paths), size=batch_size, p=w / w.sum())
-    xs, ys = [], []
+    # Written straight into page-locked memory on CUDA, so the copies below are asynchronous. Such a
+    # buffer comes from torch's caching host allocator, which reuses it only once its copy is done.
+    pin = device_type == "cuda"
+    x, y = (torch.empty((batch_size, T), dtype=torch.int64, pin_memory=pin) for _ in range(2))
+    xs, ys, j = x.numpy(), y.numpy(), 0
     for s in range(len(paths)):
         n = int((which == s).sum())
         if n:
             data = np.memmap(paths[s], dtype=np.uint16, mode="r")
             for i in rng.integers(0, len(data) - T - 1, size=n):
-                chunk = torch.from_numpy(data[i:i + T + 1].astype(np.int64))
-                xs.append(chunk[:-1])
-                ys.append(chunk[1:])
-    x, y = torch.stack(xs), torch.stack(ys)
-    if device_type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
+                xs[j], ys[j] = data[i:i + T], data[i + 1:i + T + 1]
+                j += 1
+    return x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
 
 
 # -----------------------------------------------------------------------------
@@ -364,6 +364,7 @@ if wandb_log and master:
 t_start = time.time()
 t0 = time.time()
 local_iter, running_mfu = 0, -1.0
+X, Y = get_batch("train", iter_num, 0)
 while True:
     lr = get_lr(iter_num)
     for g in optimizer.param_groups:
@@ -383,18 +384,18 @@ while True:
     if iter_num >= max_iters or eval_only:
         break
     # forward/backward with gradient accumulation; gradients are synced on the last micro-step only
-    loss_sum = torch.zeros((), device=device)
     for micro in range(gradient_accumulation_steps):
         last = micro == gradient_accumulation_steps - 1
         if ddp and parallel == "ddp":
             model.require_backward_grad_sync = last
         elif ddp:
             model.set_requires_gradient_sync(last)
-        X, Y = get_batch("train", iter_num, micro)
         with ctx:
             _, loss = model(X, Y)
             loss = loss / gradient_accumulation_steps
-        loss_sum += loss.detach()
+        # the next micro-step's batch is assembled while the GPU runs this forward pass
+        X, Y = get_batch("train", iter_num + last, 0 if last else micro + 1)
+        loss_sum = loss.detach() if micro == 0 else loss_sum + loss.detach()
         scaler.scale(loss).backward()
     if grad_clip != 0.0:
         scaler.unscale_(optimizer)
