@@ -176,19 +176,19 @@ def get_batch(split, it, micro, for_eval=False, T=None):
     T = T or block_size
     w = np.array([max(n - T - 1, 0) for n in sizes], dtype=np.float64)
     which = rng.choice(len(paths), size=batch_size, p=w / w.sum())
-    xs, ys = [], []
+    # Written straight into page-locked memory on CUDA, so the copies below are asynchronous. Such a
+    # buffer comes from torch's caching host allocator, which reuses it only once its copy is done.
+    pin = device_type == "cuda"
+    x, y = (torch.empty((batch_size, T), dtype=torch.int64, pin_memory=pin) for _ in range(2))
+    xs, ys, j = x.numpy(), y.numpy(), 0
     for s in range(len(paths)):
         n = int((which == s).sum())
         if n:
             data = np.memmap(paths[s], dtype=np.uint16, mode="r")
             for i in rng.integers(0, len(data) - T - 1, size=n):
-                chunk = torch.from_numpy(data[i:i + T + 1].astype(np.int64))
-                xs.append(chunk[:-1])
-                ys.append(chunk[1:])
-    x, y = torch.stack(xs), torch.stack(ys)
-    if device_type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
+                xs[j], ys[j] = data[i:i + T], data[i + 1:i + T + 1]
+                j += 1
+    return x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
 
 
 # -----------------------------------------------------------------------------
@@ -284,13 +284,24 @@ if checkpoint is not None:  # the dropout RNG of this rank, where it left off
     checkpoint = None  # free memory
 
 
-def all_mean(x):
-    """Mean of a float over the processes (every process gets it)."""
+def all_mean(t):
+    """Mean of a tensor over the processes (every process gets it; t is summed in place), on the device."""
     if not ddp:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=device)
+        return t
     dist.all_reduce(t)
-    return t.item() / world_size
+    return t / world_size
+
+
+def to_host(t):
+    """Start copying t to the host; returns it there and, on CUDA, an event marking the copy done.
+    Waiting on that event waits for the copy alone, where t.item() would wait for all the work queued
+    so far, leaving the GPU idle until the host has queued more."""
+    if device_type != "cuda":
+        return t, None
+    t = t.to("cpu", non_blocking=True)  # into page-locked memory
+    done = torch.cuda.Event()
+    done.record()
+    return t, done
 
 
 def save_checkpoint():
@@ -316,13 +327,13 @@ def estimate_loss():
     out = {}
     model.eval()
     for split in split_names:
-        losses = torch.zeros(eval_iters)
+        losses = torch.zeros(eval_iters, device=device)  # kept on the device: no host sync per batch
         for k in range(eval_iters):
             X, Y = get_batch(split, k, 0, for_eval=True, T=eval_block_size)  # the same batches every time
             with ctx:
                 _, loss = model(X, Y)
-            losses[k] = loss.item()
-        out[split] = all_mean(losses.mean().item())
+            losses[k] = loss
+        out[split] = all_mean(losses.mean()).item()
     model.train()
     return out
 
@@ -348,10 +359,10 @@ def log(event):
             wandb.log({k: v for k, v in event.items() if k != "event"}, step=event["iter"])
 
 
-def die_if_not_finite(value, what):
+def die_if_not_finite(value, what, it):
     if not math.isfinite(value):
-        log(dict(event="error", iter=iter_num, message=f"{what} is {value}"))
-        raise SystemExit(f"error: {what} is {value} at iter {iter_num}: stopping; the last good checkpoint "
+        log(dict(event="error", iter=it, message=f"{what} is {value}"))
+        raise SystemExit(f"error: {what} is {value} at iter {it}: stopping; the last good checkpoint "
                          f"(if any) is kept at {ckpt_path}")
 
 
@@ -362,8 +373,9 @@ if wandb_log and master:
 # -----------------------------------------------------------------------------
 # the training loop
 t_start = time.time()
-t0 = time.time()
-local_iter, running_mfu = 0, -1.0
+t0, it0, iter_start = time.time(), iter_num, iter_num
+running_mfu, logged = -1.0, []  # logged: train events whose loss is on its way to the host
+X, Y = get_batch("train", iter_num, 0)
 while True:
     lr = get_lr(iter_num)
     for g in optimizer.param_groups:
@@ -376,25 +388,25 @@ while True:
                  tokens=iter_num * tokens_per_iter, elapsed_s=elapsed_prev + time.time() - t_start,
                  **({"eval_block_size": eval_block_size} if eval_block_size else {})))
         for split, v in losses.items():
-            die_if_not_finite(v, f"{split} loss")
+            die_if_not_finite(v, f"{split} loss", iter_num)
         if not eval_only and iter_num > 0 and (losses["val"] < best_val_loss or always_save_checkpoint):
             best_val_loss = min(best_val_loss, losses["val"])
             save_checkpoint()
     if iter_num >= max_iters or eval_only:
         break
     # forward/backward with gradient accumulation; gradients are synced on the last micro-step only
-    loss_sum = torch.zeros((), device=device)
     for micro in range(gradient_accumulation_steps):
         last = micro == gradient_accumulation_steps - 1
         if ddp and parallel == "ddp":
             model.require_backward_grad_sync = last
         elif ddp:
             model.set_requires_gradient_sync(last)
-        X, Y = get_batch("train", iter_num, micro)
         with ctx:
             _, loss = model(X, Y)
             loss = loss / gradient_accumulation_steps
-        loss_sum += loss.detach()
+        # the next micro-step's batch is assembled while the GPU runs this forward pass
+        X, Y = get_batch("train", iter_num + last, 0 if last else micro + 1)
+        loss_sum = loss.detach() if micro == 0 else loss_sum + loss.detach()
         scaler.scale(loss).backward()
     if grad_clip != 0.0:
         scaler.unscale_(optimizer)
@@ -403,30 +415,38 @@ while True:
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     iter_num += 1
-    local_iter += 1
     if iter_num % log_interval == 0:
-        lossf = all_mean(loss_sum.item())  # .item() syncs: only every log_interval steps
-        t1 = time.time()
-        dt = (t1 - t0) / log_interval
-        t0 = t1
-        die_if_not_finite(lossf, "training loss")
-        mfu = raw_model.estimate_mfu(tokens_per_iter / world_size, dt, torch.device(device))
-        if mfu is not None and local_iter >= 5 * log_interval:  # let compilation and warmup pass first
-            running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
-        event = dict(event="train", iter=iter_num, loss=lossf, lr=lr, tokens=iter_num * tokens_per_iter,
-                     elapsed_s=elapsed_prev + t1 - t_start, ms_per_iter=dt * 1000,
-                     tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
-        if device_type == "cuda":
-            event["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        event = dict(event="train", iter=iter_num, loss=to_host(all_mean(loss_sum)), lr=lr,
+                     tokens=iter_num * tokens_per_iter)
         if log_attn_norm:  # an extra eager forward pass on a fixed batch, cut to its first 8 sequences:
             # it materialises a T x T attention map per layer, too costly at batch 32 x T=1024
             stats = raw_model.attention_stats(get_batch("val", 0, 0, for_eval=True)[0][:8])
             event["attn_out_rms"] = [st["out_rms"] for st in stats]
             event["attn_row_mass_max"] = [st.get("row_mass_max") for st in stats]
+        logged.append(event)
+    # A logged loss is read once the next step is queued (one step late), so that waiting for it leaves
+    # the GPU that step's work; and before an evaluation, so no checkpoint follows an unchecked loss.
+    while logged and (logged[0]["iter"] < iter_num or iter_num % eval_interval == 0 or iter_num == max_iters):
+        event = logged.pop(0)
+        loss_host, done = event["loss"]
+        if done is not None:
+            done.synchronize()
+        event["loss"] = lossf = loss_host.item()
+        t1 = time.time()  # the step is done by now: time since the previous log line, per iter
+        dt = (t1 - t0) / (event["iter"] - it0)
+        t0, it0 = t1, event["iter"]
+        die_if_not_finite(lossf, "training loss", event["iter"])
+        mfu = raw_model.estimate_mfu(tokens_per_iter / world_size, dt, torch.device(device))
+        if mfu is not None and event["iter"] - iter_start >= 5 * log_interval:  # past compilation and warmup
+            running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+        event.update(elapsed_s=elapsed_prev + t1 - t_start, ms_per_iter=dt * 1000,
+                     tokens_per_s=tokens_per_iter / dt, mfu=None if mfu is None else running_mfu)
+        if device_type == "cuda":
+            event["max_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         log(event)
         if master:
             mfu_s = "n/a" if mfu is None else f"{running_mfu * 100:.1f}%"
-            print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.1f}ms, "
+            print(f"iter {event['iter']}: loss {lossf:.4f}, lr {event['lr']:.2e}, time {dt * 1000:.1f}ms, "
                   f"tok/s {tokens_per_iter / dt:,.0f}, mfu {mfu_s}")
 
 if ddp:

@@ -80,6 +80,24 @@ def test_log_events_have_the_documented_keys(trained):
         assert math.isfinite(e["train_loss"]) and math.isfinite(e["val_loss"])
 
 
+def test_lagged_log_lines_carry_their_own_iters_loss(dataset, tmp_path):
+    """A logged loss is read from the device one step late (or before an evaluation), yet each train
+    event carries its own iter's loss, equal to a log_interval=1 run's; the events of an iter come
+    before its evaluation, the last one before the final evaluation; the time is per iter."""
+    opts = dict(max_iters=9, eval_interval=6, eval_iters=2, gradient_accumulation_steps=2, dropout=0.1)
+    every = run_train(dataset, tmp_path / "every", log_interval=1, **opts)
+    assert every.returncode == 0, explain(every)
+    third = run_train(dataset, tmp_path / "third", log_interval=3, **opts)
+    assert third.returncode == 0, explain(third)
+    events, losses = read_log(tmp_path / "third"), train_losses(read_log(tmp_path / "every"))
+    assert [(e["event"], e["iter"]) for e in events] == [("eval", 0), ("train", 3), ("train", 6), ("eval", 6),
+                                                         ("train", 9), ("eval", 9)]
+    for e in (e for e in events if e["event"] == "train"):
+        assert e["loss"] == losses[e["iter"]], e
+        assert 0 < e["ms_per_iter"] <= 1000 * e["elapsed_s"] / 3 + 1e-3  # per iter, not per 3 iters
+        assert f"iter {e['iter']}: loss {e['loss']:.4f}" in third.stdout
+
+
 def test_checkpoint_is_complete_and_written_atomically(trained, dataset, vocab_size):
     """ckpt.pt holds model, optimizer, model_args, iter_num, best_val_loss, config and rng; no
     ckpt.pt.tmp is left behind; model_args rebuild a GPT that loads the weights strictly."""
