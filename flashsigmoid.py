@@ -213,16 +213,18 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
 
 
 @triton.jit
-def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, start_m, num_steps,
-                    offs_n, Tq, off_q, hscale, hbias, hslope,
+def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom, stride_dqm,
+                    start_m, num_steps, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
-                    UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr):
+                    UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
+                    ATOMIC_DQ: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
+    dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
     for _ in range(num_steps):
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
@@ -248,9 +250,17 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, start_
                 pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
         dv += tl.dot(_for_dot(pT, do.dtype, UPCAST, ROUND_F16), do, input_precision=DOT_PREC)
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
-        dsT = pT * (1.0 - pT) * dpT
-        dk += tl.dot(_for_dot(dsT, qT.dtype, UPCAST, ROUND_F16), tl.trans(qT),
-                     input_precision=DOT_PREC)
+        dsT = _for_dot(pT * (1.0 - pT) * dpT, qT.dtype, UPCAST, ROUND_F16)
+        dk += tl.dot(dsT, tl.trans(qT), input_precision=DOT_PREC)
+        if ATOMIC_DQ:
+            # this key block's share of dQ = scale * dS K, added into an fp32 buffer: no dQ kernel
+            # recomputing S and dP, 5 matrix products in all instead of 7, but sums in any order
+            dq = tl.dot(tl.trans(dsT), k, input_precision=DOT_PREC) * scale
+            if MASK:
+                tl.atomic_add(dq_ptrs, dq, mask=(offs_m < Tq)[:, None], sem="relaxed")
+            else:
+                tl.atomic_add(dq_ptrs, dq, sem="relaxed")
+            dq_ptrs += BLOCK_M * stride_dqm
         offs_m += BLOCK_M
         qT_ptrs += BLOCK_M * stride_qm
         do_ptrs += BLOCK_M * stride_dom
@@ -258,15 +268,16 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, start_
 
 
 @triton.jit
-def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
+def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                      stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                      stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                      stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
+                     stride_dqb, stride_dqh, stride_dqm,
                      TQ_KEY, TK_KEY,
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr):
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -302,21 +313,23 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, Slopes, scale, hscale, hbias, Tq, Tk, 
         h = hk * GROUP + g
         q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
         do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
+        dq_base = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
         hslope = 0.0
         if HAS_ALIBI:
             hslope = 0.5 * tl.load(Slopes + h)
-        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, m_lo,
-                                 n_diag, offs_n, Tq, off_q, hscale, hbias, hslope, BLOCK_M1,
-                                 HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST, ROUND_F16,
-                                 DOT_PREC)
-        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom,
-                                 start_full, n_full, offs_n, Tq, off_q, hscale, hbias, hslope,
-                                 BLOCK_M1, HEAD_DIM, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC)
-        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom,
-                                 start_tail, n_tail, offs_n, Tq, off_q, hscale, hbias, hslope,
-                                 BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC)
+        # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
+        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
+                                 stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
+                                 hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ)
+        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
+                                 stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
+                                 hbias, hslope, BLOCK_M1, HEAD_DIM, False, CAUSAL, HAS_ALIBI, FAST,
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
+        dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
+                                 stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
+                                 hbias, hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST,
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
@@ -448,6 +461,9 @@ def _autotuned(kind, fn):
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
+    if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
+        return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
+                               prune_configs_by={"early_config_prune": prune})(fn)
     return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
 
 
@@ -511,7 +527,7 @@ def _strides(*ts):
 
 @torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
 def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
-         causal: bool, bias: float, scale: float, exact: bool) -> torch.Tensor:
+         causal: bool, bias: float, scale: float, exact: bool, deterministic: bool) -> torch.Tensor:
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape
@@ -525,14 +541,14 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
 
 
 @_fwd.register_fake
-def _(q, k, v, alibi, causal, bias, scale, exact):
+def _(q, k, v, alibi, causal, bias, scale, exact, deterministic):
     return _empty_like(q)
 
 
 @torch.library.custom_op("flashsigmoid::bwd", mutates_args=())
 def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-         alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
-         exact: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float, exact: bool,
+         deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
@@ -541,28 +557,36 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
     common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
     buckets = (_bucket(Tq), _bucket(Tk))
-    _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, slopes, *common, *_strides(dk, dv), *buckets), meta)
-    _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
+    # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
+    # deterministic, by a second kernel that recomputes S and dP per query block (7 products)
+    acc = dq if deterministic else torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+    _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
+            {**meta, "ATOMIC_DQ": not deterministic})
+    if deterministic:
+        _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
+    else:
+        dq.copy_(acc)
     return dq, dk, dv
 
 
 @_bwd.register_fake
-def _(do, q, k, v, alibi, causal, bias, scale, exact):
+def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic):
     return _empty_like(q), _empty_like(k), _empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, alibi, causal, bias, scale, exact = inputs
+    q, k, v, alibi, *args = inputs
     ctx.save_for_backward(q, k, v, alibi)  # O(T) memory: no T x T tensor is kept
-    ctx.args = (causal, bias, scale, exact)
+    ctx.args = args  # causal, bias, scale, exact, deterministic
 
 
 def _backward(ctx, do):
     q, k, v, alibi = ctx.saved_tensors
-    return *_bwd(do, q, k, v, alibi, *ctx.args), None, None, None, None, None
+    return *_bwd(do, q, k, v, alibi, *ctx.args), None, None, None, None, None, None
 
 
 _fwd.register_autograd(_backward, setup_context=_setup_context)
+
 
 # ----------------------------------------------------------------------------------------------
 # Public API
@@ -611,13 +635,17 @@ def _check(q, k, v, alibi_slopes, bias, scale):
         raise ValueError(f"scale must be finite, got {scale}")
 
 
-def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slopes=None, exact=None):
+def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slopes=None, exact=None,
+                      deterministic=None):
     """Sigmoid attention O = sigmoid(scale * q k^T + bias + ALiBi) v, fused (see module docstring).
 
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0; fp16/bf16 (fp32: slower, exact dots).
     bias: float, default -ln(Tk); scale: default 1/sqrt(D); alibi_slopes: None or (H,) tensor.
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
-    tanh.approx. Any strides are accepted (a last dim that is not contiguous is copied).
+    tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a
+    bitwise reproducible backward (a dQ kernel of its own, 7 matrix products instead of 5, slower);
+    False = dQ summed with atomic adds, whose order varies from run to run (as FlashAttention's and
+    cuDNN's default backward). Any strides are accepted (a last dim that is not contiguous is copied).
     Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
@@ -631,7 +659,9 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
         alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
     # fp32 callers asked for fp32 accuracy: tanh.approx (~5e-4 relative) would dominate their error
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
-    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact)
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic))
 
 
 def sigmoid_attention_ref(q, k, v, causal=True, bias=None, scale=None, alibi_slopes=None, upcast=True):

@@ -82,10 +82,12 @@ CPU_CASES = [
 @cpu_only
 @pytest.mark.parametrize("case", CPU_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}".format(
     *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
-def test_cpu_against_float64(case):
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_against_float64(case, deterministic):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
-    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes,
+               deterministic=deterministic)
     ref = _ref64(q, k, v, do, causal, bias, slopes)
     tol = 2e-5 if dtype == torch.float32 else 5e-3
     for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
@@ -120,13 +122,31 @@ def test_cpu_noncontiguous_and_determinism():
     vt = torch.randn(B, Hkv, D, T, generator=g).transpose(2, 3)  # last dim not contiguous
     do = torch.randn(B, H, T, D, generator=g)
     slopes = torch.rand(H, generator=g)
-    r1 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes)
-    r2 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes)
+    r1 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes, deterministic=True)
+    r2 = _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes, deterministic=True)
     for a, b in zip(r1, r2):
-        assert torch.equal(a, b)  # deterministic: no atomics anywhere
+        assert torch.equal(a, b)
     ref = _ref64(q, k, vt, do, True, -3.0, slopes)
-    for a, b in zip(r1, ref):
-        assert _rel(a, b) < 2e-5
+    for a, b, c in zip(r1, _run(sigmoid_attention, q, k, vt, do, bias=-3.0, alibi_slopes=slopes), ref):
+        assert _rel(a, c) < 2e-5 and _rel(b, c) < 2e-5
+
+
+def test_deterministic_follows_torch_use_deterministic_algorithms(monkeypatch):
+    # deterministic=None (the default) takes torch's global switch, so train.py's `deterministic`
+    # option and any user's torch.use_deterministic_algorithms(True) reach the kernel alike
+    launched = []
+    real = flashsigmoid._launch
+    monkeypatch.setattr(flashsigmoid, "_launch", lambda kind, *a: launched.append(kind) or real(kind, *a))
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 20, 20, 16, torch.bfloat16 if CUDA else torch.float32, seed=2)
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        for flag, kinds in ((False, ["fwd", "dkdv"]), (True, ["fwd", "dkdv", "dq"])):
+            torch.use_deterministic_algorithms(flag, warn_only=True)
+            launched.clear()
+            _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+            assert launched == kinds, (flag, launched)
+    finally:
+        torch.use_deterministic_algorithms(was)
 
 
 @cpu_only
@@ -230,12 +250,13 @@ def test_gpu_bf16_long(case):
 def test_gpu_fp16_fp32_and_determinism(dtype, D):
     tol = 1e-2 if dtype == torch.float16 else 1e-4
     q, k, v, do, bias, slopes = _inputs(2, 4, 2, 333, 333, D, dtype, seed=7)
-    r1 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
-    r2 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+    r1 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, deterministic=True)
+    r2 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, deterministic=True)
+    r3 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)  # atomic dQ
     ref = _ref64(q, k, v, do, True, bias, slopes)
-    for name, a, b, c in zip(("o", "dq", "dk", "dv"), r1, r2, ref):
-        assert torch.equal(a, b), name  # deterministic: no atomics
-        assert _rel(a, c) < tol, (name, _rel(a, c))
+    for name, a, b, c, r in zip(("o", "dq", "dk", "dv"), r1, r2, r3, ref):
+        assert torch.equal(a, b), name  # deterministic: bitwise the same twice
+        assert _rel(a, r) < tol and _rel(c, r) < tol, (name, _rel(a, r), _rel(c, r))
 
 
 @pytest.mark.parametrize("Hkv", [4, 2], ids=["mha", "gqa"])
@@ -261,9 +282,9 @@ def test_custom_op_passes_torch_library_opcheck():
     # torch.compile would plan the wrong memory layout around the kernel.
     q, k, v, do, bias, slopes = _inputs(1, 2, 1, 9, 9, 16, torch.float32, seed=1)
     q = q.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(True)
-    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default, (q, k, v, slopes, True, bias, 0.25, True),
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default, (q, k, v, slopes, True, bias, 0.25, True, False),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
-    torch.library.opcheck(torch.ops.flashsigmoid.bwd.default, (do, q.detach(), k, v, None, True, bias, 0.25, True),
+    torch.library.opcheck(torch.ops.flashsigmoid.bwd.default, (do, q.detach(), k, v, None, True, bias, 0.25, True, False),
                           test_utils=("test_schema", "test_faketensor"))
 
 

@@ -32,15 +32,17 @@ def compile_all(kinds=None):
     # one representative of each table: (head dim, dtype)
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
             "xl": [(64, torch.float32)]}
+    # the dK/dV kernel in both backward modes: dQ by atomic adds (default) or by the dQ kernel
+    variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
+                ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
     out = {}
-    for kind, table in fs._TABLES.items():
-        fn = fs._KERNELS[kind]
-        if kinds and kind not in kinds:
+    for name, kind, extra in variants:
+        fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
+        if kinds and name not in kinds:
             continue
-        names = fs._NAMES[kind]
         for size, cfgs in table.items():
             for D, dtype in reps[size]:
-                meta = fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32)
+                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 for c in cfgs:
                     consts = {**meta, **dict(zip(names, c[:-2]))}
@@ -49,7 +51,8 @@ def compile_all(kinds=None):
                         if n in consts:
                             sig[n] = "constexpr"
                         elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
-                            sig[n] = "*fp32" if n == "Slopes" else ptr
+                            fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
+                            sig[n] = "*fp32" if fp32 else ptr
                             attrs[(i,)] = [["tt.divisibility", 16]]
                         elif n in ("scale", "hscale", "hbias"):
                             sig[n] = "fp32"
@@ -68,7 +71,7 @@ def compile_all(kinds=None):
                     m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", res)
                     usage = dict(zip(("reg", "stack", "local"), map(int, m.groups())))
                     usage["smem"] = k.metadata.shared
-                    out[f"{kind} D={D} {str(dtype)[6:]} {c}"] = usage
+                    out[f"{name} D={D} {str(dtype)[6:]} {c}"] = usage
     return out
 
 
@@ -78,7 +81,8 @@ def compile_all(kinds=None):
 # checked 2026-12): no spill at all, except dK/dV (64, 128, 3, 8) at D=128, which sits at the
 # 255-register cap and spills 8 bytes with Triton 3.6, 16 with 3.8 and 96 with 3.9.
 PICKED = [("fwd", 64, (64, 64, 4, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd", 128, (128, 64, 3, 8), 0),
-          ("dkdv", 64, (32, 64, 4, 4), 0), ("dkdv", 128, (32, 64, 4, 4), 0), ("dkdv", 128, (64, 128, 3, 8), 96),
+          ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (32, 64, 4, 4), 0),
+          ("dkdv-det", 128, (64, 128, 3, 8), 96),
           ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 32, 5, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
 
 
