@@ -2,17 +2,13 @@
 generation with and without the KV cache, and the optimizer set-up. CPU, tiny models, float64
 references written out here (not taken from model.py)."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import model as M  # noqa: E402
-from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch  # noqa: E402
+import model as M
+from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch
 
 ATTENTIONS = ("sigmoid", "softmax")
 POSITIONS = ("alibi", "rope", "learned", "none")

@@ -1,14 +1,10 @@
 """Specification of sample.py, run as a subprocess on a tiny char-level checkpoint trained here."""
 import pickle
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import explain, run_script, run_train, write_char_dataset  # noqa: E402
+from helpers import explain, run_script, run_train, write_char_dataset
 
 SEP = "---------------"
 BLOCK = 32

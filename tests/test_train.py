@@ -3,18 +3,14 @@ learning, logging, checkpoints, exact resume, config errors, NaN handling, DDP a
 import math
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,  # noqa: E402
+from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,
                      write_char_dataset, TINY, args_of)
-from model import GPT, config_from_dict  # noqa: E402
+from model import GPT, config_from_dict
 
 TRAINED_ITERS = 80
 
