@@ -1,10 +1,10 @@
 """Benchmarks. `python bench.py --mode=attn|train|profile [--quick]` (attn is the default).
 
 attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
-flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid in eager and torch.compile, causal
-bf16. Checks the kernel against an fp32 reference at every shape before timing; then times fwd+bwd
-replayed from a CUDA graph too (device time without the host's share). Prints the table last;
-writes bench_attn.json / bench_attn.md under $OUT when set.
+flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's reference, run in bf16)
+in eager and torch.compile, causal bf16. Checks the kernel against the reference in fp32 at every
+shape before timing; then times fwd+bwd replayed from a CUDA graph too (device time without the
+host's share). Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
 """
 import argparse
@@ -19,6 +19,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from model import sigmoid_attention_torch
+
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
 
 
@@ -28,11 +30,8 @@ def parse_shapes(strings):
 
 
 def naive_sigmoid(q, k, v):
-    T, D = q.shape[-2], q.shape[-1]
-    s = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(D)) - math.log(T)
-    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    p = torch.sigmoid(s.masked_fill(~mask, float("-inf")))
-    return p.to(v.dtype) @ v
+    """The materialised reference in the inputs' dtype (bf16 matmuls), as plain PyTorch would run it."""
+    return sigmoid_attention_torch(q, k, v, bias=-math.log(k.size(2)), upcast=False)
 
 
 def sdpa(backend):
@@ -49,10 +48,10 @@ def check_kernel(fs, B, H, T, D, dev):
     g = torch.Generator(device=dev).manual_seed(0)
     mk = lambda: torch.randn(1, 2, T, D, device=dev, dtype=torch.bfloat16, generator=g)  # noqa: E731
     q, k, v, do = mk(), mk(), mk(), mk()
-    slopes = torch.tensor([0.5, 0.01], device=dev)
+    slopes, bias = torch.tensor([0.5, 0.01], device=dev), -math.log(T)
     out = []
-    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, alibi_slopes=slopes), torch.bfloat16),
-                   (lambda a, b, c: fs.sigmoid_attention_ref(a, b, c, True, None, None, slopes), torch.float32)):
+    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, bias=bias, alibi_slopes=slopes), torch.bfloat16),
+                   (lambda a, b, c: sigmoid_attention_torch(a, b, c, bias=bias, alibi_slopes=slopes), torch.float32)):
         a, b, c = (t.to(dt).requires_grad_(True) for t in (q, k, v))
         o = fn(a, b, c)
         out.append((o,) + torch.autograd.grad(o, (a, b, c), do.to(dt)))

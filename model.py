@@ -90,24 +90,32 @@ def distance(Tq, Tk, q_offset, device):
     return (torch.arange(Tq, device=device) + q_offset)[:, None] - torch.arange(Tk, device=device)
 
 
-def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False, stats=None):
-    """Reference sigmoid attention, materialised: fp32 logits and sigmoid, -inf where causally masked.
-    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset.
+def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
+                            upcast=True, dropout_p=0.0, training=False, stats=None):
+    """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
+    flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
+    normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
+    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); scale defaults to 1/sqrt(hs); query i sits at absolute
+    position i + q_offset, by default Tk - Tq (bottom-right, as with a KV cache). upcast computes in at
+    least fp32 (fp64 for double inputs), as the paper says; upcast=False in the input dtype.
     A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1)."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
         k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
-    f = torch.promote_types(q.dtype, torch.float32)  # at least fp32, as the paper says
-    s = (q.to(f) @ k.to(f).transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
-    dist = distance(Tq, Tk, q_offset, q.device)
-    if slopes is not None:
-        s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
-    p = torch.sigmoid(s.masked_fill(dist < 0, float("-inf")))
+    f = torch.promote_types(q.dtype, torch.float32) if upcast else q.dtype
+    scale = 1 / math.sqrt(hs) if scale is None else scale
+    s = (q.to(f) @ k.to(f).transpose(-2, -1)) * scale + bias  # (B, nh, Tq, Tk)
+    dist = distance(Tq, Tk, Tk - Tq if q_offset is None else q_offset, q.device)
+    if alibi_slopes is not None:  # the true distance: sigmoid is not shift-invariant
+        s = s - alibi_slopes.to(s.dtype).view(1, nh, 1, 1) * (dist if causal else dist.abs())
+    if causal:
+        s = s.masked_fill(dist < 0, float("-inf"))
+    p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
     p = F.dropout(p, dropout_p, training)
-    return p.to(v.dtype) @ v
+    return (p @ v.to(f)).to(v.dtype)
 
 
 def rope(x, pos, theta):
@@ -172,8 +180,8 @@ class CausalSelfAttention(nn.Module):
                 # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
                 return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
                                                       bias=cfg.attn_bias, alibi_slopes=self.slopes)
-            return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training,
-                                           self.stats)
+            return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
+                                           training=self.training, stats=self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
         # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
         mask = None

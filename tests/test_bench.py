@@ -1,6 +1,9 @@
 """bench.py's pure parts (its timings need a GPU): the model variants of the training benchmarks,
-the kernel classes of the step profile, and the table's ratios."""
+the kernel classes of the step profile, the table's ratios, and the kernel check against the reference."""
+import pytest
+
 import bench
+from model import flashsigmoid, sigmoid_attention_torch
 
 
 def test_train_variants_differ_only_where_meant():
@@ -31,3 +34,18 @@ def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():
     row["cudnn"] = None
     line = bench.format_table([row], ["kernel", "flash", "cudnn"]).splitlines()[-1]
     assert "| 2.00 / n/a |" in line  # the kernel takes half of flash's time; cuDNN absent
+
+
+@pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_kernel_check_compares_with_the_model_reference():
+    """check_kernel passes the kernel (here in Triton's interpreter) against model.py's reference and
+    fails a kernel that is 5% off."""
+    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, "cpu")
+    assert ok and len(errs) == 4 and max(errs) < 2e-2, errs
+
+    class Off:
+        @staticmethod
+        def sigmoid_attention(q, k, v, **kw):
+            return 1.05 * sigmoid_attention_torch(q, k, v, **kw)
+    errs, ok = bench.check_kernel(Off, 1, 2, 40, 16, "cpu")
+    assert not ok and errs[0] == pytest.approx(0.05, rel=0.1), errs
