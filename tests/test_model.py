@@ -436,11 +436,32 @@ def test_embeddings_are_tied_to_the_lm_head():
     (dict(n_head=4, n_kv_head=3), "n_kv_head=3"),
     (dict(pos_encoding="rope", n_embd=36, n_head=4), "9"),  # rope needs an even head dim
     (dict(dropout=1.0), "dropout=1.0"),
-] + ([(dict(attn_impl="triton", dropout=0.1), "dropout=0.1")] if M.flashsigmoid is not None else []))
+])
 def test_bad_config_values_raise_value_error_naming_them(kw, needle):
     """GPTConfig rejects bad values with a ValueError that names the value."""
     with pytest.raises(ValueError, match=needle):
         tiny(**kw)
+
+
+def test_attn_impl_is_a_run_time_attribute_not_config():
+    """attn_impl is given to GPT and held by each layer's attention, not by GPTConfig (so not by the
+    checkpoints' model_args either); config_from_dict drops it from older checkpoints' dicts."""
+    assert "attn_impl" not in vars(tiny())
+    assert M.config_from_dict({**vars(tiny()), "attn_impl": "triton"}) == tiny()
+    assert all(b.attn.attn_impl == "auto" for b in make_model().transformer.h)
+    m = GPT(tiny(), attn_impl="torch")
+    assert all(b.attn.attn_impl == "torch" for b in m.transformer.h)
+
+
+@pytest.mark.parametrize("kw,impl,needle", [
+    (dict(), "fast", "attn_impl='fast'"),
+    (dict(attention="softmax"), "triton", "attention='sigmoid'"),
+] + ([(dict(dropout=0.1), "triton", "dropout=0.1")] if M.flashsigmoid is not None else []))
+def test_attn_impl_that_cannot_apply_raises_value_error(kw, impl, needle):
+    """A bad attn_impl, the kernel for softmax attention, or the kernel with attention dropout: a
+    ValueError naming what is wrong."""
+    with pytest.raises(ValueError, match=needle):
+        GPT(tiny(**kw), attn_impl=impl)
 
 
 @pytest.mark.parametrize("kw,needle", [
