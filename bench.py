@@ -8,7 +8,9 @@ host's share). Prints the table last; writes bench_attn.json / bench_attn.md und
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
 """
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import math
 import os
@@ -343,18 +345,20 @@ def bench_train(args):
 
 
 def model_config(path, extra, T):
-    """GPTConfig from a training config file plus TRAIN_VARIANTS' string overrides, at block size T."""
-    import dataclasses
-
-    from model import GPTConfig
-    scope = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), scope)
-    for arg in extra:
-        key, val = arg[2:].split("=", 1)
-        scope[key] = val
-    fields = {f.name for f in dataclasses.fields(GPTConfig)}
-    return GPTConfig(**{**{k: v for k, v in scope.items() if k in fields}, "block_size": T})
+    """GPTConfig as train.py builds it from config file `path` and --key=value overrides `extra`, at
+    block size T: train.py's options with their defaults (its source up to its configure() call), then
+    the one parser, configurator.configure, then model.config_from_dict."""
+    from configurator import configure
+    from model import config_from_dict
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "train.py")) as f:
+        head, found, _ = f.read().partition("\nconfigure(globals()")
+    assert found, "train.py no longer calls configure(globals(), ...): update bench.model_config"
+    opts = {}
+    exec(compile(head, "train.py", "exec"), opts)  # imports and option defaults only
+    with contextlib.redirect_stdout(io.StringIO()):  # configure echoes the config file
+        configure(opts, [os.path.join(here, path), *extra, f"--block_size={T}"], opts["optional"])
+    return config_from_dict({**opts, "vocab_size": opts["vocab_size"] or 50304})  # GPT-2 BPE, as train.py
 
 
 def kernel_group(name):

@@ -17,6 +17,18 @@ def test_train_variants_differ_only_where_meant():
     assert recipe.block_size == swapped.block_size == softmax.block_size == 512
 
 
+def test_model_config_parses_overrides_as_train_py_does():
+    """One parser, train.py's: --qk_norm=False is False (not the truthy string 'False'), --n_layer=6
+    the int 6; an unknown key or a value of the wrong type exits naming it."""
+    cfg = bench.model_config("configs/gpt2_124m.py", ["--qk_norm=False", "--n_layer=6"], 256)
+    assert cfg.qk_norm is False and cfg.n_layer == 6 and cfg.block_size == 256
+    assert (cfg.n_embd, cfg.vocab_size) == (768, 50304)  # from the file; GPT-2's padded vocab
+    with pytest.raises(SystemExit, match="unknown config key 'n_layers'"):
+        bench.model_config("configs/gpt2_124m.py", ["--n_layers=6"], 256)
+    with pytest.raises(SystemExit, match="'qk_norm' wants bool"):
+        bench.model_config("configs/gpt2_124m.py", ["--qk_norm=maybe"], 256)
+
+
 def test_kernel_groups():
     g = bench.kernel_group
     assert g("_bwd_dkdv_kernel") == g("_fwd_kernel") == "attention"
