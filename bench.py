@@ -21,7 +21,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from model import sigmoid_attention_torch
+from configurator import configure
+from model import GPT, config_from_dict, sigmoid_attention_torch
 
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
 
@@ -207,7 +208,6 @@ def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
     Python alone) and that of the SDPA backends; the raw backward launches without autograd; and
     the host's top Python functions (cProfile)."""
     import cProfile
-    import io
     import pstats
 
     import triton.testing
@@ -348,8 +348,6 @@ def model_config(path, extra, T):
     """GPTConfig as train.py builds it from config file `path` and --key=value overrides `extra`, at
     block size T: train.py's options with their defaults (its source up to its configure() call), then
     the one parser, configurator.configure, then model.config_from_dict."""
-    from configurator import configure
-    from model import config_from_dict
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "train.py")) as f:
         head, found, _ = f.read().partition("\nconfigure(globals()")
@@ -381,8 +379,6 @@ def profile_train(args):
     other) and the top kernels. Random tokens (no data loading); bf16 autocast, torch.compile and fused
     AdamW on CUDA (on a CPU: eager fp32, CPU op times, for checking the script only)."""
     from torch.profiler import ProfilerActivity, profile
-
-    from model import GPT
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
     summary = []
