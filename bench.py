@@ -1,14 +1,16 @@
 """Benchmarks. `python bench.py --mode=attn|train|profile [--quick]` (attn is the default).
 
 attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
-flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid in eager and torch.compile, causal
-bf16. Checks the kernel against an fp32 reference at every shape before timing; then times fwd+bwd
-replayed from a CUDA graph too (device time without the host's share). Prints the table last;
-writes bench_attn.json / bench_attn.md under $OUT when set.
+flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's reference, run in bf16)
+in eager and torch.compile, causal bf16. Checks the kernel against the reference in fp32 at every
+shape before timing; then times fwd+bwd replayed from a CUDA graph too (device time without the
+host's share). Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
 """
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import math
 import os
@@ -19,6 +21,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from configurator import configure
+from model import GPT, config_from_dict, sigmoid_attention_torch
+
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
 
 
@@ -28,11 +33,8 @@ def parse_shapes(strings):
 
 
 def naive_sigmoid(q, k, v):
-    T, D = q.shape[-2], q.shape[-1]
-    s = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(D)) - math.log(T)
-    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    p = torch.sigmoid(s.masked_fill(~mask, float("-inf")))
-    return p.to(v.dtype) @ v
+    """The materialised reference in the inputs' dtype (bf16 matmuls), as plain PyTorch would run it."""
+    return sigmoid_attention_torch(q, k, v, bias=-math.log(k.size(2)), upcast=False)
 
 
 def sdpa(backend):
@@ -49,10 +51,10 @@ def check_kernel(fs, B, H, T, D, dev):
     g = torch.Generator(device=dev).manual_seed(0)
     mk = lambda: torch.randn(1, 2, T, D, device=dev, dtype=torch.bfloat16, generator=g)  # noqa: E731
     q, k, v, do = mk(), mk(), mk(), mk()
-    slopes = torch.tensor([0.5, 0.01], device=dev)
+    slopes, bias = torch.tensor([0.5, 0.01], device=dev), -math.log(T)
     out = []
-    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, alibi_slopes=slopes), torch.bfloat16),
-                   (lambda a, b, c: fs.sigmoid_attention_ref(a, b, c, True, None, None, slopes), torch.float32)):
+    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, bias=bias, alibi_slopes=slopes), torch.bfloat16),
+                   (lambda a, b, c: sigmoid_attention_torch(a, b, c, bias=bias, alibi_slopes=slopes), torch.float32)):
         a, b, c = (t.to(dt).requires_grad_(True) for t in (q, k, v))
         o = fn(a, b, c)
         out.append((o,) + torch.autograd.grad(o, (a, b, c), do.to(dt)))
@@ -206,7 +208,6 @@ def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
     Python alone) and that of the SDPA backends; the raw backward launches without autograd; and
     the host's top Python functions (cProfile)."""
     import cProfile
-    import io
     import pstats
 
     import triton.testing
@@ -344,18 +345,18 @@ def bench_train(args):
 
 
 def model_config(path, extra, T):
-    """GPTConfig from a training config file plus TRAIN_VARIANTS' string overrides, at block size T."""
-    import dataclasses
-
-    from model import GPTConfig
-    scope = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), scope)
-    for arg in extra:
-        key, val = arg[2:].split("=", 1)
-        scope[key] = val
-    fields = {f.name for f in dataclasses.fields(GPTConfig)}
-    return GPTConfig(**{**{k: v for k, v in scope.items() if k in fields}, "block_size": T})
+    """GPTConfig as train.py builds it from config file `path` and --key=value overrides `extra`, at
+    block size T: train.py's options with their defaults (its source up to its configure() call), then
+    the one parser, configurator.configure, then model.config_from_dict."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "train.py")) as f:
+        head, found, _ = f.read().partition("\nconfigure(globals()")
+    assert found, "train.py no longer calls configure(globals(), ...): update bench.model_config"
+    opts = {}
+    exec(compile(head, "train.py", "exec"), opts)  # imports and option defaults only
+    with contextlib.redirect_stdout(io.StringIO()):  # configure echoes the config file
+        configure(opts, [os.path.join(here, path), *extra, f"--block_size={T}"], opts["optional"])
+    return config_from_dict({**opts, "vocab_size": opts["vocab_size"] or 50304})  # GPT-2 BPE, as train.py
 
 
 def kernel_group(name):
@@ -378,8 +379,6 @@ def profile_train(args):
     other) and the top kernels. Random tokens (no data loading); bf16 autocast, torch.compile and fused
     AdamW on CUDA (on a CPU: eager fp32, CPU op times, for checking the script only)."""
     from torch.profiler import ProfilerActivity, profile
-
-    from model import GPT
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
     summary = []

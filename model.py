@@ -23,8 +23,7 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
     flashsigmoid = None
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
-               norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), attn_impl=("auto", "triton", "torch"),
-               init=("paper", "gpt2"))
+               norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), init=("paper", "gpt2"))
 
 
 @dataclass
@@ -44,7 +43,6 @@ class GPTConfig:
     qk_norm: bool = True
     layerscale: float | None = None  # init of a per-channel gain on each branch output (paper: 1e-4)
     mlp: str = "gelu"
-    attn_impl: str = "auto"  # auto = Triton kernel on CUDA when it applies, else PyTorch
     init: str = "paper"  # paper: N(0, 1/fan_in) linears, N(0, 1/d) embeddings; gpt2: N(0, 0.02)
     rope_theta: float = 10000.0
 
@@ -65,12 +63,6 @@ class GPTConfig:
             raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"rope needs an even head dim, got {self.n_embd // self.n_head}")
-        if self.attn_impl == "triton" and (self.attention != "sigmoid" or flashsigmoid is None):
-            raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
-                             "(Triton installed)")
-        if self.attn_impl == "triton" and self.dropout > 0:
-            raise ValueError(f"attn_impl='triton' with dropout={self.dropout}: the kernel has no attention "
-                             "dropout; attn_impl='auto' uses the PyTorch path while training with dropout")
 
     @property
     def attn_bias(self):
@@ -90,24 +82,32 @@ def distance(Tq, Tk, q_offset, device):
     return (torch.arange(Tq, device=device) + q_offset)[:, None] - torch.arange(Tk, device=device)
 
 
-def sigmoid_attention_torch(q, k, v, bias, slopes=None, q_offset=0, dropout_p=0.0, training=False, stats=None):
-    """Reference sigmoid attention, materialised: fp32 logits and sigmoid, -inf where causally masked.
-    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); query i sits at absolute position i + q_offset.
+def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
+                            upcast=True, dropout_p=0.0, training=False, stats=None):
+    """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
+    flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
+    normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
+    q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); scale defaults to 1/sqrt(hs); query i sits at absolute
+    position i + q_offset, by default Tk - Tq (bottom-right, as with a KV cache). upcast computes in at
+    least fp32 (fp64 for double inputs), as the paper says; upcast=False in the input dtype.
     A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1)."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
         k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
-    f = torch.promote_types(q.dtype, torch.float32)  # at least fp32, as the paper says
-    s = (q.to(f) @ k.to(f).transpose(-2, -1)) / math.sqrt(hs) + bias  # (B, nh, Tq, Tk)
-    dist = distance(Tq, Tk, q_offset, q.device)
-    if slopes is not None:
-        s = s - slopes.view(1, nh, 1, 1) * dist  # the true distance i - j: sigmoid is not shift-invariant
-    p = torch.sigmoid(s.masked_fill(dist < 0, float("-inf")))
+    f = torch.promote_types(q.dtype, torch.float32) if upcast else q.dtype
+    scale = 1 / math.sqrt(hs) if scale is None else scale
+    s = (q.to(f) @ k.to(f).transpose(-2, -1)) * scale + bias  # (B, nh, Tq, Tk)
+    dist = distance(Tq, Tk, Tk - Tq if q_offset is None else q_offset, q.device)
+    if alibi_slopes is not None:  # the true distance: sigmoid is not shift-invariant
+        s = s - alibi_slopes.to(s.dtype).view(1, nh, 1, 1) * (dist if causal else dist.abs())
+    if causal:
+        s = s.masked_fill(dist < 0, float("-inf"))
+    p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
     p = F.dropout(p, dropout_p, training)
-    return p.to(v.dtype) @ v
+    return (p @ v.to(f)).to(v.dtype)
 
 
 def rope(x, pos, theta):
@@ -136,8 +136,19 @@ class KVCache:
 
 class CausalSelfAttention(nn.Module):
 
-    def __init__(self, config):
+    def __init__(self, config, attn_impl="auto"):
         super().__init__()
+        # attn_impl, a run-time choice: 'triton' = the FlashSigmoid kernel, 'torch' = sigmoid_attention_torch,
+        # 'auto' = the kernel on CUDA where it applies (no stats, no dropout while training), else PyTorch
+        if attn_impl not in ("auto", "triton", "torch"):
+            raise ValueError(f"attn_impl={attn_impl!r} is not one of ('auto', 'triton', 'torch')")
+        if attn_impl == "triton" and (config.attention != "sigmoid" or flashsigmoid is None):
+            raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
+                             "(Triton installed)")
+        if attn_impl == "triton" and config.dropout > 0:
+            raise ValueError(f"attn_impl='triton' with dropout={config.dropout}: the kernel has no attention "
+                             "dropout; attn_impl='auto' uses the PyTorch path while training with dropout")
+        self.attn_impl = attn_impl
         self.nh, self.nkv, self.hs = config.n_head, config.n_kv_head, config.n_embd // config.n_head
         self.c_attn = nn.Linear(config.n_embd, (self.nh + 2 * self.nkv) * self.hs, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
@@ -167,13 +178,13 @@ class CausalSelfAttention(nn.Module):
         cfg, Tq, Tk = self.config, q.size(2), k.size(2)
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
-            if self.stats is None and (cfg.attn_impl == "triton" or (cfg.attn_impl == "auto" and q.is_cuda
-                                                                    and flashsigmoid is not None and drop == 0.0)):
+            if self.stats is None and (self.attn_impl == "triton" or (self.attn_impl == "auto" and q.is_cuda
+                                                                     and flashsigmoid is not None and drop == 0.0)):
                 # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
                 return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
                                                       bias=cfg.attn_bias, alibi_slopes=self.slopes)
-            return sigmoid_attention_torch(q, k, v, cfg.attn_bias, self.slopes, Tk - Tq, drop, self.training,
-                                           self.stats)
+            return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
+                                           training=self.training, stats=self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
         # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
         mask = None
@@ -206,13 +217,13 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """x + post(attn(pre(x))), then h + post(mlp(pre(h))); post = identity for norm='pre'."""
 
-    def __init__(self, config):
+    def __init__(self, config, attn_impl="auto"):
         super().__init__()
         d, hybrid = config.n_embd, config.norm == "hybrid"
         self.attn_norm, self.mlp_norm = nn.RMSNorm(d, eps=1e-5), nn.RMSNorm(d, eps=1e-5)
         self.attn_post_norm = nn.RMSNorm(d, eps=1e-5) if hybrid else nn.Identity()
         self.mlp_post_norm = nn.RMSNorm(d, eps=1e-5) if hybrid else nn.Identity()
-        self.attn, self.mlp = CausalSelfAttention(config), MLP(config)
+        self.attn, self.mlp = CausalSelfAttention(config, attn_impl), MLP(config)
         ls = config.layerscale
         self.attn_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
         self.mlp_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
@@ -227,14 +238,15 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
 
-    def __init__(self, config):
+    def __init__(self, config, attn_impl="auto"):
+        """attn_impl: how sigmoid attention runs (see CausalSelfAttention); not part of the model or its config."""
         super().__init__()
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd) if config.pos_encoding == "learned" else None,
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, attn_impl) for _ in range(config.n_layer)]),
             ln_f=nn.RMSNorm(config.n_embd, eps=1e-5),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)

@@ -27,7 +27,7 @@ seed = 1337
 device = "auto"
 dtype = "auto"
 use_cache = True  # KV cache: each new token costs one position's forward pass
-attn_impl = "auto"
+attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
 # -----------------------------------------------------------------------------
 configure(globals(), sys.argv[1:], dict(top_k=int))
 for bad, msg in ((num_samples < 1, f"num_samples={num_samples} must be at least 1"),
@@ -54,10 +54,14 @@ if not os.path.exists(ckpt_path):
     raise SystemExit(f"error: no checkpoint at {ckpt_path}: train first, or pass --out_dir")
 try:
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
-    model = GPT(config_from_dict({**checkpoint["model_args"], "attn_impl": attn_impl}))
-    model.load_state_dict(checkpoint["model"])
+    gptconf = config_from_dict(checkpoint["model_args"])  # (older checkpoints' attn_impl is dropped)
 except Exception as e:  # noqa: BLE001 - an unreadable checkpoint, whatever the cause
     raise SystemExit(f"error: checkpoint {ckpt_path} is corrupt or unreadable: {e}")
+try:
+    model = GPT(gptconf, attn_impl)
+except ValueError as e:  # attn_impl does not apply to this model or machine
+    raise SystemExit(f"error: {e}")
+model.load_state_dict(checkpoint["model"])
 model.eval().to(device)
 
 # the dataset's tokenizer: char-level meta.pkl if the run had one, else GPT-2 BPE

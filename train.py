@@ -60,7 +60,6 @@ norm = "hybrid"
 qk_norm = True
 layerscale = None
 mlp = "gelu"
-attn_impl = "auto"
 init = "paper"
 rope_theta = 10000.0
 # optimizer: AdamW
@@ -83,6 +82,7 @@ parallel = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard) when run under torchrun
 device = "auto"  # auto, cpu, cuda, cuda:1, mps
 dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
 compile = None  # None: torch.compile on CUDA only
+attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
 seed = 1337
 # -----------------------------------------------------------------------------
 optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int)
@@ -205,33 +205,33 @@ if init_from == "resume":
         raise SystemExit(f"error: checkpoint {ckpt_path} is corrupt or unreadable: {e}")
     iter_num, best_val_loss = checkpoint["iter_num"], checkpoint["best_val_loss"]
     elapsed_prev = checkpoint.get("elapsed_s", 0.0)
+    # older checkpoints hold attn_impl too, a run-time choice now: this run's applies
     changed = [k for k, v in model_args.items() if k in config and config[k] not in (None, v) and k != "attn_impl"]
     if master:
         print(f"resuming from {ckpt_path} at iter {iter_num}")
         if changed:
             print(f"warning: the checkpoint's model options win over this run's {changed}")
-    model_args["attn_impl"] = attn_impl  # how to compute attention may change between runs
 else:
     if vocab_size is None:
         meta_path = os.path.join(data_dir, "meta.pkl")
         vocab_size = pickle.load(open(meta_path, "rb"))["vocab_size"] if os.path.exists(meta_path) else 50304
     model_args = {**config, "vocab_size": vocab_size}
 try:
-    gptconf = config_from_dict(model_args)
+    gptconf = config_from_dict(model_args)  # drops the keys that are not GPTConfig's
+    model = GPT(gptconf, attn_impl)
 except ValueError as e:
     raise SystemExit(f"error: {e}")
 model_args = dict(gptconf.__dict__)
 if eval_block_size and eval_block_size > gptconf.block_size and gptconf.pos_encoding == "learned":
     raise SystemExit(f"error: eval_block_size={eval_block_size} exceeds block_size={gptconf.block_size}, "
                      "which learned positions cannot do (alibi, rope and none can)")
-model = GPT(gptconf)
 torch.manual_seed(seed + rank)  # each process its own dropout masks
 if checkpoint is not None:
     model.load_state_dict(checkpoint["model"])
 model.to(device)
 if master:
     print(f"model: {model.get_num_params() / 1e6:.2f}M parameters, attention={gptconf.attention}, "
-          f"pos={gptconf.pos_encoding}, norm={gptconf.norm}, attn_impl={gptconf.attn_impl}")
+          f"pos={gptconf.pos_encoding}, norm={gptconf.norm}, attn_impl={attn_impl}")
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
 raw_model = model
 if ddp and parallel == "fsdp":

@@ -1,6 +1,9 @@
 """bench.py's pure parts (its timings need a GPU): the model variants of the training benchmarks,
-the kernel classes of the step profile, and the table's ratios."""
+the kernel classes of the step profile, the table's ratios, and the kernel check against the reference."""
+import pytest
+
 import bench
+from model import flashsigmoid, sigmoid_attention_torch
 
 
 def test_train_variants_differ_only_where_meant():
@@ -12,6 +15,18 @@ def test_train_variants_differ_only_where_meant():
     assert swapped.attention == "sigmoid"
     assert {**vars(swapped), "attention": "softmax"} == vars(softmax)
     assert recipe.block_size == swapped.block_size == softmax.block_size == 512
+
+
+def test_model_config_parses_overrides_as_train_py_does():
+    """One parser, train.py's: --qk_norm=False is False (not the truthy string 'False'), --n_layer=6
+    the int 6; an unknown key or a value of the wrong type exits naming it."""
+    cfg = bench.model_config("configs/gpt2_124m.py", ["--qk_norm=False", "--n_layer=6"], 256)
+    assert cfg.qk_norm is False and cfg.n_layer == 6 and cfg.block_size == 256
+    assert (cfg.n_embd, cfg.vocab_size) == (768, 50304)  # from the file; GPT-2's padded vocab
+    with pytest.raises(SystemExit, match="unknown config key 'n_layers'"):
+        bench.model_config("configs/gpt2_124m.py", ["--n_layers=6"], 256)
+    with pytest.raises(SystemExit, match="'qk_norm' wants bool"):
+        bench.model_config("configs/gpt2_124m.py", ["--qk_norm=maybe"], 256)
 
 
 def test_kernel_groups():
@@ -31,3 +46,18 @@ def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():
     row["cudnn"] = None
     line = bench.format_table([row], ["kernel", "flash", "cudnn"]).splitlines()[-1]
     assert "| 2.00 / n/a |" in line  # the kernel takes half of flash's time; cuDNN absent
+
+
+@pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_kernel_check_compares_with_the_model_reference():
+    """check_kernel passes the kernel (here in Triton's interpreter) against model.py's reference and
+    fails a kernel that is 5% off."""
+    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, "cpu")
+    assert ok and len(errs) == 4 and max(errs) < 2e-2, errs
+
+    class Off:
+        @staticmethod
+        def sigmoid_attention(q, k, v, **kw):
+            return 1.05 * sigmoid_attention_torch(q, k, v, **kw)
+    errs, ok = bench.check_kernel(Off, 1, 2, 40, 16, "cpu")
+    assert not ok and errs[0] == pytest.approx(0.05, rel=0.1), errs

@@ -12,8 +12,8 @@ DEV = "cuda" if torch.cuda.is_available() else "cpu"
 def tiny(attn_impl, pos_encoding="alibi"):
     torch.manual_seed(0)
     cfg = M.GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=2, n_kv_head=1, n_embd=32,
-                      attn_impl=attn_impl, pos_encoding=pos_encoding)
-    return M.GPT(cfg).to(DEV)
+                      pos_encoding=pos_encoding)
+    return M.GPT(cfg, attn_impl=attn_impl).to(DEV)
 
 
 @pytest.mark.parametrize("pos_encoding", ["alibi", "rope"])

@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import common  # data/common.py
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHAKESPEARE = SHARED / "data" / "tinyshakespeare" / "input.txt"
 GUTENBERG = SHARED / "data" / "gutenberg"
 if (SHARED / "tiktoken_cache").is_dir():  # offline machines: tiktoken's GPT-2 files, set before it loads
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken_cache"))
-
-sys.path.insert(0, str(REPO / "data"))
-import common  # noqa: E402
 
 EOT = 50256
 needs_shakespeare = pytest.mark.skipif(not SHAKESPEARE.is_file(), reason=f"no {SHAKESPEARE}")

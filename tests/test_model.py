@@ -2,17 +2,13 @@
 generation with and without the KV cache, and the optimizer set-up. CPU, tiny models, float64
 references written out here (not taken from model.py)."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import model as M  # noqa: E402
-from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch  # noqa: E402
+import model as M
+from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch
 
 ATTENTIONS = ("sigmoid", "softmax")
 POSITIONS = ("alibi", "rope", "learned", "none")
@@ -34,28 +30,31 @@ def rand(*shape, seed, dtype=torch.float32):
     return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
 
 
-def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid"):
+def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid", causal=True, scale=None):
     """Explicit float64 reference, loops over (b, h, i, j): query i sits at absolute position
-    i + Tk - Tq; logit = q_i.k_j/sqrt(d) + bias - m_h*(pos_i - j), keys j > pos_i masked out.
-    sigmoid: O_i = sum_j sigmoid(logit_ij) v_j; softmax: the row-normalised exp instead."""
+    pos_i = i + Tk - Tq; logit = scale q_i.k_j + bias - m_h |pos_i - j|, scale 1/sqrt(d) unless given;
+    causal: keys j > pos_i left out. sigmoid: O_i = sum_j sigmoid(logit_ij) v_j; softmax: the
+    row-normalised exp instead."""
     q, k, v = q.double(), k.double(), v.double()
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
+    scale = 1 / math.sqrt(D) if scale is None else scale
     out = torch.zeros(B, H, Tq, v.shape[-1], dtype=torch.float64)
     for b in range(B):
         for h in range(H):
             hk = h // (H // Hkv)  # the kv head of query head h's group
             for i in range(Tq):
                 pos = i + Tk - Tq
+                keys = list(range(pos + 1) if causal else range(Tk))
                 logits = []
-                for j in range(pos + 1):
-                    s = float(q[b, h, i] @ k[b, hk, j]) / math.sqrt(D) + bias
+                for j in keys:
+                    s = float(q[b, h, i] @ k[b, hk, j]) * scale + bias
                     if slopes is not None:
-                        s -= float(slopes[h]) * (pos - j)
+                        s -= float(slopes[h]) * abs(pos - j)
                     logits.append(s)
                 logits = torch.tensor(logits, dtype=torch.float64)
                 w = torch.sigmoid(logits) if kind == "sigmoid" else torch.softmax(logits, 0)
-                out[b, h, i] = (w[:, None] * v[b, hk, : pos + 1]).sum(0)
+                out[b, h, i] = (w[:, None] * v[b, hk, keys]).sum(0)
     return out
 
 
@@ -77,10 +76,44 @@ def test_sigmoid_attention_matches_float64_formula(alibi, n_kv, Tq, Tk):
     q, k, v = rand(2, H, Tq, D, seed=1), rand(2, n_kv, Tk, D, seed=2), rand(2, n_kv, Tk, D, seed=3)
     slopes = alibi_slopes(H) if alibi else None
     b = -1.7
-    got = sigmoid_attention_torch(q, k, v, b, slopes, q_offset=Tk - Tq)
+    got = sigmoid_attention_torch(q, k, v, bias=b, alibi_slopes=slopes, q_offset=Tk - Tq)
     want = ref_attention(q, k, v, b, slopes)
     assert got.shape == want.shape
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("alibi", [False, True], ids=["no-alibi", "alibi"])
+@pytest.mark.parametrize("n_kv", [4, 1], ids=["mha", "mqa"])
+@pytest.mark.parametrize("Tq,Tk", [(9, 9), (3, 9), (9, 4)], ids=["square", "fewer-queries", "fewer-keys"])
+def test_non_causal_sigmoid_attention_with_scale_matches_float64_formula(alibi, n_kv, Tq, Tk):
+    """causal=False: every key is seen, ALiBi on the symmetric distance |pos_i - j| (query i at
+    i + Tk - Tq), and a given scale replaces 1/sqrt(d). Double inputs are computed in double."""
+    H, D = 4, 8
+    f64 = torch.float64
+    q, k, v = rand(2, H, Tq, D, seed=40, dtype=f64), rand(2, n_kv, Tk, D, seed=41, dtype=f64), \
+        rand(2, n_kv, Tk, D, seed=42, dtype=f64)
+    slopes = alibi_slopes(H) if alibi else None
+    got = sigmoid_attention_torch(q, k, v, bias=-1.2, causal=False, scale=0.3, alibi_slopes=slopes)
+    want = ref_attention(q, k, v, -1.2, slopes, causal=False, scale=0.3)
+    assert got.dtype == f64
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # the non-causal path is not the causal one: the future keys count
+    assert not torch.allclose(got, sigmoid_attention_torch(q, k, v, bias=-1.2, causal=True, scale=0.3,
+                                                           alibi_slopes=slopes))
+
+
+def test_upcast_computes_in_fp32_and_returns_the_input_dtype():
+    """bf16 inputs: upcast=True (the default) computes in fp32, upcast=False in bf16; both return
+    bf16, and the fp32 path is several times closer to the float64 formula."""
+    q, k, v = (rand(1, 2, 64, 16, seed=s, dtype=torch.bfloat16) for s in (43, 44, 45))
+    slopes = alibi_slopes(2)
+    want = ref_attention(q, k, v, -math.log(64), slopes)
+    errs = []
+    for upcast in (True, False):
+        got = sigmoid_attention_torch(q, k, v, bias=-math.log(64), alibi_slopes=slopes, upcast=upcast)
+        assert got.dtype == torch.bfloat16
+        errs.append(((got.double() - want).norm() / want.norm()).item())
+    assert errs[0] < 5e-3 and errs[0] * 3 < errs[1], errs
 
 
 def test_sigmoid_attention_rows_are_not_normalised():
@@ -88,7 +121,7 @@ def test_sigmoid_attention_rows_are_not_normalised():
     only on average, and an all-ones value gives out = sum_j p_ij (not 1)."""
     q, k = rand(1, 2, 8, 8, seed=4), rand(1, 2, 8, 8, seed=5)
     v = torch.ones(1, 2, 8, 8)
-    out = sigmoid_attention_torch(q, k, v, -math.log(8))
+    out = sigmoid_attention_torch(q, k, v, bias=-math.log(8))
     mass = out[..., 0]
     assert not torch.allclose(mass, torch.ones_like(mass), atol=1e-2)
     assert torch.all(mass[..., 0] < 1)  # row 0 sees a single key: sigmoid(.) < 1
@@ -102,7 +135,7 @@ def test_alibi_uses_true_distance_not_shift():
     v = torch.zeros(1, H, Tk, D)
     v[:, :, 0] = rand(H, D, seed=8)  # only key 0 has a value: out = p_{i,0} * v_0
     slopes = alibi_slopes(H)
-    out = sigmoid_attention_torch(q, k, v, -2.0, slopes, q_offset=Tk - 1)
+    out = sigmoid_attention_torch(q, k, v, bias=-2.0, alibi_slopes=slopes, q_offset=Tk - 1)
     s = (q.double() @ k.double().transpose(-2, -1))[0, :, 0, 0] / math.sqrt(D) - 2.0
     want_p = torch.sigmoid(s - slopes.double() * (Tk - 1))  # distance 11 from key 0
     torch.testing.assert_close(out[0, :, 0].double(), want_p[:, None] * v[0, :, 0].double(), rtol=1e-5, atol=1e-7)
@@ -115,12 +148,12 @@ def test_future_keys_have_exactly_zero_weight():
     positions arbitrarily leaves every earlier output bitwise unchanged."""
     q, k, v = rand(2, 4, 10, 8, seed=9), rand(2, 4, 10, 8, seed=10), rand(2, 4, 10, 8, seed=11)
     slopes = alibi_slopes(4)
-    out = sigmoid_attention_torch(q, k, v, -2.3, slopes)
+    out = sigmoid_attention_torch(q, k, v, bias=-2.3, alibi_slopes=slopes)
     t = 4
     k2, v2 = k.clone(), v.clone()
     k2[:, :, t + 1:] = rand(2, 4, 5, 8, seed=12) * 100
     v2[:, :, t + 1:] = rand(2, 4, 5, 8, seed=13) * 1e6
-    out2 = sigmoid_attention_torch(q, k2, v2, -2.3, slopes)
+    out2 = sigmoid_attention_torch(q, k2, v2, bias=-2.3, alibi_slopes=slopes)
     assert torch.equal(out[:, :, : t + 1], out2[:, :, : t + 1])
     assert not torch.allclose(out[:, :, t + 1:], out2[:, :, t + 1:])
 
@@ -403,11 +436,32 @@ def test_embeddings_are_tied_to_the_lm_head():
     (dict(n_head=4, n_kv_head=3), "n_kv_head=3"),
     (dict(pos_encoding="rope", n_embd=36, n_head=4), "9"),  # rope needs an even head dim
     (dict(dropout=1.0), "dropout=1.0"),
-] + ([(dict(attn_impl="triton", dropout=0.1), "dropout=0.1")] if M.flashsigmoid is not None else []))
+])
 def test_bad_config_values_raise_value_error_naming_them(kw, needle):
     """GPTConfig rejects bad values with a ValueError that names the value."""
     with pytest.raises(ValueError, match=needle):
         tiny(**kw)
+
+
+def test_attn_impl_is_a_run_time_attribute_not_config():
+    """attn_impl is given to GPT and held by each layer's attention, not by GPTConfig (so not by the
+    checkpoints' model_args either); config_from_dict drops it from older checkpoints' dicts."""
+    assert "attn_impl" not in vars(tiny())
+    assert M.config_from_dict({**vars(tiny()), "attn_impl": "triton"}) == tiny()
+    assert all(b.attn.attn_impl == "auto" for b in make_model().transformer.h)
+    m = GPT(tiny(), attn_impl="torch")
+    assert all(b.attn.attn_impl == "torch" for b in m.transformer.h)
+
+
+@pytest.mark.parametrize("kw,impl,needle", [
+    (dict(), "fast", "attn_impl='fast'"),
+    (dict(attention="softmax"), "triton", "attention='sigmoid'"),
+] + ([(dict(dropout=0.1), "triton", "dropout=0.1")] if M.flashsigmoid is not None else []))
+def test_attn_impl_that_cannot_apply_raises_value_error(kw, impl, needle):
+    """A bad attn_impl, the kernel for softmax attention, or the kernel with attention dropout: a
+    ValueError naming what is wrong."""
+    with pytest.raises(ValueError, match=needle):
+        GPT(tiny(**kw), attn_impl=impl)
 
 
 @pytest.mark.parametrize("kw,needle", [

@@ -1,14 +1,11 @@
 """Specification of sample.py, run as a subprocess on a tiny char-level checkpoint trained here."""
 import pickle
-import sys
-from pathlib import Path
+import shutil
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import explain, run_script, run_train, write_char_dataset  # noqa: E402
+from helpers import explain, run_script, run_train, write_char_dataset
 
 SEP = "---------------"
 BLOCK = 32
@@ -112,6 +109,23 @@ def test_prompt_with_unknown_characters_exits(trained):
     out, _ = trained
     p = sample(out, start="héllo\u20ac")
     assert p.returncode != 0 and "\u20ac" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
+def test_attn_impl_is_chosen_at_sampling_time(trained, tmp_path):
+    """--attn_impl=torch and auto give the same text; a checkpoint from before attn_impl became a
+    run-time choice (model_args holding it) still loads; a bad value exits naming it."""
+    out, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    ck = torch.load(old / "ckpt.pt", map_location="cpu", weights_only=False)
+    ck["model_args"]["attn_impl"] = "triton"
+    torch.save(ck, old / "ckpt.pt")
+    a, b = sample(out, attn_impl="torch"), sample(old, attn_impl="auto")
+    assert a.returncode == 0 and b.returncode == 0, explain(a) + explain(b)
+    assert samples_of(a.stdout) == samples_of(b.stdout)
+    p = sample(out, attn_impl="fast")
+    assert p.returncode != 0 and "attn_impl='fast'" in p.stderr and "Traceback" not in p.stderr, explain(p)
+    assert "corrupt" not in p.stderr
 
 
 def test_corrupt_checkpoint_exits(tmp_path):

@@ -3,18 +3,14 @@ learning, logging, checkpoints, exact resume, config errors, NaN handling, DDP a
 import math
 import pickle
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,  # noqa: E402
+from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,
                      write_char_dataset, TINY, args_of)
-from model import GPT, config_from_dict  # noqa: E402
+from model import GPT, config_from_dict
 
 TRAINED_ITERS = 80
 
@@ -100,7 +96,8 @@ def test_lagged_log_lines_carry_their_own_iters_loss(dataset, tmp_path):
 
 def test_checkpoint_is_complete_and_written_atomically(trained, dataset, vocab_size):
     """ckpt.pt holds model, optimizer, model_args, iter_num, best_val_loss, config and rng; no
-    ckpt.pt.tmp is left behind; model_args rebuild a GPT that loads the weights strictly."""
+    ckpt.pt.tmp is left behind; model_args rebuild a GPT that loads the weights strictly, and hold
+    no attn_impl (how attention runs is chosen anew by each run)."""
     assert not (trained / "ckpt.pt.tmp").exists()
     assert sorted(p.name for p in trained.glob("ckpt*")) == ["ckpt.pt"]
     ck = load_ckpt(trained)
@@ -109,6 +106,7 @@ def test_checkpoint_is_complete_and_written_atomically(trained, dataset, vocab_s
     val = [e["val_loss"] for e in read_log(trained) if e["event"] == "eval" and e["iter"] > 0]
     assert ck["best_val_loss"] == pytest.approx(min(val))
     assert ck["model_args"]["vocab_size"] == vocab_size and ck["model_args"]["n_embd"] == TINY["n_embd"]
+    assert "attn_impl" not in ck["model_args"] and ck["config"]["attn_impl"] == "auto"
     assert ck["config"]["max_iters"] == TRAINED_ITERS and ck["config"]["dataset"] == str(dataset)
     assert len(ck["rng"]) == 1 and "torch" in ck["rng"][0]
     m = GPT(config_from_dict(ck["model_args"]))
@@ -140,6 +138,21 @@ def test_resume_is_exact(dataset, tmp_path):
     assert len(set(la.values())) == len(la)  # the losses move: equality is not trivial
 
 
+def test_resume_from_a_checkpoint_that_holds_attn_impl(trained, dataset, tmp_path):
+    """Checkpoints written before attn_impl became a run-time choice hold it in model_args: such a
+    run resumes, with no warning about changed options, and its next checkpoint drops the key."""
+    out = copy_run(trained, tmp_path)
+    ck = load_ckpt(out)
+    ck["model_args"]["attn_impl"] = "triton"
+    torch.save(ck, out / "ckpt.pt")
+    p = run_train(dataset, out, max_iters=TRAINED_ITERS + 2, eval_interval=1000, eval_iters=5, init_from="resume",
+                  attn_impl="torch")
+    assert p.returncode == 0, explain(p)
+    assert "warning" not in p.stdout and "attn_impl=torch" in p.stdout, p.stdout
+    ck = load_ckpt(out)
+    assert ck["iter_num"] == TRAINED_ITERS + 2 and "attn_impl" not in ck["model_args"]
+
+
 # ---------------------------------------------------------------------------------------------
 # configuration errors
 
@@ -149,6 +162,7 @@ def test_resume_is_exact(dataset, tmp_path):
     (["--batch_size=abc"], "batch_size"),
     (["--batch_size=1.5"], "batch_size"),
     (["--attention=bogus"], "bogus"),
+    (["--attn_impl=fast"], "attn_impl='fast'"),
     (["--init_from=maybe"], "maybe"),
     (["--dtype=float8"], "float8"),
     (["--log_interval=0"], "log_interval=0"),
@@ -160,7 +174,7 @@ def test_resume_is_exact(dataset, tmp_path):
     (["--eval_splits=val,bogus"], "bogus"),
     (["--eval_splits=val,val"], "twice"),
     (["--eval_splits=train,test"], "lacks 'val'"),  # training picks its best checkpoint by val loss
-], ids=["unknown-key", "type-str", "type-float", "attention", "init_from", "dtype", "log_interval-0",
+], ids=["unknown-key", "type-str", "type-float", "attention", "attn_impl", "init_from", "dtype", "log_interval-0",
         "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value", "eval_splits-bogus",
         "eval_splits-twice", "eval_splits-no-val"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
