@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from configurator import configure
 from model import GPT, config_from_dict, sigmoid_attention_torch
 
-SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128)]
+# the four standard shapes, and the 124M model's long-context one
+SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]
 
 
 def parse_shapes(strings):
@@ -115,6 +116,7 @@ def bench_attn(args):
           f"triton {triton.__version__}, python {platform.python_version()}, autotune {fs.AUTOTUNE}, "
           f"exact_sigmoid {fs.EXACT_SIGMOID}")
     impls = {"kernel": lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True),
+             "kernel_det": lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True, deterministic=True),
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
     impls["naive"] = naive_sigmoid
     if not args.quick:
@@ -151,31 +153,34 @@ def bench_attn(args):
             if names[0] != "kernel":
                 continue
             if args.breakdown:
-                breakdown(fs, impls, q, k, v, do, qg, kg, vg)
+                breakdown(fs, impls, qg, kg, vg, do)
             if not fs._INTERPRET and fs.AUTOTUNE:
-                cfgs = {n: str(getattr(t, "best_config", None)) for n, t in
-                        (("fwd", fs._fwd_tuned), ("dkdv", fs._dkdv_tuned), ("dq", fs._dq_tuned))}
+                cfgs = {n: str(getattr(t, "best_config", None)) for n, t in fs._TUNED.items()}
                 row["configs"] = cfgs
                 print("  configs " + " | ".join(f"{n}: {c}" for n, c in cfgs.items()), flush=True)
-    # Third pass: fwd+bwd replayed from a CUDA graph (triton's do_bench_cudagraph), which takes the
-    # host out: the device time. At small shapes the eager timings above are bound by the host's
+    # Third pass: fwd and fwd+bwd replayed from a CUDA graph (triton's do_bench_cudagraph), which takes
+    # the host out: the device time. At small shapes the eager timings above are bound by the host's
     # Python/autograd/launch time, which varies between machines and runs.
     for i, (B, H, T, D) in enumerate(shapes):
         q, k, v, do = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
         qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
         out = []
-        for name in ("kernel", "flash", "cudnn"):
+        for name in ("kernel", "kernel_det", "flash", "cudnn"):
             try:
+                def fwd(fn=impls[name]):
+                    with torch.no_grad():
+                        fn(q, k, v)
+                ms_f = triton.testing.do_bench_cudagraph(fwd, rep=50, return_mode="median")
                 ms = triton.testing.do_bench_cudagraph(fwd_bwd(impls[name], qg, kg, vg, do), rep=50,
                                                        return_mode="median")
                 if rows[i][name] is not None:
-                    rows[i][name]["fb_graph_ms"] = ms
-                out.append(f"{name} {ms:.3f} ms")
+                    rows[i][name].update(fwd_graph_ms=ms_f, fb_graph_ms=ms)
+                out.append(f"{name} {ms_f:.3f} / {ms:.3f} ms")
             except Exception as e:  # noqa: BLE001
                 out.append(f"{name} FAILED {type(e).__name__}: {str(e)[:120]}")
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
-        print(f"graph fwd+bwd {B},{H},{T},{D}: " + "; ".join(out), flush=True)
+        print(f"graph fwd / fwd+bwd {B},{H},{T},{D}: " + "; ".join(out), flush=True)
     table = format_table(rows, list(impls))
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "gpu": props.name, "torch": torch.__version__, "triton": triton.__version__,
@@ -201,39 +206,23 @@ def host_ms(fn, n=200):
     return (t1 - t0) / n * 1e3
 
 
-def breakdown(fs, impls, q, k, v, do, qg, kg, vg):
-    """Where the kernel's fwd+bwd time goes: device time per kernel (profiler); the eager fwd+bwd
-    (do_bench) and its host time per call with the lean launch, the direct launch through
-    kernel[grid], and Triton's own launch; the host time with every launch skipped (autograd and
-    Python alone) and that of the SDPA backends; the raw backward launches without autograd; and
-    the host's top Python functions (cProfile)."""
+def breakdown(fs, impls, qg, kg, vg, do):
+    """Where the kernel's fwd+bwd time goes: eager time (do_bench) and host time per call of the
+    default (atomic dQ) and deterministic backward and of the SDPA backends; device time per kernel
+    (profiler); the host's top Python functions (cProfile)."""
     import cProfile
     import pstats
 
     import triton.testing
     from torch.profiler import ProfilerActivity, profile
-    scale, bias = 1 / math.sqrt(q.shape[-1]), -math.log(k.shape[2])
 
-    fb = fwd_bwd(fs.sigmoid_attention, qg, kg, vg, do)
-    t, was = {}, (fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH, fs._launch)
-    for name, direct, lean in (("lean", True, True), ("direct", True, False), ("triton", False, False)):
-        if lean and not was[1]:
-            continue
-        fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH = direct, lean
-        fs._DIRECT.clear()
+    t = {}
+    for name in ("kernel", "kernel_det", "flash", "cudnn"):
+        fb = fwd_bwd(impls[name], qg, kg, vg, do)
         fb()
         t[f"fb {name}"] = triton.testing.do_bench(fb, return_mode="median")
         t[f"host fb {name}"] = host_ms(fb)
-        t[f"raw bwd {name}"] = triton.testing.do_bench(
-            lambda: fs._bwd_impl(do, q, k, v, None, True, bias, scale, False), return_mode="median")
-    fs.DIRECT_LAUNCH, fs.LEAN_LAUNCH = was[:2]
-    fs._DIRECT.clear()
-    fb()
-    fs._launch = lambda *a, **kw: None
-    t["host fb, launches skipped"] = host_ms(fb)
-    fs._launch = was[2]
-    for name in ("flash", "cudnn"):
-        t[f"host fb {name}"] = host_ms(fwd_bwd(impls[name], qg, kg, vg, do))
+    fb = fwd_bwd(impls["kernel"], qg, kg, vg, do)
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(10):
@@ -264,33 +253,45 @@ def format_table(rows, names):
 
     def ratio(r, a, b, key):
         return f"{r[a][key] / r[b][key]:.2f}" if r.get(a) and r.get(b) else "n/a"
-    def graph(r, a, b):
-        ok = all(r.get(n) and "fb_graph_ms" in r[n] for n in (a, b))
-        return f"{r[b]['fb_graph_ms'] / r[a]['fb_graph_ms']:.2f}" if ok else "n/a"
+
+    def graph(r, a, b, key="fb_graph_ms"):  # speed-up of a over b in device time
+        ok = all(r.get(n) and key in r[n] for n in (a, b))
+        return f"{r[b][key] / r[a][key]:.2f}" if ok else "n/a"
     head = ("| shape (B,H,T,D) | " + " | ".join(f"{n} fwd / f+b" for n in names)
-            + " | kernel/flash fwd / f+b | kernel/cudnn fwd / f+b | graph f+b kernel/flash / kernel/cudnn"
-            " | peak MiB f+b kernel / flash / cudnn | check |")
-    lines = [head, "|" + "---|" * (len(names) + 6)]
+            + " | kernel/flash fwd / f+b | kernel/cudnn fwd / f+b | graph kernel/cudnn fwd / f+b"
+            " | graph f+b kernel/flash / det/cudnn | peak MiB f+b kernel / flash / cudnn | check |")
+    lines = [head, "|" + "---|" * (len(names) + 7)]
     for r in rows:
         cells = [",".join(map(str, r["shape"]))]
         cells += [f"{tf(r, n, 'fwd_tflops')} / {tf(r, n, 'fb_tflops')}" for n in names]
         cells.append(f"{ratio(r, 'kernel', 'flash', 'fwd_tflops')} / {ratio(r, 'kernel', 'flash', 'fb_tflops')}")
         cells.append(f"{ratio(r, 'kernel', 'cudnn', 'fwd_tflops')} / {ratio(r, 'kernel', 'cudnn', 'fb_tflops')}")
-        cells.append(f"{graph(r, 'kernel', 'flash')} / {graph(r, 'kernel', 'cudnn')}")
+        cells.append(f"{graph(r, 'kernel', 'cudnn', 'fwd_graph_ms')} / {graph(r, 'kernel', 'cudnn')}")
+        cells.append(f"{graph(r, 'kernel', 'flash')} / {graph(r, 'kernel_det', 'cudnn')}")
         cells.append(" / ".join(f"{r[n]['peak_mib']:.0f}" if r.get(n) else "n/a" for n in ("kernel", "flash", "cudnn")))
         cells.append("ok" if r["check_ok"] else "FAILED")
         lines.append("| " + " | ".join(cells) + " |")
     return ("TFLOP/s (causal; fwd+bwd = 3.5x fwd flops), median of triton.testing.do_bench (eager: host time "
-            "shows where it exceeds device time); graph = speed ratio of fwd+bwd replayed from a CUDA graph "
-            "(device time only)\n" + "\n".join(lines))
+            "shows where it exceeds device time); graph = speed ratio replayed from a CUDA graph (device time "
+            "only); kernel = FlashSigmoid's default backward (atomic dQ), det = its deterministic one\n"
+            + "\n".join(lines))
 
 
 # name -> (config, overrides). sigmoid_gpt2arch is the softmax baseline with only the attention swapped
 # (FlashSigmoid, no ALiBi, pre-norm, no QK-norm): against softmax it isolates the kernel; against
-# sigmoid, the cost of the rest of the recipe.
+# sigmoid, the cost of the rest of the recipe. paper_1b_softmax is the 1B model built as the GPT-2
+# baseline is (softmax on SDPA, learned positions, pre-norm, no QK-norm).
+GPT2_BASELINE = ["--attention=softmax", "--pos_encoding=learned", "--norm=pre", "--qk_norm=False"]
 TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
                   "sigmoid_gpt2arch": ("configs/gpt2_124m_softmax.py", ["--attention=sigmoid"]),
-                  "softmax": ("configs/gpt2_124m_softmax.py", [])}
+                  "softmax": ("configs/gpt2_124m_softmax.py", []),
+                  "paper_1b": ("configs/paper_1b.py", []),
+                  "paper_1b_softmax": ("configs/paper_1b.py", GPT2_BASELINE)}
+
+
+def baseline_of(name):
+    """The softmax row a variant's tokens/s is compared with."""
+    return "paper_1b_softmax" if name.startswith("paper_1b") else "softmax"
 
 
 def bench_train(args):
@@ -330,8 +331,8 @@ def bench_train(args):
         if "error" in r:
             lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['error']} | | | | |")
             continue
-        other = by.get(("softmax", r["B"], r["T"]), {})
-        ratio = f"{r['tok_s'] / other['tok_s']:.2f}" if r["name"] != "softmax" and "tok_s" in other else ""
+        other = by.get((baseline_of(r["name"]), r["B"], r["T"]), {})
+        ratio = f"{r['tok_s'] / other['tok_s']:.2f}" if r is not other and "tok_s" in other else ""
         mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
         mem = "n/a" if r["mem_gb"] is None else f"{r['mem_gb']:.1f}"
         lines.append(f"| {r['B']} x {r['T']} | {r['name']} | {r['ms']:.1f} | {r['tok_s']:,.0f} | {mfu} | {mem} | {ratio} |")
@@ -441,7 +442,8 @@ def main():
     ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
     ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
                     help="train mode: batch,T pairs (same tokens per step)")
-    ap.add_argument("--train_variants", nargs="*", default=list(TRAIN_VARIANTS), choices=list(TRAIN_VARIANTS),
+    ap.add_argument("--train_variants", nargs="*", default=["sigmoid", "sigmoid_gpt2arch", "softmax"],
+                    choices=list(TRAIN_VARIANTS),
                     help="train mode: which models to time")
     ap.add_argument("--iters", type=int, default=40, help="train mode: steps per run (the second half is timed)")
     ap.add_argument("--quick", action="store_true")

@@ -664,36 +664,13 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic))
 
 
-def sigmoid_attention_ref(q, k, v, causal=True, bias=None, scale=None, alibi_slopes=None, upcast=True):
-    """Materialised reference (T x T), same conventions as sigmoid_attention. upcast=True computes in
-    fp32 (or fp64 for double inputs); upcast=False in the input dtype (the 'same precision' PyTorch
-    implementation of the paper's accuracy criterion)."""
-    B, H, Tq, D = q.shape
-    Hkv, Tk = k.shape[1], k.shape[2]
-    bias = -math.log(Tk) if bias is None else bias
-    scale = 1.0 / math.sqrt(D) if scale is None else scale
-    out_dtype = q.dtype
-    if upcast:
-        ct = torch.promote_types(q.dtype, torch.float32)
-        q, k, v = q.to(ct), k.to(ct), v.to(ct)
-    if Hkv != H:
-        k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
-    s = (q @ k.transpose(-2, -1)) * scale + bias
-    dist = (torch.arange(Tq, device=q.device) + (Tk - Tq))[:, None] - torch.arange(Tk, device=q.device)
-    if alibi_slopes is not None:
-        d = dist.to(s.dtype) if causal else dist.abs().to(s.dtype)
-        s = s - alibi_slopes.to(device=q.device, dtype=s.dtype).view(1, H, 1, 1) * d
-    if causal:
-        s = s.masked_fill(dist < 0, float("-inf"))
-    p = torch.sigmoid(s)
-    return (p @ v).to(out_dtype)
-
-
-__all__ = ["sigmoid_attention", "sigmoid_attention_ref", "EXACT_SIGMOID", "AUTOTUNE"]
+__all__ = ["sigmoid_attention", "EXACT_SIGMOID", "AUTOTUNE"]
 
 
 if __name__ == "__main__":
-    # Self-check: python flashsigmoid.py (GPU), or TRITON_INTERPRET=1 python flashsigmoid.py (CPU).
+    # Self-check: python flashsigmoid.py (GPU), or TRITON_INTERPRET=1 python flashsigmoid.py (CPU),
+    # against the materialised reference that the model's PyTorch path runs.
+    from model import sigmoid_attention_torch
     dev = "cuda" if torch.cuda.is_available() and not _INTERPRET else "cpu"
     dt = torch.bfloat16 if dev == "cuda" else torch.float32
     torch.manual_seed(0)
@@ -706,7 +683,7 @@ if __name__ == "__main__":
         do = torch.randn(B, H, Tq, D, device=dev, dtype=dt)
         o = sigmoid_attention(q, k, v, causal=causal, alibi_slopes=sl)
         g = torch.autograd.grad(o, (q, k, v), do)
-        o_ref = sigmoid_attention_ref(q, k, v, causal, None, None, sl)
+        o_ref = sigmoid_attention_torch(q, k, v, causal=causal, bias=-math.log(Tk), alibi_slopes=sl)
         g_ref = torch.autograd.grad(o_ref, (q, k, v), do)
         errs = [((a.float() - b.float()).norm() / b.float().norm()).item()
                 for a, b in zip((o,) + g, (o_ref,) + g_ref)]

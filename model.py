@@ -111,11 +111,11 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
 
 
 def rope(x, pos, theta):
-    """Rotary embedding of x (B, nh, T, hs) at absolute positions pos (T,)."""
+    """Rotary embedding of x (B, T, nh, hs) at absolute positions pos (T,)."""
     hs = x.size(-1)
     f = torch.promote_types(x.dtype, torch.float32)
     inv = theta ** (-torch.arange(0, hs, 2, device=x.device, dtype=f) / hs)
-    ang = pos.to(f)[:, None] * inv  # (T, hs/2)
+    ang = pos.to(f)[:, None, None] * inv  # (T, 1, hs/2)
     cos, sin = ang.cos(), ang.sin()
     x1, x2 = x.to(f).chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
@@ -162,11 +162,13 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, pos, cache=None, layer=0):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
-        q = self.q_norm(q.view(B, T, self.nh, self.hs)).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.k_norm(k.view(B, T, self.nkv, self.hs)).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.nkv, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
+        k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
         if self.config.pos_encoding == "rope":
             q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
+        # heads as (B, nh, T, hs) views of (B, T, nh, hs) memory: the kernel answers in the same layout,
+        # so the transpose back before c_proj copies nothing
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.view(B, T, self.nkv, self.hs).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         y = self.c_proj(self.attend(q, k, v).transpose(1, 2).contiguous().view(B, T, C))

@@ -83,6 +83,7 @@ device = "auto"  # auto, cpu, cuda, cuda:1, mps
 dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
 compile = None  # None: torch.compile on CUDA only
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
+deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
 optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int)
@@ -111,6 +112,9 @@ if not eval_only and "val" not in split_names:  # the best checkpoint is chosen 
     raise SystemExit(f"error: eval_splits={eval_splits!r} lacks 'val', which training needs (eval_only does not)")
 # -----------------------------------------------------------------------------
 # processes and devices
+if deterministic:  # torch's switch, which FlashSigmoid's backward follows too; cuBLAS needs its env first
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
 ddp = int(os.environ.get("RANK", -1)) != -1
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"

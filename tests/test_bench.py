@@ -15,6 +15,12 @@ def test_train_variants_differ_only_where_meant():
     assert swapped.attention == "sigmoid"
     assert {**vars(swapped), "attention": "softmax"} == vars(softmax)
     assert recipe.block_size == swapped.block_size == softmax.block_size == 512
+    # the 1B twin is built as the GPT-2 baseline is, and otherwise is the paper's 1B model
+    big, twin = (bench.model_config(*bench.TRAIN_VARIANTS[n], 4096) for n in ("paper_1b", "paper_1b_softmax"))
+    assert (twin.attention, twin.pos_encoding, twin.norm, twin.qk_norm) == ("softmax", "learned", "pre", False)
+    assert {**vars(twin), **{k: getattr(big, k) for k in ("attention", "pos_encoding", "norm", "qk_norm")}} == vars(big)
+    assert (big.n_layer, big.n_embd, big.mlp) == (24, 2048, "swiglu")
+    assert bench.baseline_of("paper_1b") == "paper_1b_softmax" and bench.baseline_of("sigmoid") == "softmax"
 
 
 def test_model_config_parses_overrides_as_train_py_does():
@@ -45,7 +51,7 @@ def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():
         row[name] = {"fwd_tflops": 10.0, "fb_tflops": 5.0, "peak_mib": 1.0, "fb_graph_ms": ms}
     row["cudnn"] = None
     line = bench.format_table([row], ["kernel", "flash", "cudnn"]).splitlines()[-1]
-    assert "| 2.00 / n/a |" in line  # the kernel takes half of flash's time; cuDNN absent
+    assert "| 2.00 / n/a |" in line  # the kernel takes half of flash's time; no deterministic run, no cuDNN
 
 
 @pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")

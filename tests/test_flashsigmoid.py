@@ -6,17 +6,16 @@ same-precision PyTorch implementation, plus a small floor), long sequences, torc
 """
 import math
 import os
-import sys
 
 import pytest
 import torch
 
 if not torch.cuda.is_available():  # must precede the import of flashsigmoid (kernels are defined then)
     os.environ.setdefault("TRITON_INTERPRET", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import flashsigmoid  # noqa: E402
-from flashsigmoid import sigmoid_attention, sigmoid_attention_ref  # noqa: E402
+from flashsigmoid import sigmoid_attention  # noqa: E402
+from model import sigmoid_attention_torch  # noqa: E402  the one materialised reference
 
 CUDA = torch.cuda.is_available() and not flashsigmoid._INTERPRET
 DEV = "cuda" if CUDA else "cpu"
@@ -50,8 +49,8 @@ def _run(fn, q, k, v, do, **kw):
 
 
 def _ref64(q, k, v, do, causal, bias, slopes):
-    return _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None,
-                                                            None if slopes is None else slopes.double()),
+    return _run(lambda a, b, c, **kw: sigmoid_attention_torch(
+        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double()),
                 q.double(), k.double(), v.double(), do.double())
 
 
@@ -94,8 +93,8 @@ def test_cpu_against_float64(case, deterministic):
         assert a.shape == b.shape and a.dtype == dtype, name
         assert _rel(a, b) < tol, (name, _rel(a, b))
     if dtype == torch.float16:  # the paper's criterion against a same-precision PyTorch version
-        same = _run(lambda a, b_, c, **kw: sigmoid_attention_ref(a, b_, c, causal, bias, None, slopes,
-                                                                 upcast=False), q, k, v, do)
+        same = _run(lambda a, b_, c, **kw: sigmoid_attention_torch(a, b_, c, causal=causal, bias=bias,
+                                                                   alibi_slopes=slopes, upcast=False), q, k, v, do)
         for name, a, s, b in zip(("o", "dq", "dk", "dv"), got, same, ref):
             ek = (a.double() - b).abs().max().item()
             et = (s.double() - b).abs().max().item()
@@ -107,7 +106,7 @@ def test_cpu_defaults_and_masking():
     # default bias -ln(Tk) and scale 1/sqrt(D); fully masked rows (Tq > Tk, causal) are exactly 0
     q, k, v, do, _, _ = _inputs(1, 2, 2, 24, 8, 32, torch.float32, seed=1, alibi=False)
     o = sigmoid_attention(q, k, v)
-    ref = sigmoid_attention_ref(q.double(), k.double(), v.double(), True, -math.log(8), 1 / math.sqrt(32))
+    ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), bias=-math.log(8), scale=1 / math.sqrt(32))
     assert _rel(o, ref) < 2e-5
     assert (o[:, :, : 24 - 8] == 0).all()  # rows whose absolute position is before key 0
 
@@ -209,9 +208,10 @@ def _check_paper(case, exact, seed=0):
     B, H, Hkv, Tq, Tk, D, causal, alibi = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=seed, alibi=alibi)
     got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact)
-    ref = _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None, slopes),
+    ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes),
                q.float(), k.float(), v.float(), do.float())
-    same = _run(lambda a, b, c, **kw: sigmoid_attention_ref(a, b, c, causal, bias, None, slopes, upcast=False),
+    same = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
+                                                              upcast=False),
                 q, k, v, do)
     for name, a, s, r in zip(("o", "dq", "dk", "dv"), got, same, ref):
         assert torch.isfinite(a).all(), name

@@ -637,3 +637,19 @@ def test_attention_stats_per_layer():
     for st in stats:
         assert st["out_rms"] > 0 and 0 < st["row_mass_max"] < 12
     assert all(b.attn.stats is None for b in m.transformer.h)
+
+
+def test_rope_rotates_each_position_by_its_own_angle_and_keeps_relative_scores():
+    from model import rope
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 7, 3, 16, generator=g)  # (B, T, nh, hs)
+    pos = torch.arange(10, 17)
+    whole = rope(x, pos, 1e4)
+    for t in range(7):  # token t turned by its own position, whatever the others
+        assert torch.allclose(whole[:, t:t + 1], rope(x[:, t:t + 1], pos[t:t + 1], 1e4), atol=1e-6)
+    q, k = x[:1, :1], x[1:, :1]
+
+    def score(i, j):
+        return (rope(q, torch.tensor([i]), 1e4) * rope(k, torch.tensor([j]), 1e4)).sum(-1)
+    assert torch.allclose(score(5, 2), score(13, 10), atol=1e-5)  # only i - j matters
+    assert not torch.allclose(score(5, 2), score(5, 3), atol=1e-3)

@@ -117,13 +117,15 @@ def test_checkpoint_is_complete_and_written_atomically(trained, dataset, vocab_s
 # exact resume
 
 
-def test_resume_is_exact(dataset, tmp_path):
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_resume_is_exact(dataset, tmp_path, deterministic):
     """Run A to 2N iters; run B to N, then --init_from=resume to 2N: the per-iter losses from N on
     are bitwise equal (dropout and 2 micro-steps, so the RNG state and data order matter, and an lr
-    schedule), and B's log.jsonl is appended across the resume."""
+    schedule), and B's log.jsonl is appended across the resume. On a CPU with or without
+    --deterministic (a GPU needs it for bitwise equality: atomic adds sum in any order)."""
     N = 4
     opts = dict(dropout=0.2, gradient_accumulation_steps=2, eval_interval=N, decay_lr=True, warmup_iters=2,
-                lr_decay_iters=2 * N, min_lr=3e-4)
+                lr_decay_iters=2 * N, min_lr=3e-4, deterministic=deterministic)
     a = run_train(dataset, tmp_path / "a", max_iters=2 * N, **opts)
     assert a.returncode == 0, explain(a)
     b1 = run_train(dataset, tmp_path / "b", max_iters=N, **opts)
