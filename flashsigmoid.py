@@ -56,6 +56,7 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
+TMA = os.environ.get("FLASHSIGMOID_TMA", "1") != "0"  # False: dQ's adds as plain atomics on Hopper too
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -218,14 +219,17 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
-    for _ in range(num_steps):
+    if TMA_DQ:  # Hopper: each tile's add is one bulk reduce by the copy engine (TMA), clipped at Tq
+        dq_desc = tl.make_tensor_descriptor(dq_base, shape=[Tq, HEAD_DIM], strides=[stride_dqm, 1],
+                                            block_shape=[BLOCK_M, HEAD_DIM])
+    for step in range(num_steps):
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
             mmask = offs_m < Tq
@@ -256,7 +260,9 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             # this key block's share of dQ = scale * dS K, added into an fp32 buffer: no dQ kernel
             # recomputing S and dP, 5 matrix products in all instead of 7, but sums in any order
             dq = tl.dot(tl.trans(dsT), k, input_precision=DOT_PREC) * scale
-            if MASK:
+            if TMA_DQ:
+                dq_desc.atomic_add([start_m + step * BLOCK_M, 0], dq)
+            elif MASK:
                 tl.atomic_add(dq_ptrs, dq, mask=(offs_m < Tq)[:, None], sem="relaxed")
             else:
                 tl.atomic_add(dq_ptrs, dq, sem="relaxed")
@@ -277,7 +283,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr):
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -321,15 +327,15 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, False, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
@@ -422,10 +428,11 @@ _FWD_CONFIGS = {
     "large": [(64, 64, 2, 4), (128, 64, 2, 8), (64, 32, 3, 4)],  # 16-bit D = 256, fp32 D = 128
     "xl": [(32, 32, 1, 4)],  # fp32
 }
-_DKDV_CONFIGS = {  # (BLOCK_M1, BLOCK_N1, ...)
-    "small": [(32, 128, 5, 4), (64, 128, 3, 8), (64, 64, 3, 4), (64, 128, 4, 4), (32, 64, 4, 4),
-              (64, 128, 2, 8)],
-    "large": [(32, 64, 2, 4), (64, 64, 2, 8), (32, 32, 2, 4)],
+_DKDV_CONFIGS = {  # (BLOCK_M1, BLOCK_N1, ...); with the atomic dQ, D=128 fits in registers only
+    # with 8 warps and BLOCK_M1 * BLOCK_N1 <= 4096 (the sm_90 compile test shows the spills)
+    "small": [(64, 128, 3, 8), (32, 128, 3, 8), (64, 64, 3, 4), (32, 64, 4, 4), (64, 128, 2, 8),
+              (64, 64, 3, 8), (32, 64, 3, 8), (16, 128, 3, 8)],
+    "large": [(32, 64, 2, 4), (32, 32, 2, 4), (16, 32, 2, 4)],
     "xl": [(16, 32, 1, 4)],
 }
 _DQ_CONFIGS = {  # (BLOCK_M2, BLOCK_N2, ...)
@@ -462,7 +469,7 @@ def _autotuned(kind, fn):
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
-        return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
+        return triton.autotune(configs, key=key + ["ATOMIC_DQ", "TMA_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
     return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
 
@@ -484,7 +491,8 @@ def _launch(kind, n, grid_rest, args, meta):
     if _INTERPRET:
         (bm, bn), cfg = _INTERP_CFG[kind], {}
     else:
-        bm, bn, stages, warps = _TABLES[kind][_size_class(meta["HEAD_DIM"], args[0].element_size())][_DEFAULT]
+        table = _TABLES[kind][_size_class(meta["HEAD_DIM"], args[0].element_size())]
+        bm, bn, stages, warps = table[min(_DEFAULT, len(table) - 1)]
         cfg = dict(num_stages=stages, num_warps=warps)
     blocks = dict(zip(_NAMES[kind], (bm, bn)))
     _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
@@ -515,6 +523,17 @@ def _empty_like(t):
     if t.stride(1) < t.stride(2):
         return t.new_empty(B, T, H, D).transpose(1, 2)
     return t.new_empty(B, H, T, D)
+
+
+def _tma(t):
+    """Whether dQ's atomic adds can go through the Hopper copy engine (a tensor descriptor per
+    program, built on the device in a scratch buffer that Triton asks its allocator for)."""
+    return (TMA and not _INTERPRET and t.is_cuda and hasattr(tl, "make_tensor_descriptor")
+            and torch.cuda.get_device_capability(t.device)[0] >= 9)
+
+
+def _scratch(size, alignment, stream):
+    return torch.empty(size, dtype=torch.int8, device="cuda")
 
 
 def _lastdim_contig(t):
@@ -560,8 +579,11 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic, by a second kernel that recomputes S and dP per query block (7 products)
     acc = dq if deterministic else torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+    tma = not deterministic and _tma(q)
+    if tma:
+        triton.set_allocator(_scratch)  # a context variable: set in the thread that launches
     _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-            {**meta, "ATOMIC_DQ": not deterministic})
+            {**meta, "ATOMIC_DQ": not deterministic, "TMA_DQ": tma})
     if deterministic:
         _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
     else:
@@ -669,7 +691,10 @@ __all__ = ["sigmoid_attention", "EXACT_SIGMOID", "AUTOTUNE"]
 
 if __name__ == "__main__":
     # Self-check: python flashsigmoid.py (GPU), or TRITON_INTERPRET=1 python flashsigmoid.py (CPU),
-    # against the materialised reference that the model's PyTorch path runs.
+    # against the materialised reference that the model's PyTorch path runs. model.py imports this
+    # file by name: hand it this very module, or the custom ops would be registered twice.
+    import sys
+    sys.modules["flashsigmoid"] = sys.modules[__name__]
     from model import sigmoid_attention_torch
     dev = "cuda" if torch.cuda.is_available() and not _INTERPRET else "cpu"
     dt = torch.bfloat16 if dev == "cuda" else torch.float32
