@@ -56,7 +56,9 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
-TMA = os.environ.get("FLASHSIGMOID_TMA", "1") != "0"  # False: dQ's adds as plain atomics on Hopper too
+# Shortest key length at which the backward sums dQ with atomic adds by default: measured on an H200
+# (BENCHMARKS.md), it saves 2-5% of fwd+bwd device time at T >= 2048 and costs 9% at T = 1024.
+ATOMIC_DQ_MIN_LEN = 2048
 SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -219,17 +221,14 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
-    if TMA_DQ:  # Hopper: each tile's add is one bulk reduce by the copy engine (TMA), clipped at Tq
-        dq_desc = tl.make_tensor_descriptor(dq_base, shape=[Tq, HEAD_DIM], strides=[stride_dqm, 1],
-                                            block_shape=[BLOCK_M, HEAD_DIM])
-    for step in range(num_steps):
+    for _ in range(num_steps):
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
             mmask = offs_m < Tq
@@ -260,9 +259,7 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             # this key block's share of dQ = scale * dS K, added into an fp32 buffer: no dQ kernel
             # recomputing S and dP, 5 matrix products in all instead of 7, but sums in any order
             dq = tl.dot(tl.trans(dsT), k, input_precision=DOT_PREC) * scale
-            if TMA_DQ:
-                dq_desc.atomic_add([start_m + step * BLOCK_M, 0], dq)
-            elif MASK:
+            if MASK:
                 tl.atomic_add(dq_ptrs, dq, mask=(offs_m < Tq)[:, None], sem="relaxed")
             else:
                 tl.atomic_add(dq_ptrs, dq, sem="relaxed")
@@ -283,7 +280,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, TMA_DQ: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr):
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -327,15 +324,15 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, False, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, TMA_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
@@ -469,7 +466,7 @@ def _autotuned(kind, fn):
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
-        return triton.autotune(configs, key=key + ["ATOMIC_DQ", "TMA_DQ"], reset_to_zero=["DQ"],
+        return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
     return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
 
@@ -525,17 +522,6 @@ def _empty_like(t):
     return t.new_empty(B, H, T, D)
 
 
-def _tma(t):
-    """Whether dQ's atomic adds can go through the Hopper copy engine (a tensor descriptor per
-    program, built on the device in a scratch buffer that Triton asks its allocator for)."""
-    return (TMA and not _INTERPRET and t.is_cuda and hasattr(tl, "make_tensor_descriptor")
-            and torch.cuda.get_device_capability(t.device)[0] >= 9)
-
-
-def _scratch(size, alignment, stream):
-    return torch.empty(size, dtype=torch.int8, device="cuda")
-
-
 def _lastdim_contig(t):
     return t if t.stride(-1) == 1 else t.contiguous()
 
@@ -577,14 +563,12 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
     buckets = (_bucket(Tq), _bucket(Tk))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
-    # deterministic, by a second kernel that recomputes S and dP per query block (7 products)
-    acc = dq if deterministic else torch.zeros(q.shape, device=q.device, dtype=torch.float32)
-    tma = not deterministic and _tma(q)
-    if tma:
-        triton.set_allocator(_scratch)  # a context variable: set in the thread that launches
+    # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
+    atomic = not deterministic and (Tk >= ATOMIC_DQ_MIN_LEN or _INTERPRET)  # CPU tests: both paths
+    acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-            {**meta, "ATOMIC_DQ": not deterministic, "TMA_DQ": tma})
-    if deterministic:
+            {**meta, "ATOMIC_DQ": atomic})
+    if not atomic:
         _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
     else:
         dq.copy_(acc)
@@ -665,9 +649,9 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     bias: float, default -ln(Tk); scale: default 1/sqrt(D); alibi_slopes: None or (H,) tensor.
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
     tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a
-    bitwise reproducible backward (a dQ kernel of its own, 7 matrix products instead of 5, slower);
-    False = dQ summed with atomic adds, whose order varies from run to run (as FlashAttention's and
-    cuDNN's default backward). Any strides are accepted (a last dim that is not contiguous is copied).
+    bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
+    Tk >= ATOMIC_DQ_MIN_LEN, dQ summed with atomic adds by the dK/dV programs (5 products, faster
+    there), whose order varies from run to run, as in FlashAttention's and cuDNN's default backward. Any strides are accepted (a last dim that is not contiguous is copied).
     Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4

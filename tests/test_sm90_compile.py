@@ -32,11 +32,9 @@ def compile_all(kinds=None):
     # one representative of each table: (head dim, dtype)
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
             "xl": [(64, torch.float32)]}
-    # the dK/dV kernel in each backward mode: dQ by the copy engine's bulk adds (default on Hopper),
-    # by plain atomic adds, or by the dQ kernel (deterministic)
-    variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True, "TMA_DQ": True}),
-                ("dkdv-atomic", "dkdv", {"ATOMIC_DQ": True, "TMA_DQ": False}),
-                ("dkdv-det", "dkdv", {"ATOMIC_DQ": False, "TMA_DQ": False}), ("dq", "dq", {})]
+    # the dK/dV kernel in both backward modes: dQ by atomic adds, or by the dQ kernel
+    variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
+                ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
     out = {}
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
