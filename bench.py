@@ -321,7 +321,11 @@ def bench_train(args):
             ev = [json.loads(line) for line in open(os.path.join(out, "log.jsonl"))]
             steps = [e for e in ev if e["event"] == "train"][args.iters // 2:]  # past compile and warm-up
             ms = sorted(e["ms_per_iter"] for e in steps)[len(steps) // 2]
-            rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000, mfu=steps[-1]["mfu"],
+            with torch.device("meta"):  # the flop count without the memory
+                flops = GPT(model_config(cfg, extra, T)).flops_per_token(T)
+            peak = GPT.peak_flops(torch.device("cuda")) if torch.cuda.is_available() else None
+            rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000,
+                             mfu=None if peak is None else flops * B * T / ms * 1000 / peak,  # at the median step
                              mem_gb=steps[-1].get("max_mem_gb"), loss=steps[-1]["loss"]))
             print(rows[-1], flush=True)
     lines = ["| B x T | attention | ms/step | tokens/s | MFU | peak mem GiB | sigmoid/softmax tokens/s |",
