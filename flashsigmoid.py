@@ -26,6 +26,10 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
     the program keeps GQA deterministic without atomics or an H-sized buffer.
   dQ, one program per (query block, head, batch): the forward's loop, accumulating dS K.
+    That makes 7 matrix products and a bitwise reproducible backward. From ATOMIC_DQ_MIN_LEN keys
+    on (where it measured faster), unless deterministic, the dK/dV programs instead add each step's
+    scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ kernel), as FlashAttention
+    does; the order of the adds, so the last bits of dQ, then vary from run to run.
 
 Fast sigmoid: sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) with the hardware `tanh.approx.f32` (one MUFU
 op against exp + reciprocal). The 1/2 is folded into scale, bias and slope. Its error (~5e-4
