@@ -63,7 +63,7 @@ AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
 # Shortest key length at which the backward sums dQ with atomic adds by default: measured on an H200
 # (BENCHMARKS.md), it saves 2-5% of fwd+bwd device time at T >= 2048 and costs 9% at T = 1024.
 ATOMIC_DQ_MIN_LEN = 2048
-SUPPORTED_HEAD_DIMS = (16, 32, 64, 128, 256)
+MAX_HEAD_DIM = 256
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -112,17 +112,18 @@ def _half_logits(qk, offs_m_abs, offs_n, hscale, hbias, hslope,
 
 
 @triton.jit
-def _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+def _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
               UPCAST: tl.constexpr, DOT_PREC: tl.constexpr):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
+    # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
     if MASK:
         kmask = offs_n < Tk
-        k = tl.load(k_ptrs, mask=kmask[:, None], other=0.0)
-        v = tl.load(v_ptrs, mask=kmask[:, None], other=0.0)
+        k = tl.load(k_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
+        v = tl.load(v_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
     else:
-        k = tl.load(k_ptrs)
-        v = tl.load(v_ptrs)
+        k = tl.load(k_ptrs, mask=dm[None, :], other=0.0)
+        v = tl.load(v_ptrs, mask=dm[None, :], other=0.0)
     if UPCAST:
         k = k.to(tl.float32)
         v = v.to(tl.float32)
@@ -139,7 +140,7 @@ def _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
 
 
 @triton.jit
-def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs, Tk,
+def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs, Tk, dm,
                hscale, hbias, hslope,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
@@ -148,7 +149,7 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for _ in range(lo, hi, BLOCK_N):
-        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
         acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
         offs_n += BLOCK_N
@@ -179,7 +180,7 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                 stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_om,
                 TQ_KEY, TK_KEY,
-                GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+                GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                 DOT_PREC: tl.constexpr):
@@ -196,8 +197,9 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
     o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
     mmask = offs_m < Tq
+    dm = offs_d < D  # HEAD_DIM is D padded to a power of two
     q = tl.load(q_base + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
-                mask=mmask[:, None], other=0.0)
+                mask=mmask[:, None] & dm[None, :], other=0.0)
     if UPCAST:
         q = q.to(tl.float32)
     hslope = 0.0
@@ -209,26 +211,27 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
-    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs, Tk,
+    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                      ROUND_F16, DOT_PREC)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
-                     Tk, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
+                     Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                      ROUND_F16, DOT_PREC)
     tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
-             acc.to(O.dtype.element_ty), mask=mmask[:, None])
+             acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
 
 @triton.jit
 def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom, stride_dqm,
                     start_m, num_steps, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
-                    BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
+                    BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
                     ATOMIC_DQ: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
+    dm = offs_d < D
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
@@ -236,11 +239,11 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
             mmask = offs_m < Tq
-            qT = tl.load(qT_ptrs, mask=mmask[None, :], other=0.0)
-            do = tl.load(do_ptrs, mask=mmask[:, None], other=0.0)
+            qT = tl.load(qT_ptrs, mask=mmask[None, :] & dm[:, None], other=0.0)
+            do = tl.load(do_ptrs, mask=mmask[:, None] & dm[None, :], other=0.0)
         else:
-            qT = tl.load(qT_ptrs)
-            do = tl.load(do_ptrs)
+            qT = tl.load(qT_ptrs, mask=dm[:, None], other=0.0)
+            do = tl.load(do_ptrs, mask=dm[None, :], other=0.0)
         if UPCAST:
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
@@ -264,9 +267,9 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             # recomputing S and dP, 5 matrix products in all instead of 7, but sums in any order
             dq = tl.dot(tl.trans(dsT), k, input_precision=DOT_PREC) * scale
             if MASK:
-                tl.atomic_add(dq_ptrs, dq, mask=(offs_m < Tq)[:, None], sem="relaxed")
+                tl.atomic_add(dq_ptrs, dq, mask=(offs_m < Tq)[:, None] & dm[None, :], sem="relaxed")
             else:
-                tl.atomic_add(dq_ptrs, dq, sem="relaxed")
+                tl.atomic_add(dq_ptrs, dq, mask=dm[None, :], sem="relaxed")
             dq_ptrs += BLOCK_M * stride_dqm
         offs_m += BLOCK_M
         qT_ptrs += BLOCK_M * stride_qm
@@ -281,7 +284,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
                      stride_dqb, stride_dqh, stride_dqm,
                      TQ_KEY, TK_KEY,
-                     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M1: tl.constexpr,
+                     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                      DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr):
@@ -292,12 +295,13 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     offs_n = start_n + tl.arange(0, BLOCK_N1)
     offs_d = tl.arange(0, HEAD_DIM)
     nmask = offs_n < Tk
+    dm = offs_d < D
     k_base = K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
     k = tl.load(k_base + offs_n[:, None].to(tl.int64) * stride_kn + offs_d[None, :],
-                mask=nmask[:, None], other=0.0)
+                mask=nmask[:, None] & dm[None, :], other=0.0)
     v = tl.load(v_base + offs_n[:, None].to(tl.int64) * stride_vn + offs_d[None, :],
-                mask=nmask[:, None], other=0.0)
+                mask=nmask[:, None] & dm[None, :], other=0.0)
     if UPCAST:
         k = k.to(tl.float32)
         v = v.to(tl.float32)
@@ -327,27 +331,27 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
-                                 hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
+                                 hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
-                                 hbias, hslope, BLOCK_M1, HEAD_DIM, False, CAUSAL, HAS_ALIBI, FAST,
+                                 hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
-                                 hbias, hslope, BLOCK_M1, HEAD_DIM, True, CAUSAL, HAS_ALIBI, FAST,
+                                 hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
     tl.store(dk_base + offs_n[:, None].to(tl.int64) * stride_dkn + offs_d[None, :],
-             dk.to(DK.dtype.element_ty), mask=nmask[:, None])
+             dk.to(DK.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
     tl.store(dv_base + offs_n[:, None].to(tl.int64) * stride_dvn + offs_d[None, :],
-             dv.to(DV.dtype.element_ty), mask=nmask[:, None])
+             dv.to(DV.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
 
 
 @triton.jit
-def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs, Tk,
+def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs, Tk, dm,
                   hscale, hbias, hslope,
                   BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
@@ -356,7 +360,7 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for _ in range(lo, hi, BLOCK_N):
-        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, hscale, hbias, hslope,
+        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, offs_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (1.0 - p) * dp
@@ -373,7 +377,7 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                    stride_dqb, stride_dqh, stride_dqm,
                    TQ_KEY, TK_KEY,
-                   GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M2: tl.constexpr,
+                   GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M2: tl.constexpr,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                    DOT_PREC: tl.constexpr):
@@ -385,14 +389,15 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     offs_m = start_m + tl.arange(0, BLOCK_M2)
     offs_d = tl.arange(0, HEAD_DIM)
     mmask = offs_m < Tq
+    dm = offs_d < D
     q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
     k_base = K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
     q = tl.load(q_base + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
-                mask=mmask[:, None], other=0.0)
+                mask=mmask[:, None] & dm[None, :], other=0.0)
     do = tl.load(do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :],
-                 mask=mmask[:, None], other=0.0)
+                 mask=mmask[:, None] & dm[None, :], other=0.0)
     if UPCAST:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
@@ -406,15 +411,15 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     dq = tl.zeros([BLOCK_M2, HEAD_DIM], dtype=tl.float32)
     full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs,
-                       Tk, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
+                       Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
                        UPCAST, ROUND_F16, DOT_PREC)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
-                       offs_m_abs, Tk, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
+                       offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
                        FAST, UPCAST, ROUND_F16, DOT_PREC)
     dq *= scale
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
-             dq.to(DQ.dtype.element_ty), mask=mmask[:, None])
+             dq.to(DQ.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,7 +473,7 @@ def _autotuned(kind, fn):
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
-    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
         return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
@@ -509,8 +514,10 @@ def _bucket(n):
 
 
 def _meta(H, Hkv, D, dtype, causal, has_alibi, exact):
-    """The kernels' constexprs."""
-    return dict(GROUP=H // Hkv, HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=bool(has_alibi),
+    """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
+    tensor cores' smallest k), the padding masked on loads and stores."""
+    return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
+                HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
                 DOT_PREC="ieee" if dtype == torch.float32 else "tf32")
@@ -618,8 +625,8 @@ def _check(q, k, v, alibi_slopes, bias, scale):
         raise ValueError(f"head dim mismatch: q has D={D}, k/v have D={Dk}")
     if Hkv < 1 or H % Hkv:
         raise ValueError(f"H % Hkv != 0: q has H={H} heads, k/v have Hkv={Hkv} (H must be a multiple)")
-    if D not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"unsupported head dim D={D}; supported: {SUPPORTED_HEAD_DIMS}")
+    if not 1 <= D <= MAX_HEAD_DIM:
+        raise ValueError(f"unsupported head dim D={D}; supported: 1 to {MAX_HEAD_DIM}")
     if Tq < 1 or Tk < 1 or B < 1:
         raise ValueError(f"empty input: B={B}, Tq={Tq}, Tk={Tk} (all must be >= 1)")
     if not (q.dtype == k.dtype == v.dtype):
@@ -649,7 +656,8 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
                       deterministic=None):
     """Sigmoid attention O = sigmoid(scale * q k^T + bias + ALiBi) v, fused (see module docstring).
 
-    q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0; fp16/bf16 (fp32: slower, exact dots).
+    q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0, any D from 1 to 256 (tiles are D padded to
+    a power of two); fp16/bf16 (fp32: slower, exact dots).
     bias: float, default -ln(Tk); scale: default 1/sqrt(D); alibi_slopes: None or (H,) tensor.
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
     tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a

@@ -75,6 +75,12 @@ CPU_CASES = [
     (1, 1, 1, 40, 40, 256, True, False, torch.float16),
     (1, 2, 1, 96, 96, 16, False, False, torch.float16),
     (1, 1, 1, 512, 512, 16, True, True, torch.float32),
+    # head dims that are no power of two, padded inside the kernel
+    (1, 2, 1, 37, 53, 1, True, True, torch.float32),
+    (1, 4, 2, 70, 70, 40, True, True, torch.float16),
+    (1, 2, 2, 33, 65, 96, False, True, torch.float32),
+    (1, 2, 1, 45, 45, 111, True, False, torch.float16),
+    (1, 1, 1, 30, 30, 200, True, True, torch.float32),
 ]
 
 
@@ -175,7 +181,7 @@ def _t(*s, dtype=torch.float16, device=DEV):
     ((_t(4, 8, 32), _t(2, 4, 8, 32), _t(2, 4, 8, 32)), {}, "4-D"),
     ((_t(2, 4, 8, 32), _t(3, 4, 8, 32), _t(3, 4, 8, 32)), {}, "B=2"),
     ((_t(2, 4, 8, 32), _t(2, 3, 8, 32), _t(2, 3, 8, 32)), {}, "Hkv=3"),
-    ((_t(2, 4, 8, 48), _t(2, 4, 8, 48), _t(2, 4, 8, 48)), {}, "D=48"),
+    ((_t(2, 4, 8, 257), _t(2, 4, 8, 257), _t(2, 4, 8, 257)), {}, "D=257"),
     ((_t(2, 4, 8, 32), _t(2, 4, 8, 64), _t(2, 4, 8, 64)), {}, "D=32"),
     ((_t(2, 4, 8, 32), _t(2, 4, 8, 32, dtype=torch.float32), _t(2, 4, 8, 32)), {}, "dtype mismatch"),
     ((_t(2, 4, 8, 32, dtype=torch.float64),) * 3, {}, "float64"),
@@ -228,6 +234,7 @@ GPU_CASES = [  # (B, H, Hkv, Tq, Tk, D, causal, alibi)
     (1, 2, 2, 300, 300, 16, True, True), (1, 2, 1, 300, 300, 32, False, True),
     (1, 2, 2, 300, 517, 256, True, True), (1, 2, 2, 129, 129, 256, False, False),
     (1, 2, 2, 4096, 4096, 128, True, True), (1, 2, 1, 8192, 8192, 64, True, True),
+    (1, 4, 2, 300, 2100, 96, True, True), (1, 2, 2, 200, 333, 40, False, True),  # padded head dims
 ]
 
 

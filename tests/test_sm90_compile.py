@@ -30,8 +30,9 @@ def compile_all(kinds=None):
     import flashsigmoid as fs
     cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     # one representative of each table: (head dim, dtype)
-    reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
-            "xl": [(64, torch.float32)]}
+    # (and a head dim that is no power of two, padded inside the kernel: its first config only)
+    reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16), (96, torch.bfloat16)],
+            "large": [(256, torch.float16)], "xl": [(64, torch.float32)]}
     # the dK/dV kernel in both backward modes: dQ by atomic adds, or by the dQ kernel
     variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
                 ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
@@ -44,7 +45,7 @@ def compile_all(kinds=None):
             for D, dtype in reps[size]:
                 meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
-                for c in cfgs:
+                for c in (cfgs[:1] if D & (D - 1) else cfgs):
                     consts = {**meta, **dict(zip(names, c[:-2]))}
                     sig, attrs = {}, {}
                     for i, n in enumerate(fn.arg_names):
@@ -94,7 +95,7 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
         pytest.skip(r.stdout.strip().splitlines()[-1])
     assert r.returncode == 0, r.stderr[-3000:]  # a config that does not compile for sm_90 fails here
     usage = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(usage) >= 20, usage
+    assert len(usage) >= 70, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
     for kind, D, c, stack in PICKED:
