@@ -52,16 +52,20 @@ ctx = nullcontext() if dtype == "float32" else torch.autocast(device_type, dtype
 ckpt_path = os.path.join(out_dir, "ckpt.pt")
 if not os.path.exists(ckpt_path):
     raise SystemExit(f"error: no checkpoint at {ckpt_path}: train first, or pass --out_dir")
+corrupt = f"error: checkpoint {ckpt_path} is corrupt or unreadable: "
 try:
     checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
     gptconf = config_from_dict(checkpoint["model_args"])  # (older checkpoints' attn_impl is dropped)
 except Exception as e:  # noqa: BLE001 - an unreadable checkpoint, whatever the cause
-    raise SystemExit(f"error: checkpoint {ckpt_path} is corrupt or unreadable: {e}")
+    raise SystemExit(corrupt + str(e))
 try:
     model = GPT(gptconf, attn_impl)
 except ValueError as e:  # attn_impl does not apply to this model or machine
     raise SystemExit(f"error: {e}")
-model.load_state_dict(checkpoint["model"])
+try:
+    model.load_state_dict(checkpoint["model"])
+except Exception as e:  # noqa: BLE001 - weights missing or not of this model's shapes
+    raise SystemExit(corrupt + str(e))
 model.eval().to(device)
 
 # the dataset's tokenizer: char-level meta.pkl if the run had one, else GPT-2 BPE

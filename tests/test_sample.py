@@ -128,6 +128,18 @@ def test_attn_impl_is_chosen_at_sampling_time(trained, tmp_path):
     assert "corrupt" not in p.stderr
 
 
+def test_checkpoint_whose_weights_do_not_fit_its_model_exits(trained, tmp_path):
+    """model_args and weights that disagree (a weight missing): a clean exit calling it corrupt."""
+    out, _ = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    ck = torch.load(bad / "ckpt.pt", map_location="cpu", weights_only=False)
+    ck["model"].pop(next(iter(ck["model"])))
+    torch.save(ck, bad / "ckpt.pt")
+    p = sample(bad)
+    assert p.returncode != 0 and "corrupt" in p.stderr and "Traceback" not in p.stderr, explain(p)
+
+
 def test_corrupt_checkpoint_exits(tmp_path):
     """Garbage in ckpt.pt: a clean non-zero exit that says the checkpoint is unreadable."""
     (tmp_path / "ckpt.pt").write_bytes(bytes(range(256)) * 8)
