@@ -575,7 +575,7 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     buckets = (_bucket(Tq), _bucket(Tk))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
-    atomic = not deterministic and (Tk >= ATOMIC_DQ_MIN_LEN or _INTERPRET)  # CPU tests: both paths
+    atomic = not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
             {**meta, "ATOMIC_DQ": atomic})

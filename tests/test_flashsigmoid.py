@@ -27,6 +27,8 @@ cpu_only = pytest.mark.skipif(CUDA, reason="interpreter tests (CPU)")
 def _fixed_config(monkeypatch):
     # one launch config per kernel: autotuning every shape of the sweep would cost minutes of compiles
     monkeypatch.setattr(flashsigmoid, "AUTOTUNE", False)
+    if not CUDA:  # the interpreter's lengths are short: let them take the atomic-dQ path too
+        monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 1)
 
 
 def _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed, device=DEV, alibi=True):
@@ -142,7 +144,7 @@ def test_deterministic_follows_torch_use_deterministic_algorithms(monkeypatch):
     launched = []
     real = flashsigmoid._launch
     monkeypatch.setattr(flashsigmoid, "_launch", lambda kind, *a: launched.append(kind) or real(kind, *a))
-    T = flashsigmoid.ATOMIC_DQ_MIN_LEN if CUDA else 20  # shorter keys take the 7-product path anyway on a GPU
+    T = max(20, flashsigmoid.ATOMIC_DQ_MIN_LEN)  # shorter keys take the 7-product path anyway
     q, k, v, do, bias, slopes = _inputs(1, 2, 1, T, T, 16, torch.bfloat16 if CUDA else torch.float32, seed=2)
     was = torch.are_deterministic_algorithms_enabled()
     try:
