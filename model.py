@@ -17,10 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-try:  # the fused Triton kernel; optional (no Triton on macOS/Windows, or no GPU)
+try:  # the fused Triton kernels; optional (no Triton on macOS/Windows, or no GPU)
     import flashsigmoid
+    import qknorm
 except Exception:  # noqa: BLE001 - any import failure means "not available"
-    flashsigmoid = None
+    flashsigmoid = qknorm = None
+# QK-norm through qknorm.py's one-pass kernels (the maths of the nn.RMSNorm modules, whose weights they
+# use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never
+FUSED_QK_NORM = "auto"
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
                norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), init=("paper", "gpt2"))
@@ -161,9 +165,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, pos, cache=None, layer=0):
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
-        q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
-        k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
+        qkv = self.c_attn(x)
+        q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
+        if self.config.qk_norm and qknorm is not None and (FUSED_QK_NORM is True or (FUSED_QK_NORM and x.is_cuda)):
+            # one pass over memory each way, q and k straight from the projection, in v's dtype
+            q, k = qknorm.qk_rmsnorm(qkv[..., :(self.nh + self.nkv) * self.hs], self.q_norm.weight,
+                                     self.k_norm.weight, self.nh, self.nkv, self.q_norm.eps, dtype=v.dtype)
+        else:
+            q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
+            k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
         if self.config.pos_encoding == "rope":
             q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
         # heads as (B, nh, T, hs) views of (B, T, nh, hs) memory: the kernel answers in the same layout,
