@@ -226,7 +226,7 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
 
 @triton.jit
 def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom, stride_dqm,
-                    start_m, num_steps, start_n, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
+                    start_m, num_steps, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
@@ -238,7 +238,6 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
-    rowT = hslope * (offs_n - start_n).to(tl.float32)
     for _ in range(num_steps):
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
@@ -252,13 +251,14 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
         sT = tl.dot(k, qT, input_precision=DOT_PREC)  # (BLOCK_N, BLOCK_M)
-        if HAS_ALIBI and CAUSAL:  # the forward's row + column split of the ALiBi term (see _half_logits)
-            colT = hbias - hslope * (offs_m + off_q - start_n).to(tl.float32)
-            tT = hscale * sT + rowT[:, None] + colT[None, :]
-        elif HAS_ALIBI:
-            tT = hscale * sT + hbias - hslope * tl.abs(((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32))
-        else:
-            tT = hscale * sT + hbias
+        tT = hscale * sT + hbias
+        if HAS_ALIBI:
+            # (the forward's row + column split of this term measured no faster here, where the
+            # matrix products bound the time, and cost registers: spills at D=128)
+            dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
+            if not CAUSAL:
+                dist = tl.abs(dist)
+            tT = tT - hslope * dist
         pT = _sigmoid_half(tT, FAST)
         if MASK:
             if CAUSAL:
@@ -335,15 +335,15 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
             hslope = 0.5 * tl.load(Slopes + h)
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, m_lo, n_diag, start_n, offs_n, Tq, off_q, scale, hscale, hbias,
+                                 stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_full, n_full, start_n, offs_n, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_tail, n_tail, start_n, offs_n, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
     dk *= scale
