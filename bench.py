@@ -455,11 +455,14 @@ DECODE_ATTN_SHAPES = [(1, 12, 12, 320, 64), (32, 12, 12, 320, 64), (1, 12, 12, 1
 
 def decode_attn(args):
     """One decoding step's attention (Tq = 1) in device time (replayed from a CUDA graph): the kernel's
-    split-K decode path, its prefill kernel at Tq = 1 (what decoding ran before), SDPA (softmax; flash
-    or cuDNN as it picks); bf16, causal, ALiBi for the sigmoid kernels. GB/s = bytes of K and V read."""
+    split-K decode path, the same on one split, its prefill kernel at Tq = 1 (what decoding ran
+    before), SDPA (softmax; flash or cuDNN as it picks); bf16, causal, ALiBi for the sigmoid kernels.
+    GB/s = bytes of K and V read; host us = time per call of 200 calls queued without waiting."""
     import triton.testing
 
     import flashsigmoid as fs
+    impls = {"decode": {}, "decode_1split": {"DECODE_MIN_SPLIT_KEYS": 1 << 30}, "prefill": {"DECODE_MAX_TQ": 0},
+             "sdpa": None}
     rows = []
     for B, H, Hkv, Tk, D in parse_shapes(args.decode_attn_shapes) if args.decode_attn_shapes else DECODE_ATTN_SHAPES:
         q = torch.randn(B, H, 1, D, device="cuda", dtype=torch.bfloat16)
@@ -467,37 +470,46 @@ def decode_attn(args):
         slopes = torch.rand(H, device="cuda")
         ref = sigmoid_attention_torch(q.float(), k.float(), v.float(), bias=-math.log(Tk), alibi_slopes=slopes)
         row = {"shape": [B, H, Hkv, Tk, D]}
-        for name, max_tq, fn in (
-                ("decode", fs.DECODE_MAX_TQ, lambda: fs.sigmoid_attention(q, k, v, alibi_slopes=slopes)),
-                ("prefill", 0, lambda: fs.sigmoid_attention(q, k, v, alibi_slopes=slopes)),
-                ("sdpa", None, lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=H != Hkv))):
-            keep = fs.DECODE_MAX_TQ
+        for name, settings in impls.items():
+            if settings is None:
+                fn = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=H != Hkv)  # noqa: E731
+            else:
+                fn = lambda: fs.sigmoid_attention(q, k, v, alibi_slopes=slopes)  # noqa: E731
+            keep = {n: getattr(fs, n) for n in ("DECODE_MAX_TQ", "DECODE_MIN_SPLIT_KEYS")}
             try:
-                if max_tq is not None:
-                    fs.DECODE_MAX_TQ = max_tq
+                for n, val in (settings or {}).items():
+                    setattr(fs, n, val)
+                if settings is not None:
                     err = ((fn().float() - ref).norm() / ref.norm()).item()
                     assert err < 2e-2, f"relative error {err:.3g} against the fp32 reference"
                 fn()  # compile (and autotune) outside the graph
                 ms = triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
-                row[name] = {"us": ms * 1e3, "gbs": 2 * k.numel() * k.element_size() / ms * 1e-6}
+                row[name] = {"us": ms * 1e3, "gbs": 2 * k.numel() * k.element_size() / ms * 1e-6,
+                             "host_us": host_ms(fn) * 1e3}
             except Exception as e:  # noqa: BLE001 - a failing implementation must not stop the table
                 row[name] = {"error": f"{type(e).__name__}: {str(e)[:160]}"}
             finally:
-                fs.DECODE_MAX_TQ = keep
+                for n, val in keep.items():
+                    setattr(fs, n, val)
         rows.append(row)
         print(row, flush=True)
 
     def cell(r, n):
-        return f"{r[n]['us']:.1f} us ({r[n]['gbs']:.0f} GB/s)" if "us" in r[n] else "failed"
-    lines = ["| B, H, Hkv, Tk, D | decode kernel | prefill kernel | SDPA softmax | prefill/decode | sdpa/decode |",
-             "|---|---|---|---|---|---|"]
+        return f"{r[n]['us']:.1f} ({r[n]['gbs']:.0f} GB/s)" if "us" in r[n] else "failed"
+
+    def ratio(r, n):
+        return f"{r[n]['us'] / r['decode']['us']:.2f}" if "us" in r[n] and "us" in r["decode"] else "n/a"
+
+    def host(r, n):
+        return f"{r[n]['host_us']:.0f}" if "us" in r[n] else "n/a"
+    lines = ["| B, H, Hkv, Tk, D | decode kernel us | decode, one split | prefill kernel | SDPA softmax "
+             "| prefill / decode | SDPA / decode | host us per call decode / SDPA |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = [f"{r[n]['us'] / r['decode']['us']:.2f}" if "us" in r[n] and "us" in r["decode"] else "n/a"
-                 for n in ("prefill", "sdpa")]
-        lines.append(f"| {','.join(map(str, r['shape']))} | {cell(r, 'decode')} | {cell(r, 'prefill')} | "
-                     f"{cell(r, 'sdpa')} | {ratio[0]} | {ratio[1]} |")
-    return rows, ("One decoding step's attention (Tq = 1, bf16), device time from CUDA-graph replay; "
-                  "GB/s = K and V bytes / time\n" + "\n".join(lines))
+        lines.append(f"| {','.join(map(str, r['shape']))} | {cell(r, 'decode')} | {cell(r, 'decode_1split')} | "
+                     f"{cell(r, 'prefill')} | {cell(r, 'sdpa')} | {ratio(r, 'prefill')} | {ratio(r, 'sdpa')} | "
+                     f"{host(r, 'decode')} / {host(r, 'sdpa')} |")
+    return rows, ("One decoding step's attention (Tq = 1, bf16): device time in us from CUDA-graph replay, "
+                  "GB/s = K and V bytes / time; host us = Python and launch time per eager call\n" + "\n".join(lines))
 
 
 # models timed by --mode=decode: the recipe, the softmax baseline with only the attention swapped, the baseline

@@ -38,6 +38,10 @@ relative) is below the bf16 rounding of p that the P@V product does anyway. The 
 (whose callers want fp32 accuracy), when `flashsigmoid.EXACT_SIGMOID = True`, or per call with
 `sigmoid_attention(..., exact=True)`.
 
+Decoding (Tq <= DECODE_MAX_TQ: a KV cache's one-token steps) takes a split-K forward kernel instead,
+FlashDecoding without its rescaling: the keys split over programs that fill the GPU, the query rows
+of a GQA group share each K/V tile, and the splits' partial outputs simply add up (section Decoding).
+
 Host side, as in Triton's fused-attention tutorial but as custom ops: `sigmoid_attention` validates
 and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd`; each computes a grid and
 launches `kernel[grid](...)`. The ops carry fake implementations, so torch.compile traces through
@@ -629,10 +633,15 @@ _fwd.register_autograd(_backward, setup_context=_setup_context)
 # from run to run; the partials are splits * B * H * Tq * D * 4 bytes (under 100 KB at the
 # splits' target), written and read once. So decoding is bitwise reproducible whatever
 # `deterministic` says: there is no atomic to avoid.
-# Splits: enough that splits * (programs per split) fills the SMs once, each split at least
-# DECODE_MIN_SPLIT_KEYS keys (shorter ones cost more in the reduce and per-program overhead than
-# their parallelism saves). At batch 32 of the 124M model, 384 programs already fill the GPU: one
-# split, no reduce.
+# Splits: enough that splits * (programs per split) fills the SMs once, but at least
+# DECODE_MIN_SPLIT_KEYS keys each. Splitting a short cache saves a few us of device time at most
+# (bench.py --mode=decode's table has the one-split column) while its reduce is a second launch,
+# which costs the host more than that in eager decoding (Triton's launch: tens of us); on long
+# caches the loads dominate and splitting pays (8192 keys at batch 1: 9 us against the prefill
+# kernel's 60, H200). At batch 32 of the 124M model, 384 programs fill the GPU: one split, no reduce.
+# Dispatch: every Tq <= DECODE_MAX_TQ decodes here, whatever the grid: at such lengths the prefill
+# kernel's query tiles (64-128 rows) are mostly padding and a GQA group reads its keys GROUP times;
+# this kernel was as fast or faster at every shape measured (batch 1 to 32, 320 to 8192 keys).
 # Positions, the causal mask and ALiBi are the prefill kernel's: query row i at absolute position
 # i + Tk - Tq (the last query sees every key), p = 0 where masked, the same fast/exact sigmoid.
 # No autotuning: the key length changes every step (each new bucket would re-tune mid-generation)
@@ -640,7 +649,7 @@ _fwd.register_autograd(_backward, setup_context=_setup_context)
 # also means the kernel can be captured in a CUDA graph on its first call.
 
 DECODE_MAX_TQ = 16  # query lengths up to this take the decode kernel (Tq > 16: the prefill kernel)
-DECODE_MIN_SPLIT_KEYS = 128  # fewest keys per split
+DECODE_MIN_SPLIT_KEYS = 256  # fewest keys per split (see Splits above)
 _NUM_SMS = {}
 
 
@@ -727,6 +736,16 @@ def _decode_reduce_kernel(P, O, n_splits, stride_ps, stride_pb, stride_ph, strid
              acc.to(O.dtype.element_ty), mask=dm)
 
 
+def _cdiv(a, b):
+    # plain ints: triton.cdiv and triton.next_power_of_2 are ConstexprFunction wrappers in Triton 3.9,
+    # ~4 us a call on the host, which a decoding step (one call per layer per token) would feel
+    return -(-a // b)
+
+
+def _pow2(n):
+    return 1 << max(0, n - 1).bit_length()
+
+
 def _num_sms(device):
     """Multiprocessors of the device; under the interpreter an H100's/H200's 132, so the CPU tests
     take the splits the GPU would."""
@@ -742,18 +761,18 @@ def _decode_config(head_dim, itemsize, rows):
     at least 16, the tensor cores' smallest m), keys per step. Interpreter: short key steps and at
     most 32 rows, so that the CPU tests cross several key blocks per split and several row blocks."""
     if _INTERPRET:
-        return min(max(16, triton.next_power_of_2(rows)), 32), 16, 1, 4
+        return min(max(16, _pow2(rows)), 32), 16, 1, 4
     max_m, block_n, stages = {"small": (64, 64, 3), "large": (32, 32, 2),
                               "xl": (32, 32, 1)}[_size_class(head_dim, itemsize)]
-    return min(max(16, triton.next_power_of_2(rows)), max_m), block_n, stages, 4
+    return min(max(16, _pow2(rows)), max_m), block_n, stages, 4
 
 
 def decode_splits(Tk, programs, block_n, sms):
     """(splits, keys per split) for `programs` programs per split: enough splits to give every SM one
-    program, each at least DECODE_MIN_SPLIT_KEYS keys, keys_per_split a multiple of block_n."""
-    want = max(1, min(triton.cdiv(sms, programs), triton.cdiv(Tk, DECODE_MIN_SPLIT_KEYS)))
-    kps = triton.cdiv(triton.cdiv(Tk, want), block_n) * block_n
-    return triton.cdiv(Tk, kps), kps  # no split left empty by the rounding
+    program, as long as each gets DECODE_MIN_SPLIT_KEYS keys; keys_per_split a multiple of block_n."""
+    want = max(1, min(_cdiv(sms, programs), Tk // DECODE_MIN_SPLIT_KEYS))
+    kps = _cdiv(_cdiv(Tk, want), block_n) * block_n
+    return _cdiv(Tk, kps), kps  # no split left empty by the rounding
 
 
 def _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact):
@@ -765,7 +784,7 @@ def _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact):
                               "ROUND_F16", "DOT_PREC")}
     rows = meta["GROUP"] * Tq
     block_m, block_n, stages, warps = _decode_config(meta["HEAD_DIM"], q.element_size(), rows)
-    n_rb = triton.cdiv(rows, block_m)
+    n_rb = _cdiv(rows, block_m)
     splits, kps = decode_splits(Tk, B * Hkv * n_rb, block_n, _num_sms(q.device))
     # one split: the programs store O; several: fp32 partials, summed in order by the reduce kernel
     part = o if splits == 1 else torch.empty(splits, B, H, Tq, D, device=q.device, dtype=torch.float32)

@@ -436,10 +436,11 @@ def test_decode_splits_fill_the_gpu_with_long_enough_splits():
             assert splits >= 1 and kps % bn == 0
             assert (splits - 1) * kps < Tk <= splits * kps, (Tk, programs)  # every split has keys
             assert (splits - 1) * programs < sms, (Tk, programs)  # no more splits than fill the SMs
-            if splits > 1:
+            if splits > 1:  # each split gets its share of keys (the last one the rest)
                 assert kps >= least, (Tk, programs)
-    assert flashsigmoid.decode_splits(320, 12, bn, sms) == (3, 128)  # 124M, batch 1, a 320-token cache
-    assert flashsigmoid.decode_splits(320, 384, bn, sms) == (1, 320)  # batch 32: already 384 programs
+    assert flashsigmoid.decode_splits(320, 12, bn, sms) == (1, 320)  # 124M, batch 1: too short to split
+    assert flashsigmoid.decode_splits(1024, 12, bn, sms) == (4, 256)  # a full 124M block
+    assert flashsigmoid.decode_splits(1024, 384, bn, sms) == (1, 1024)  # batch 32: already 384 programs
     assert flashsigmoid.decode_splits(8192, 12, bn, sms) == (11, 768)  # long cache: 132 programs
 
 
