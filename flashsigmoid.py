@@ -780,6 +780,7 @@ def _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact):
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     m = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
+    # the constexprs this kernel takes, by name: keys that other kernels' features add to _meta stay out
     meta = {n: m[n] for n in ("GROUP", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "FAST", "UPCAST",
                               "ROUND_F16", "DOT_PREC")}
     rows = meta["GROUP"] * Tq
