@@ -126,16 +126,35 @@ def rope(x, pos, theta):
 
 
 class KVCache:
-    """Keys and values of every layer's past positions, for generation."""
+    """Keys and values of every layer's past positions, for generation.
 
-    def __init__(self, n_layer):
-        self.k, self.v, self.pos = [None] * n_layer, [None] * n_layer, 0
+    max_len: each layer's keys and values go into (B, nkv, max_len, hs) buffers allocated at its first
+    update (gpt-fast's static cache); a step writes only its new positions and attention gets views of
+    the filled part. Without it (None) they grow by torch.cat, which copies the whole cache every step:
+    O(T) memory traffic per token and layer, and a fresh allocation each time.
+    Keys are kept in the values' dtype: under autocast the RMSNorm'd keys come out fp32 while the
+    values are bf16, and the kernel and SDPA both take one dtype; casting the new positions once here
+    spares casting the whole cache again at every step."""
 
-    def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions
-        if self.k[layer] is not None:
-            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
-        self.k[layer], self.v[layer] = k, v
-        return k, v
+    def __init__(self, n_layer, max_len=None):
+        self.k, self.v, self.pos, self.max_len = [None] * n_layer, [None] * n_layer, 0, max_len
+
+    def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions, which start at self.pos
+        k = k.to(v.dtype)
+        if self.max_len is None:
+            if self.k[layer] is not None:
+                k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+            self.k[layer], self.v[layer] = k, v
+            return k, v
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache of max_len={self.max_len} positions cannot hold {end}")
+        if self.k[layer] is None:
+            B, nkv, _, hs = k.shape
+            self.k[layer], self.v[layer] = (v.new_empty(B, nkv, self.max_len, hs) for _ in range(2))
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
@@ -198,16 +217,17 @@ class CausalSelfAttention(nn.Module):
             return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
                                            training=self.training, stats=self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
-        # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
+        # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right). A single query (decoding
+        # without ALiBi) is the last position and sees every key: no mask to build at each step.
         mask = None
-        if self.slopes is not None or Tq != Tk:
+        if self.slopes is not None or (Tq != Tk and Tq > 1):
             dist = distance(Tq, Tk, Tk - Tq, q.device)
             mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(dist < 0, float("-inf"))
             if self.slopes is not None:
                 mask = mask - self.slopes.view(-1, 1, 1) * dist  # (nh, Tq, Tk)
             mask = mask.to(q.dtype)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None,
-                                              enable_gqa=self.nkv != self.nh)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                              is_causal=mask is None and Tq > 1, enable_gqa=self.nkv != self.nh)
 
 
 class MLP(nn.Module):
@@ -374,11 +394,14 @@ class GPT(nn.Module):
         exactly as without the cache."""
         bs = self.config.block_size
         cache = None
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -bs:])
             elif cache is None or cache.pos >= bs:
-                cache = KVCache(self.config.n_layer)
+                # preallocated for the positions this cache will hold: the window, then one per
+                # remaining token up to block_size
+                n = min(idx.size(1), bs)
+                cache = KVCache(self.config.n_layer, max_len=min(bs, n + max_new_tokens - 1 - step))
                 logits, _ = self(idx[:, -bs:], cache=cache)
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)
