@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-BLOCK_R = 16  # rows (token x head) per program
+BLOCK_R = 32  # rows (token x head) per program
 
 
 @triton.jit
