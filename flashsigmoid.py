@@ -16,6 +16,16 @@ Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
 There is no D = rowsum(dO * O) preprocessing and O is not read: sigmoid has no normaliser.
 b and the slopes get no gradient. For GQA/MQA, dK and dV of a kv head sum over its query heads.
 
+Attention dropout (dropout_p = p > 0), inverted so that E[O] is the O without dropout:
+    M[b, h, i, j] = uniform(Philox(seed; j, i, h, b)) >= p            the keep mask, P(keep) = 1 - p
+    O = P_drop V,   P_drop = M * P / (1 - p)
+    dV = P_drop^T dO;   dS = P * (1 - P) * M * dP / (1 - p),  dP = dO V^T;   dQ, dK from dS as above
+M is never stored: each kernel regenerates it from the seed with the same _dropout_keep, whose
+Philox-4x32 counter is the element's own (j, i, h, b) (the seed is the key), so it is independent of
+the tiling and of which kernel asks, and no index product can overflow. The 1/(1 - p) is applied once
+to O, dV, and (inside `scale`) dQ and dK, not per element. With p = 0 (HAS_DROPOUT=False) none of it
+is compiled in.
+
 Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   forward, one program per (query block, head, batch): loop over key blocks up to the diagonal
     only, first the blocks that are fully visible (no mask at all), then the diagonal/tail blocks
