@@ -301,6 +301,13 @@ def test_custom_op_passes_torch_library_opcheck():
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     torch.library.opcheck(torch.ops.flashsigmoid.bwd.default, (do, q.detach(), k, v, None, True, bias, 0.25, True, False),
                           test_utils=("test_schema", "test_faketensor"))
+    seed = torch.tensor(5)  # with dropout: the seed tensor goes in, is saved, and gets no gradient
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default,
+                          (q, k, v, slopes, True, bias, 0.25, True, False, 0.3, seed),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.flashsigmoid.bwd.default,
+                          (do, q.detach(), k, v, None, True, bias, 0.25, True, False, 0.3, seed),
+                          test_utils=("test_schema", "test_faketensor"))
 
 
 @gpu
