@@ -594,19 +594,22 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, dropout_p, seed):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
-    tensor cores' smallest k), the padding masked on loads and stores. Dropout's arguments ride along
-    as keywords: with dropout_p = 0, HAS_DROPOUT=False compiles the mask away and `seed` (any tensor
-    then) is never read."""
-    has_dropout = dropout_p > 0.0
+    tensor cores' smallest k), the padding masked on loads and stores. HAS_DROPOUT=False compiles the
+    dropout mask away."""
     return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
                 HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
-                DOT_PREC="ieee" if dtype == torch.float32 else "tf32",
-                Seed=seed, drop_p=float(dropout_p),
-                drop_scale=1.0 / (1.0 - dropout_p), HAS_DROPOUT=has_dropout)
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout))
+
+
+def _dropout_args(dropout_p, seed, fallback):
+    """The kernels' dropout arguments, by keyword (they close the signatures): without dropout the
+    seed pointer is never read, so any tensor (`fallback`) stands in for it."""
+    return dict(Seed=seed if seed is not None else fallback, drop_p=float(dropout_p),
+                drop_scale=1.0 / (1.0 - dropout_p))
 
 
 def _empty_like(t):
@@ -642,8 +645,8 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
              _bucket(Tq), _bucket(Tk)),
-            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p,
-                  seed if seed is not None else q))
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0),
+             **_dropout_args(dropout_p, seed, q)})
     return o
 
 
@@ -662,8 +665,8 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p,
-                 seed if seed is not None else q)
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0),
+            **_dropout_args(dropout_p, seed, q)}
     # dropout's 1/(1-p) on dQ and dK rides in `scale`, their last factor (1 exactly without dropout)
     common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
     buckets = (_bucket(Tq), _bucket(Tk))
