@@ -1057,4 +1057,16 @@ if __name__ == "__main__":
         print(f"B={B} H={H} Hkv={Hkv} Tq={Tq} Tk={Tk} D={D} causal={causal}: rel err o/dq/dk/dv "
               + " ".join(f"{e:.2e}" for e in errs))
         assert all(e < (2e-2 if dt == torch.bfloat16 else 1e-4) for e in errs), errs
+        # attention dropout: the reference with the kernel's own keep mask
+        p, seed = 0.2, 1234
+        o = sigmoid_attention(q, k, v, causal=causal, alibi_slopes=sl, dropout_p=p, seed=seed)
+        g = torch.autograd.grad(o, (q, k, v), do)
+        mask = dropout_mask(seed, B, H, Tq, Tk, p, dev)
+        o_ref = sigmoid_attention_torch(q, k, v, causal=causal, bias=-math.log(Tk), alibi_slopes=sl, dropout_p=p,
+                                        dropout_mask=mask)
+        g_ref = torch.autograd.grad(o_ref, (q, k, v), do)
+        errs = [((a.float() - b.float()).norm() / b.float().norm()).item()
+                for a, b in zip((o,) + g, (o_ref,) + g_ref)]
+        print(f"  dropout p={p}: rel err o/dq/dk/dv " + " ".join(f"{e:.2e}" for e in errs))
+        assert all(e < (2e-2 if dt == torch.bfloat16 else 1e-4) for e in errs), errs
     print("ok")

@@ -534,14 +534,14 @@ def test_cpu_dropout_against_float64(case, deterministic):
         assert _rel(a, b) > 20 * tol, name
 
 
-def _one_hot_run(T_q, T_k, H, p, seed, **kw):
+def _one_hot_run(T_q, T_k, H, p, seed, dtype=torch.float32, **kw):
     # v = identity columns (D = Tk) makes O expose P_drop itself (O[i, j] = P_drop[i, j]), and
-    # dO = identity rows makes dV expose P_drop^T: the masks the forward and dK/dV kernels applied
-    q, k, _, _, bias, _ = _inputs(1, H, H, T_q, T_k, 16, torch.float32, seed=seed, alibi=False)
+    # dO = identity rows (Tq <= Tk) makes dV expose P_drop^T: the masks the forward and dK/dV kernels applied
+    q, k, _, _, bias, _ = _inputs(1, H, H, T_q, T_k, 16, dtype, seed=seed, alibi=False)
     q = q.repeat(1, 1, 1, T_k // 16 + 1)[..., :T_k] * 0.3  # moderate logits: no weight underflows to 0
     k = k.repeat(1, 1, 1, T_k // 16 + 1)[..., :T_k] * 0.3
-    v = torch.eye(T_k, device=DEV).expand(1, H, T_k, T_k).contiguous()
-    do = torch.eye(T_q, T_k, device=DEV).expand(1, H, T_q, T_k).contiguous()
+    v = torch.eye(T_k, device=DEV, dtype=dtype).expand(1, H, T_k, T_k).contiguous()
+    do = torch.eye(T_q, T_k, device=DEV, dtype=dtype).expand(1, H, T_q, T_k).contiguous()
     return q, k, v, do, _run(sigmoid_attention, q, k, v, do, causal=False, bias=-1.0, dropout_p=p, seed=seed, **kw)
 
 
@@ -725,12 +725,17 @@ def test_gpu_dropout_fp16_fp32(dtype):
 
 
 @gpu
-@pytest.mark.parametrize("autotune", [False, True], ids=["fixed", "autotune"])
-def test_gpu_dropout_mask_is_dropout_mask_whatever_the_blocks(monkeypatch, autotune):
-    # the GPU's block sizes (fixed table or autotuned) differ from the interpreter's: the mask is the same
-    monkeypatch.setattr(flashsigmoid, "AUTOTUNE", autotune)
-    Tq, Tk, H, p, seed = 200, 256, 2, 0.3, 31337
-    q, k, v, do, got = _one_hot_run(Tq, Tk, H, p, seed, exact=True)
+@pytest.mark.parametrize("config", [0, 1, 2, "autotune"], ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_gpu_dropout_mask_is_dropout_mask_whatever_the_blocks(monkeypatch, config, deterministic):
+    # the GPU's block sizes (table entries, or autotuned) differ from the interpreter's and from each
+    # other: the mask is the same
+    monkeypatch.setattr(flashsigmoid, "AUTOTUNE", config == "autotune")
+    if config != "autotune":
+        monkeypatch.setattr(flashsigmoid, "_DEFAULT", config)
+    monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 1)
+    Tq, Tk, H, p, seed = 100, 128, 2, 0.3, 31337
+    q, k, v, do, got = _one_hot_run(Tq, Tk, H, p, seed, dtype=torch.bfloat16, exact=True, deterministic=deterministic)
     mask = flashsigmoid.dropout_mask(seed, 1, H, Tq, Tk, p, DEV)
     assert torch.equal(got[0] != 0, mask)
     assert torch.equal(got[3][..., :Tq].transpose(-1, -2) != 0, mask)

@@ -481,21 +481,22 @@ def test_kernel_runs_attention_dropout_while_training():
     """attn_impl='triton' with dropout: training applies the kernel's dropout with a seed drawn from
     torch's generator (so torch.manual_seed reproduces it): the reference with the mask of that seed;
     eval runs without dropout, as the PyTorch path does."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # the kernel runs interpreted on the CPU
+    tol = dict(rtol=1e-4, atol=1e-5)
     cfg = tiny(dropout=0.4, pos_encoding="alibi", n_kv_head=2)
-    attn = M.CausalSelfAttention(cfg, attn_impl="triton")
-    q, k, v = rand(2, 4, 9, 8, seed=53), rand(2, 2, 9, 8, seed=54), rand(2, 2, 9, 8, seed=55)
+    attn = M.CausalSelfAttention(cfg, attn_impl="triton").to(dev)
+    q, k, v = (rand(*s, seed=i).to(dev) for s, i in (((2, 4, 9, 8), 53), ((2, 2, 9, 8), 54), ((2, 2, 9, 8), 55)))
     torch.manual_seed(56)
     got = attn.train().attend(q, k, v)
     torch.manual_seed(56)
-    mask = M.flashsigmoid.dropout_mask(M.flashsigmoid.new_seed("cpu"), 2, 4, 9, 9, 0.4, "cpu")
+    mask = M.flashsigmoid.dropout_mask(M.flashsigmoid.new_seed(dev), 2, 4, 9, 9, 0.4, dev)
     assert not mask.all()
     want = sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=attn.slopes, dropout_p=0.4,
                                    dropout_mask=mask)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, want, **tol)
     assert not torch.allclose(got, attn.attend(q, k, v))  # the next call draws another mask
     torch.testing.assert_close(attn.eval().attend(q, k, v),
-                               sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=attn.slopes),
-                               rtol=1e-5, atol=1e-6)
+                               sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=attn.slopes), **tol)
 
 
 @pytest.mark.parametrize("kw,needle", [
