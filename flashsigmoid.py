@@ -639,7 +639,9 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    if Tq <= DECODE_MAX_TQ:  # decoding: the split-K kernel fills the GPU (section Decoding below)
+    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no dropout (inference
+    # has none), so a short query with dropout, e.g. a training step on short rows, takes the prefill kernel
+    if Tq <= DECODE_MAX_TQ and dropout_p == 0.0:
         _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
         return o
     _launch("fwd", Tq, (H, B),

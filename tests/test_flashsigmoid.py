@@ -754,3 +754,18 @@ def test_gpu_dropout_statistics():
     total, sd = P.sum().item(), math.sqrt((P * P).sum().item() * p / (1 - p))
     o = sigmoid_attention(q, k, v, causal=False, bias=-2.0, dropout_p=p, seed=1, exact=True)
     assert abs(o[..., 0].double().sum().item() - total) < 5 * sd + 1e-3 * total  # bf16 rounding of O
+
+
+@cpu_only
+def test_cpu_dropout_short_queries_take_the_prefill_kernel(decode_calls):
+    # the decode kernel has no dropout: a short query with dropout_p > 0 takes the prefill kernel,
+    # which applies the mask; without dropout the decode kernel still runs
+    B, H, Tq, Tk, p, seed = 1, 2, 3, 40, 0.5, 8
+    q, k, v, do, bias, slopes = _inputs(B, H, H, Tq, Tk, 16, torch.float32, seed=2)
+    got = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed)
+    assert not decode_calls
+    ref = _ref64_drop(q, k, v, do, True, bias, slopes, flashsigmoid.dropout_mask(seed, B, H, Tq, Tk, p, DEV), p)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, name
+    sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
+    assert decode_calls
