@@ -87,14 +87,17 @@ def distance(Tq, Tk, q_offset, device):
 
 
 def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
-                            upcast=True, dropout_p=0.0, training=False, stats=None):
+                            upcast=True, dropout_p=0.0, training=False, stats=None, dropout_mask=None):
     """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
     flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
     normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
     q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); scale defaults to 1/sqrt(hs); query i sits at absolute
     position i + q_offset, by default Tk - Tq (bottom-right, as with a KV cache). upcast computes in at
     least fp32 (fp64 for double inputs), as the paper says; upcast=False in the input dtype.
-    A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1)."""
+    A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1).
+    Dropout on the weights p: F.dropout(p, dropout_p, training), or, given `dropout_mask` (bool,
+    broadcastable to (B, nh, Tq, Tk), True = keep; the kernel's own is flashsigmoid.dropout_mask), that
+    mask with the same 1/(1 - dropout_p) scaling, training or not: the reference of the kernel's dropout."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
@@ -110,7 +113,10 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
     p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
-    p = F.dropout(p, dropout_p, training)
+    if dropout_mask is not None:
+        p = torch.where(dropout_mask.to(p.device), p / (1 - dropout_p), 0.0)
+    else:
+        p = F.dropout(p, dropout_p, training)
     return (p @ v.to(f)).to(v.dtype)
 
 
@@ -161,16 +167,14 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config, attn_impl="auto"):
         super().__init__()
-        # attn_impl, a run-time choice: 'triton' = the FlashSigmoid kernel, 'torch' = sigmoid_attention_torch,
-        # 'auto' = the kernel on CUDA where it applies (no stats, no dropout while training), else PyTorch
+        # attn_impl, a run-time choice: 'triton' = the FlashSigmoid kernel (attention dropout included),
+        # 'torch' = sigmoid_attention_torch, 'auto' = the kernel on CUDA where it applies (not while
+        # attention_stats runs), else PyTorch
         if attn_impl not in ("auto", "triton", "torch"):
             raise ValueError(f"attn_impl={attn_impl!r} is not one of ('auto', 'triton', 'torch')")
         if attn_impl == "triton" and (config.attention != "sigmoid" or flashsigmoid is None):
             raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
                              "(Triton installed)")
-        if attn_impl == "triton" and config.dropout > 0:
-            raise ValueError(f"attn_impl='triton' with dropout={config.dropout}: the kernel has no attention "
-                             "dropout; attn_impl='auto' uses the PyTorch path while training with dropout")
         self.attn_impl = attn_impl
         self.nh, self.nkv, self.hs = config.n_head, config.n_kv_head, config.n_embd // config.n_head
         self.c_attn = nn.Linear(config.n_embd, (self.nh + 2 * self.nkv) * self.hs, bias=config.bias)
@@ -210,10 +214,13 @@ class CausalSelfAttention(nn.Module):
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
             if self.stats is None and (self.attn_impl == "triton" or (self.attn_impl == "auto" and q.is_cuda
-                                                                     and flashsigmoid is not None and drop == 0.0)):
-                # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
+                                                                     and flashsigmoid is not None)):
+                # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel.
+                # Its dropout seed comes from torch's generator (seed=None), which train.py seeds and
+                # checkpoints, so runs stay reproducible and resume exactly as on the PyTorch path.
                 return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
-                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes)
+                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                                                      dropout_p=drop)
             return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
                                            training=self.training, stats=self.stats)
         # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
