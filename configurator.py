@@ -15,16 +15,17 @@ def _check(key, value, defaults, optional):
     if key not in defaults or key.startswith("_") or isinstance(defaults[key], types.ModuleType) \
             or callable(defaults[key]):
         raise SystemExit(f"error: unknown config key {key!r}")
-    want = optional.get(key, type(defaults[key]))
+    want = optional.get(key, type(defaults[key]))  # a type, or a tuple of types (e.g. float or str)
+    wants = want if isinstance(want, tuple) else (want,)
     if value is None and (key in optional or defaults[key] is None):
         return None
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
+    if float in wants and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if defaults[key] is None and key not in optional:
         return value
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise SystemExit(f"error: config key {key!r} wants {want.__name__}, got {value!r} "
-                         f"({type(value).__name__})")
+    if not isinstance(value, wants) or (int in wants and isinstance(value, bool)):
+        raise SystemExit(f"error: config key {key!r} wants {' or '.join(t.__name__ for t in wants)}, "
+                         f"got {value!r} ({type(value).__name__})")
     return value
 
 

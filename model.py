@@ -41,7 +41,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False  # biases in Linear layers (GPT-2 has them; the paper's LMs do not)
     attention: str = "sigmoid"
-    sigmoid_bias: float | None = None  # None = -ln(block_size), the paper's b
+    sigmoid_bias: float | str | None = None  # None = -ln(block_size), the paper's b; "per_head": see head_biases
     pos_encoding: str = "alibi"
     norm: str = "hybrid"
     qk_norm: bool = True
@@ -59,6 +59,8 @@ class GPTConfig:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
+        if isinstance(self.sigmoid_bias, str) and self.sigmoid_bias != "per_head":
+            raise ValueError(f"sigmoid_bias={self.sigmoid_bias!r} must be a number, None or 'per_head'")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} must be in [0, 1)")
         if self.n_embd % self.n_head:
@@ -70,6 +72,10 @@ class GPTConfig:
 
     @property
     def attn_bias(self):
+        """b: a float, or with sigmoid_bias='per_head' a (n_head,) tensor (head_biases)."""
+        if self.sigmoid_bias == "per_head":
+            return head_biases(alibi_slopes(self.n_head) if self.pos_encoding == "alibi" else None,
+                               self.n_head, self.block_size)
         return -math.log(self.block_size) if self.sigmoid_bias is None else self.sigmoid_bias
 
 
@@ -79,6 +85,15 @@ def alibi_slopes(n_head):
         return [2 ** (-8 * (i + 1) / n) for i in range(n)]
     p = 2 ** math.floor(math.log2(n_head))
     return torch.tensor(pow2(p) + pow2(2 * p)[0::2][: n_head - p], dtype=torch.float32)
+
+
+def head_biases(slopes, n_head, T):
+    """A bias per head that counts only the keys the head effectively sees (an idea beyond the paper):
+    b_h = -ln(min(T, 1 / (1 - exp(-m_h)))), where 1 / (1 - exp(-m)) = sum_d exp(-m d) is how many keys
+    an ALiBi head of slope m weighs; the paper's -ln T for every head without ALiBi (slopes None)."""
+    if slopes is None:
+        return torch.full((n_head,), -math.log(T))
+    return -torch.log(torch.clamp(1.0 / -torch.expm1(-slopes.double()), max=T)).float()
 
 
 def distance(Tq, Tk, q_offset, device):
@@ -104,6 +119,8 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
         k, v = (t.repeat_interleave(nh // k.size(1), dim=1) for t in (k, v))
     f = torch.promote_types(q.dtype, torch.float32) if upcast else q.dtype
     scale = 1 / math.sqrt(hs) if scale is None else scale
+    if torch.is_tensor(bias):  # one bias per head
+        bias = bias.to(device=q.device, dtype=f).view(1, nh, 1, 1)
     s = (q.to(f) @ k.to(f).transpose(-2, -1)) * scale + bias  # (B, nh, Tq, Tk)
     dist = distance(Tq, Tk, Tk - Tq if q_offset is None else q_offset, q.device)
     if alibi_slopes is not None:  # the true distance: sigmoid is not shift-invariant

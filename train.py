@@ -54,7 +54,7 @@ dropout = 0.0
 bias = False
 vocab_size = None  # None: from the dataset's meta.pkl, else GPT-2's 50304
 attention = "sigmoid"
-sigmoid_bias = None  # None: -ln(block_size)
+sigmoid_bias = None  # None: -ln(block_size); a number; "per_head": model.head_biases
 pos_encoding = "alibi"
 norm = "hybrid"
 qk_norm = True
@@ -86,7 +86,7 @@ attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it appli
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
-optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int)
+optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=(float, str), layerscale=float, compile=bool, eval_block_size=int)
 config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
 configure(globals(), sys.argv[1:], optional)
 config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints
