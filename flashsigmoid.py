@@ -4,11 +4,14 @@ FlashSigmoid: fused sigmoid attention in Triton (forward and backward).
     O = sigmoid(S) V,   S = scale * Q K^T + b + A,   no row normalisation
     A[h, i, j] = -slope_h * (i - j)       causal ALiBi (true distance: sigmoid is not shift invariant)
     A[h, i, j] = -slope_h * |i - j|       non-causal ALiBi (symmetric)
-    masked entries (causal j > i, padded keys j >= Tk) have S = -inf, so weight exactly 0.
+    masked entries (causal j > i, padded keys j >= Tk, keys outside the window) have S = -inf, so
+    weight exactly 0.
+    window = (left, right), FlashAttention's window_size: row i sees keys i - left <= j <= i + right
+    only (-1 = no limit on that side; causal makes right 0). None = (-1, -1).
 
 Positions: with Tq != Tk, query row i sits at absolute position i + (Tk - Tq) (bottom-right
-alignment, as in FlashAttention; what KV-cache decoding and chunked prefill need). The causal mask
-and the ALiBi distance both use these absolute positions, causal or not.
+alignment, as in FlashAttention; what KV-cache decoding and chunked prefill need). The causal mask,
+the window and the ALiBi distance all use these absolute positions, causal or not.
 
 Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
     dV = P^T dO;   dP = dO V^T;   dS = P * (1 - P) * dP
@@ -30,6 +33,12 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     on (where it measured faster), unless deterministic, the dK/dV programs instead add each step's
     scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ kernel), as FlashAttention
     does; the order of the adds, so the last bits of dQ, then vary from run to run.
+  With a window (the HAS_WINDOW variant; bounds WL, WR are run-time ints, one compile for all) the
+    key loop of a query block runs over [lo, hi), the union of its rows' windows: masked blocks at
+    the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
+    diagonal; the dK/dV programs likewise step over the query rows that see their key block only.
+    Blocks outside are never read, so the cost grows with the window, not with T. Without a window
+    the kernels compile to what they were before windows existed.
 
 Fast sigmoid: sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) with the hardware `tanh.approx.f32` (one MUFU
 op against exp + reciprocal). The 1/2 is folded into scale, bias and slope. Its error (~5e-4
@@ -118,7 +127,7 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
 @triton.jit
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
-              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr):
+              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
     offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -137,9 +146,13 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
     p = _sigmoid_half(t, FAST)
     if MASK:
         # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
-        valid = (offs_n < Tk)[None, :]
-        if CAUSAL:
-            valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
+        if HAS_WINDOW:  # keys i - wl <= j <= i + wr (wr = 0 when causal: the causal mask too)
+            rel = offs_n[None, :] - offs_m_abs[:, None]
+            valid = (offs_n < Tk)[None, :] & (rel >= -wl) & (rel <= wr)
+        else:
+            valid = (offs_n < Tk)[None, :]
+            if CAUSAL:
+                valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
         p = tl.where(valid, p, 0.0)
     return k, v, p
 
@@ -149,12 +162,12 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
                hscale, hbias, hslope,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr):
+               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW)
         acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
         k_ptrs += BLOCK_N * stride_kn
         v_ptrs += BLOCK_N * stride_vn
@@ -179,14 +192,26 @@ def _key_range(start_m, Tk, off_q, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 
 
 @triton.jit
+def _window_range(lo_r, hi_r, BLOCK_N: tl.constexpr):
+    # Key blocks of a query block whose row r sees keys [lo_r, hi_r) (lo_r >= 0): the loop runs over
+    # [lo, full_lo) masked (the window's left edge), [full_lo, full_end) unmasked (blocks every row
+    # sees whole) and [full_end, hi) masked (right edge / diagonal); blocks outside are never read.
+    lo = (tl.min(lo_r, 0) // BLOCK_N) * BLOCK_N
+    hi = tl.maximum(tl.max(hi_r, 0), lo)
+    full_lo = tl.minimum(tl.cdiv(tl.max(lo_r, 0), BLOCK_N) * BLOCK_N, hi)
+    full_end = tl.maximum((tl.maximum(tl.min(hi_r, 0), 0) // BLOCK_N) * BLOCK_N, full_lo)
+    return lo, full_lo, full_end, hi
+
+
+@triton.jit(do_not_specialize=["WL", "WR"])  # one compile for every window
 def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                 stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_om,
-                TQ_KEY, TK_KEY,
+                TQ_KEY, TK_KEY, WL, WR,
                 GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                DOT_PREC: tl.constexpr):
+                DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr):
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -213,13 +238,23 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
-    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs, Tk, dm,
+    if HAS_WINDOW:  # row i sees keys [i - WL, i + WR]: blocks outside every row's window are skipped
+        a = tl.minimum(offs_m, Tq - 1) + off_q  # rows past Tq count as the last row
+        lo_r = tl.maximum(a - WL, 0)
+        hi_r = tl.minimum(a + WR + 1, Tk)
+        lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N)
+        acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs, Tk, dm,
+                         hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
+                         ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+    else:
+        full_lo = 0
+        full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
+    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC)
+                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
                      Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC)
+                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
     tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
              acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
@@ -230,7 +265,7 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr, r_lo, r_hi, HAS_WINDOW: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -261,7 +296,9 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             tT = hscale * sT + hbias
         pT = _sigmoid_half(tT, FAST)
         if MASK:
-            if CAUSAL:
+            if HAS_WINDOW:  # key j is seen by rows [r_lo, r_hi): window and causal mask in one
+                pT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), pT, 0.0)
+            elif CAUSAL:
                 pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
         dv += tl.dot(_for_dot(pT, do.dtype, UPCAST, ROUND_F16), do, input_precision=DOT_PREC)
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
@@ -282,17 +319,17 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
     return dk, dv
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["WL", "WR"])
 def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                      stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                      stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                      stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
                      stride_dqb, stride_dqh, stride_dqm,
-                     TQ_KEY, TK_KEY,
+                     TQ_KEY, TK_KEY, WL, WR,
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, HAS_WINDOW: tl.constexpr):
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -325,6 +362,22 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     n_full = tl.maximum(Tq - start_full, 0) // BLOCK_M1
     start_tail = start_full + n_full * BLOCK_M1
     n_tail = (start_tail < Tq).to(tl.int32)
+    r_lo, r_hi = 0, 0
+    if HAS_WINDOW:
+        # Key j is seen by rows [j - WR - off_q, j + WL - off_q] (local indices): the block by the union
+        # [m_lo, m_hi) of those, all of it by their intersection [f0, f1). Masked steps up to f0,
+        # unmasked steps inside [f0, f1), masked steps to m_hi; rows outside are skipped.
+        nc = tl.minimum(offs_n, Tk - 1)  # keys past Tk count as the last key
+        r_lo = tl.minimum(tl.maximum(nc - WR - off_q, 0), Tq)
+        r_hi = tl.maximum(tl.minimum(nc + WL + 1 - off_q, Tq), r_lo)
+        m_lo = tl.min(r_lo, 0)
+        m_hi = tl.max(r_hi, 0)
+        f0 = tl.minimum(tl.max(r_lo, 0), m_hi)
+        n_diag = tl.cdiv(f0 - m_lo, BLOCK_M1)
+        start_full = m_lo + n_diag * BLOCK_M1
+        n_full = tl.maximum(tl.min(r_hi, 0) - start_full, 0) // BLOCK_M1
+        start_tail = start_full + n_full * BLOCK_M1
+        n_tail = tl.cdiv(tl.maximum(m_hi - start_tail, 0), BLOCK_M1)
     for g in range(GROUP):
         h = hk * GROUP + g
         q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
@@ -337,15 +390,15 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, m_lo, n_diag, start_n, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, start_n, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, start_n, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
@@ -360,12 +413,12 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                   hscale, hbias, hslope,
                   BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr):
+                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (1.0 - p) * dp
         dq += tl.dot(_for_dot(ds, k.dtype, UPCAST, ROUND_F16), k, input_precision=DOT_PREC)
@@ -374,16 +427,16 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     return dq
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["WL", "WR"])
 def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                    stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                    stride_dqb, stride_dqh, stride_dqm,
-                   TQ_KEY, TK_KEY,
+                   TQ_KEY, TK_KEY, WL, WR,
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M2: tl.constexpr,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                   DOT_PREC: tl.constexpr):
+                   DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -412,13 +465,23 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     dq = tl.zeros([BLOCK_M2, HEAD_DIM], dtype=tl.float32)
-    full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
-    dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs,
+    if HAS_WINDOW:  # the forward's key blocks: the window's left edge, full blocks, right edge
+        a = tl.minimum(offs_m, Tq - 1) + off_q
+        lo_r = tl.maximum(a - WL, 0)
+        hi_r = tl.minimum(a + WR + 1, Tk)
+        lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N2)
+        dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs,
+                           Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI, FAST,
+                           UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+    else:
+        full_lo = 0
+        full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
+    dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs,
                        Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
-                       UPCAST, ROUND_F16, DOT_PREC)
+                       UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
                        offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
-                       FAST, UPCAST, ROUND_F16, DOT_PREC)
+                       FAST, UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
     dq *= scale
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
@@ -476,7 +539,7 @@ def _autotuned(kind, fn):
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
-    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST"]
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_WINDOW"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
         return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
@@ -516,14 +579,22 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_window=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
     tensor cores' smallest k), the padding masked on loads and stores."""
     return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
                 HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
-                DOT_PREC="ieee" if dtype == torch.float32 else "tf32")
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_WINDOW=bool(has_window))
+
+
+def _window_args(wl, wr, causal, Tq, Tk):
+    """The kernels' run-time window bounds WL, WR (-1 = unlimited becomes a bound no row reaches) and
+    whether there is a window at all. Causal rows see no key right of them: WR = 0."""
+    big = Tq + Tk
+    has = wl >= 0 or (wr >= 0 and not causal)
+    return (min(wl, big) if wl >= 0 else big, 0 if causal else (min(wr, big) if wr >= 0 else big)), has
 
 
 def _empty_like(t):
@@ -546,36 +617,39 @@ def _strides(*ts):
 
 @torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
 def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
-         causal: bool, bias: float, scale: float, exact: bool, deterministic: bool) -> torch.Tensor:
+         causal: bool, bias: float, scale: float, exact: bool, deterministic: bool,
+         wl: int = -1, wr: int = -1) -> torch.Tensor:
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
-             _bucket(Tq), _bucket(Tk)),
-            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact))
+             _bucket(Tq), _bucket(Tk), *window),
+            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window))
     return o
 
 
 @_fwd.register_fake
-def _(q, k, v, alibi, causal, bias, scale, exact, deterministic):
+def _(q, k, v, alibi, causal, bias, scale, exact, deterministic, wl=-1, wr=-1):
     return _empty_like(q)
 
 
 @torch.library.custom_op("flashsigmoid::bwd", mutates_args=())
 def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
          alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float, exact: bool,
-         deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         deterministic: bool, wl: int = -1, wr: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window)
     common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
-    buckets = (_bucket(Tq), _bucket(Tk))
+    buckets = (_bucket(Tq), _bucket(Tk), *window)
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
     atomic = not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
@@ -590,19 +664,19 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 @_bwd.register_fake
-def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic):
+def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, wl=-1, wr=-1):
     return _empty_like(q), _empty_like(k), _empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
     q, k, v, alibi, *args = inputs
     ctx.save_for_backward(q, k, v, alibi)  # O(T) memory: no T x T tensor is kept
-    ctx.args = args  # causal, bias, scale, exact, deterministic
+    ctx.args = args  # causal, bias, scale, exact, deterministic, wl, wr
 
 
 def _backward(ctx, do):
     q, k, v, alibi = ctx.saved_tensors
-    return *_bwd(do, q, k, v, alibi, *ctx.args), None, None, None, None, None, None
+    return *_bwd(do, q, k, v, alibi, *ctx.args), *[None] * (1 + len(ctx.args))
 
 
 _fwd.register_autograd(_backward, setup_context=_setup_context)
@@ -655,8 +729,18 @@ def _check(q, k, v, alibi_slopes, bias, scale):
         raise ValueError(f"scale must be finite, got {scale}")
 
 
+def _window(window):
+    """window=None or (left, right), ints >= -1 (-1 = unlimited), FlashAttention's window_size."""
+    if window is None:
+        return -1, -1
+    if (not isinstance(window, (tuple, list)) or len(window) != 2
+            or not all(isinstance(w, int) and not isinstance(w, bool) and w >= -1 for w in window)):
+        raise ValueError(f"window must be None or (left, right) with ints >= -1 (-1 = unlimited), got {window!r}")
+    return int(window[0]), int(window[1])
+
+
 def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slopes=None, exact=None,
-                      deterministic=None):
+                      deterministic=None, window=None):
     """Sigmoid attention O = sigmoid(scale * q k^T + bias + ALiBi) v, fused (see module docstring).
 
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0, any D from 1 to 256 (tiles are D padded to
@@ -667,8 +751,12 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
     Tk >= ATOMIC_DQ_MIN_LEN, dQ summed with atomic adds by the dK/dV programs (5 products, faster
     there), whose order varies from run to run, as in FlashAttention's and cuDNN's default backward. Any strides are accepted (a last dim that is not contiguous is copied).
+    window: None, or (left, right) as FlashAttention's window_size: query i (at absolute position
+    i + Tk - Tq) sees keys i - left <= j <= i + right, -1 = unlimited on that side; causal makes
+    right 0. Key blocks outside every row's window are skipped: the cost grows with the window, not T.
     Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
+    wl, wr = _window(window)
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
                                      and k.shape[2] > 0) else bias
     bias = float(bias) if bias is not None else 0.0
@@ -682,7 +770,7 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()
-    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic))
+    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), wl, wr)
 
 
 __all__ = ["sigmoid_attention", "EXACT_SIGMOID", "AUTOTUNE"]

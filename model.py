@@ -45,6 +45,7 @@ class GPTConfig:
     mlp: str = "gelu"
     init: str = "paper"  # paper: N(0, 1/fan_in) linears, N(0, 1/d) embeddings; gpt2: N(0, 0.02)
     rope_theta: float = 10000.0
+    attn_window: int | None = None  # None = full; w: token i attends to keys i - w .. i (itself and w before)
 
     def __post_init__(self):
         for name, ok in CHOICES.items():
@@ -63,10 +64,18 @@ class GPTConfig:
             raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"rope needs an even head dim, got {self.n_embd // self.n_head}")
+        if self.attn_window is not None and (not isinstance(self.attn_window, int) or isinstance(self.attn_window, bool)
+                                             or self.attn_window < 0):
+            raise ValueError(f"attn_window={self.attn_window!r} must be None (full attention) or an integer >= 0")
 
     @property
     def attn_bias(self):
         return -math.log(self.block_size) if self.sigmoid_bias is None else self.sigmoid_bias
+
+    @property
+    def window(self):
+        """attn_window as (left, right) for the attention functions (FlashAttention's window_size)."""
+        return None if self.attn_window is None else (self.attn_window, 0)
 
 
 def alibi_slopes(n_head):
@@ -82,15 +91,29 @@ def distance(Tq, Tk, q_offset, device):
     return (torch.arange(Tq, device=device) + q_offset)[:, None] - torch.arange(Tk, device=device)
 
 
+def window_mask(dist, causal, window):
+    """True where key j is hidden from query i, for dist = i - j: future keys when causal, and keys
+    outside window = (left, right) (i - left <= j <= i + right, -1 = unlimited; FlashAttention's
+    window_size). None when nothing is hidden."""
+    left, right = (-1, -1) if window is None else window
+    mask = None
+    for hide, on in ((dist < 0, causal), (dist > left, left >= 0), (dist < -right, right >= 0)):
+        if on:
+            mask = hide if mask is None else mask | hide
+    return mask
+
+
 def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
-                            upcast=True, dropout_p=0.0, training=False, stats=None):
+                            upcast=True, dropout_p=0.0, training=False, stats=None, window=None):
     """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
     flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
     normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
     q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); scale defaults to 1/sqrt(hs); query i sits at absolute
     position i + q_offset, by default Tk - Tq (bottom-right, as with a KV cache). upcast computes in at
     least fp32 (fp64 for double inputs), as the paper says; upcast=False in the input dtype.
-    A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1)."""
+    window = (left, right): query i sees only keys i - left <= j <= i + right (-1 = unlimited), the
+    others at -inf as the future ones. A dict `stats` receives the largest row mass sum_j p_ij
+    (softmax's is always 1)."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
@@ -101,8 +124,9 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
     dist = distance(Tq, Tk, Tk - Tq if q_offset is None else q_offset, q.device)
     if alibi_slopes is not None:  # the true distance: sigmoid is not shift-invariant
         s = s - alibi_slopes.to(s.dtype).view(1, nh, 1, 1) * (dist if causal else dist.abs())
-    if causal:
-        s = s.masked_fill(dist < 0, float("-inf"))
+    hidden = window_mask(dist, causal, window)
+    if hidden is not None:
+        s = s.masked_fill(hidden, float("-inf"))
     p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
@@ -184,15 +208,15 @@ class CausalSelfAttention(nn.Module):
                                                                      and flashsigmoid is not None and drop == 0.0)):
                 # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
                 return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
-                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes)
+                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes, window=cfg.window)
             return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
-                                           training=self.training, stats=self.stats)
-        # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
+                                           training=self.training, stats=self.stats, window=cfg.window)
+        # softmax: SDPA picks the fastest kernel; ALiBi, a window and cached decoding need an explicit mask
         # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
         mask = None
-        if self.slopes is not None or Tq != Tk:
+        if self.slopes is not None or Tq != Tk or cfg.window is not None:
             dist = distance(Tq, Tk, Tk - Tq, q.device)
-            mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(dist < 0, float("-inf"))
+            mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(window_mask(dist, True, cfg.window), float("-inf"))
             if self.slopes is not None:
                 mask = mask - self.slopes.view(-1, 1, 1) * dist  # (nh, Tq, Tk)
             mask = mask.to(q.dtype)

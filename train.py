@@ -62,6 +62,7 @@ layerscale = None
 mlp = "gelu"
 init = "paper"
 rope_theta = 10000.0
+attn_window = None  # sliding-window attention: None = full; w = each token sees itself and the w tokens before
 # optimizer: AdamW
 learning_rate = 6e-4
 max_iters = 600000
@@ -86,7 +87,8 @@ attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it appli
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
-optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int)
+optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=float, layerscale=float, compile=bool, eval_block_size=int,
+                attn_window=int)
 config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
 configure(globals(), sys.argv[1:], optional)
 config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints

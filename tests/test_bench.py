@@ -67,3 +67,23 @@ def test_kernel_check_compares_with_the_model_reference():
             return 1.05 * sigmoid_attention_torch(q, k, v, **kw)
     errs, ok = bench.check_kernel(Off, 1, 2, 40, 16, "cpu")
     assert not ok and errs[0] == pytest.approx(0.05, rel=0.1), errs
+
+
+@pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_window_check_and_table_column():
+    """--window: check_kernel compares the windowed kernel with the windowed reference (and fails a
+    kernel that ignores the window); the table gains the full/window device-time ratio."""
+    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, "cpu", window=(5, 0))
+    assert ok and max(errs) < 2e-2, errs
+
+    class NoWindow:
+        @staticmethod
+        def sigmoid_attention(q, k, v, window=None, **kw):
+            return flashsigmoid.sigmoid_attention(q, k, v, **kw)
+    errs, ok = bench.check_kernel(NoWindow, 1, 2, 40, 16, "cpu", window=(5, 0))
+    assert not ok, errs
+    row = {"shape": [1, 2, 64, 16], "check_ok": True}
+    for name, ms in (("kernel", 2.0), ("kernel_window", 0.5)):
+        row[name] = {"fwd_tflops": 10.0, "fb_tflops": 5.0, "peak_mib": 1.0, "fb_graph_ms": ms, "fwd_graph_ms": ms / 2}
+    table = bench.format_table([row], ["kernel", "kernel_window"]).splitlines()
+    assert table[-3].endswith("graph full/window fwd / f+b |") and table[-1].endswith("| 4.00 / 4.00 |"), table

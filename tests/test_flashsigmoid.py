@@ -50,10 +50,10 @@ def _run(fn, q, k, v, do, **kw):
     return o, dq, dk, dv
 
 
-def _ref64(q, k, v, do, causal, bias, slopes):
+def _ref64(q, k, v, do, causal, bias, slopes, window=None):
     return _run(lambda a, b, c, **kw: sigmoid_attention_torch(
-        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double()),
-                q.double(), k.double(), v.double(), do.double())
+        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double(),
+        window=window), q.double(), k.double(), v.double(), do.double())
 
 
 def _rel(a, b):
@@ -91,22 +91,118 @@ CPU_CASES = [
     *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
 @pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
 def test_cpu_against_float64(case, deterministic):
+    _check_float64(case, deterministic)
+
+
+def _check_float64(case, deterministic, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
     got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes,
-               deterministic=deterministic)
-    ref = _ref64(q, k, v, do, causal, bias, slopes)
+               deterministic=deterministic, window=window)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, window)
     tol = 2e-5 if dtype == torch.float32 else 5e-3
     for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
         assert a.shape == b.shape and a.dtype == dtype, name
         assert _rel(a, b) < tol, (name, _rel(a, b))
     if dtype == torch.float16:  # the paper's criterion against a same-precision PyTorch version
         same = _run(lambda a, b_, c, **kw: sigmoid_attention_torch(a, b_, c, causal=causal, bias=bias,
-                                                                   alibi_slopes=slopes, upcast=False), q, k, v, do)
+                                                                   alibi_slopes=slopes, upcast=False,
+                                                                   window=window), q, k, v, do)
         for name, a, s, b in zip(("o", "dq", "dk", "dv"), got, same, ref):
             ek = (a.double() - b).abs().max().item()
             et = (s.double() - b).abs().max().item()
             assert ek <= 2 * et + 1e-3 * max(1.0, b.abs().max().item()), (name, ek, et)
+
+
+# (case as CPU_CASES, window): windows of 0, small, larger than T, one-sided, with ALiBi, GQA/MQA,
+# decoding, Tq != Tk both ways, causal (right forced to 0) and not
+WINDOW_CASES = [
+    ((1, 2, 2, 113, 113, 32, True, True, torch.float32), (0, 0)),
+    ((1, 4, 2, 113, 113, 16, True, True, torch.float16), (17, -1)),
+    ((1, 2, 1, 70, 70, 40, True, False, torch.float32), (200, 0)),
+    ((1, 2, 2, 97, 97, 16, False, True, torch.float32), (9, 30)),
+    ((1, 2, 2, 65, 65, 16, False, False, torch.float16), (-1, 5)),
+    ((1, 2, 2, 65, 65, 16, False, True, torch.float32), (12, -1)),
+    ((2, 4, 1, 33, 150, 32, True, True, torch.float16), (40, 0)),
+    ((1, 4, 2, 150, 33, 16, False, True, torch.float32), (3, 7)),
+    ((1, 4, 2, 150, 33, 16, True, True, torch.float32), (5, -1)),
+    ((1, 4, 2, 1, 200, 64, True, True, torch.float32), (31, 0)),
+    ((1, 6, 2, 200, 200, 24, True, True, torch.float16), (50, -1)),
+    ((1, 2, 2, 40, 60, 16, False, True, torch.float32), (0, 0)),
+    ((1, 2, 1, 96, 96, 16, False, True, torch.float16), (1000, 1000)),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case,window", WINDOW_CASES, ids=lambda c: str(c).replace(" ", "").replace("torch.", ""))
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_against_float64(case, window, deterministic):
+    _check_float64(case, deterministic, window)
+
+
+@cpu_only
+@pytest.mark.parametrize("blocks", [dict(fwd=(16, 16), dkdv=(16, 16), dq=(16, 16)),
+                                    dict(fwd=(64, 32), dkdv=(32, 64), dq=(64, 32))], ids=["16", "64"])
+@pytest.mark.parametrize("case,window", [WINDOW_CASES[1], WINDOW_CASES[3], WINDOW_CASES[6], WINDOW_CASES[8]],
+                         ids=["causal", "two-sided", "mqa-prefill", "tq>tk"])
+def test_cpu_window_other_block_sizes(monkeypatch, blocks, case, window):
+    # the window's block ranges are arithmetic on the block sizes: check them at other tiles too
+    monkeypatch.setattr(flashsigmoid, "_INTERP_CFG", blocks)
+    _check_float64(case, False, window)
+
+
+def _garbage(t, rows):
+    """t with NaN and inf written into rows (dim 2): a kernel that reads them returns non-finite values."""
+    t = t.clone()
+    t[:, :, rows] = float("nan")
+    t[:, :, rows.start] = float("inf")
+    return t
+
+
+@cpu_only
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_never_reads_blocks_outside(causal, deterministic):
+    """Blocks outside every row's window are skipped, not masked: NaN and inf written there change
+    nothing. The garbage fills whole blocks of the interpreter's tiles (only blocks partly inside a
+    window are read, and masked)."""
+    assert flashsigmoid._INTERP_CFG == {"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)}
+    # keys left of the window: queries at 180..199 see keys >= 130, so keys 0..127 (4 dK/dV blocks of
+    # 32, 8 forward/dQ blocks of 16) are never read; their dK and dV are exactly 0
+    window = (50, 0 if causal else 3)
+    q, k, v, do, bias, slopes = _inputs(1, 4, 2, 20, 200, 16, torch.float32, seed=11)
+    got = _run(sigmoid_attention, q, _garbage(k, slice(0, 128)), _garbage(v, slice(0, 128)), do, causal=causal,
+               bias=bias, alibi_slopes=slopes, window=window, deterministic=deterministic)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, window)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, (name, _rel(a, b))
+    assert (got[2][:, :, :128] == 0).all() and (got[3][:, :, :128] == 0).all()
+    # query rows past the window's left reach: key block 0..31 is seen by rows <= 31 + 10 only, so the
+    # dK/dV programs of that block never read q and dO rows 64..127
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 128, 128, 16, torch.float32, seed=12)
+    got = _run(sigmoid_attention, _garbage(q, slice(64, 128)), k, v, _garbage(do, slice(64, 128)), causal=causal,
+               bias=bias, alibi_slopes=slopes, window=(10, 0 if causal else 2), deterministic=deterministic)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, (10, 0 if causal else 2))
+    for name, a, b in zip(("dk", "dv"), got[2:], ref[2:]):
+        assert _rel(a[:, :, :32], b[:, :, :32]) < 2e-5, name
+    if causal:
+        return
+    # keys right of the window: rows 0..31 (one forward/dQ block) see keys <= 35, so keys 48..127 are
+    # never read for them (later rows do read them and are not checked)
+    q, k, v, do, bias, slopes = _inputs(1, 2, 2, 128, 128, 16, torch.float32, seed=13)
+    got = _run(sigmoid_attention, q, _garbage(k, slice(48, 128)), _garbage(v, slice(48, 128)), do, causal=False,
+               bias=bias, alibi_slopes=slopes, window=(-1, 4), deterministic=deterministic)
+    ref = _ref64(q, k, v, do, False, bias, slopes, (-1, 4))
+    assert _rel(got[0][:, :, :32], ref[0][:, :, :32]) < 2e-5
+    if deterministic:  # the atomic dQ also takes the (NaN) shares of the dK/dV programs of keys 32..63
+        assert _rel(got[1][:, :, :32], ref[1][:, :, :32]) < 2e-5
+
+
+@pytest.mark.parametrize("window", [(-2, 0), (1.5, 0), "8", (1, 2, 3), (True, 0), (4,)], ids=str)
+def test_bad_window_raises(window):
+    with pytest.raises(ValueError, match="window") as e:
+        sigmoid_attention(*(_t(1, 2, 8, 16),) * 3, window=window)
+    assert repr(window) in str(e.value)
 
 
 @cpu_only
@@ -213,14 +309,16 @@ def test_gpu_device_mismatch():
 # GPU: bf16 against an fp32 reference, with the paper's criterion
 # ---------------------------------------------------------------------------------------------
 
-def _check_paper(case, exact, seed=0):
+def _check_paper(case, exact, seed=0, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=seed, alibi=alibi)
-    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact)
-    ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes),
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact,
+               window=window)
+    ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
+                                                             window=window),
                q.float(), k.float(), v.float(), do.float())
     same = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
-                                                              upcast=False),
+                                                              upcast=False, window=window),
                 q, k, v, do)
     for name, a, s, r in zip(("o", "dq", "dk", "dv"), got, same, ref):
         assert torch.isfinite(a).all(), name
@@ -252,6 +350,34 @@ def test_gpu_bf16_paper_criterion(case, exact):
                                   (1, 2, 1, 16384, 16384, 128, True, False)], ids=str)
 def test_gpu_bf16_long(case):
     _check_paper(case, exact=False)
+
+
+# (case as GPU_CASES, window): the bench's shape, windows of 0 and past T, one-sided, Tq != Tk, GQA
+GPU_WINDOW_CASES = [
+    ((1, 4, 2, 8192, 8192, 64, True, True), (1024, 0)), ((2, 8, 2, 2048, 2048, 128, True, True), (256, -1)),
+    ((1, 4, 4, 1000, 3000, 64, True, True), (700, 0)), ((1, 4, 2, 4096, 4096, 64, False, True), (300, 300)),
+    ((1, 2, 2, 777, 777, 96, False, False), (-1, 50)), ((1, 4, 2, 300, 300, 40, True, True), (0, 0)),
+    ((1, 2, 1, 513, 513, 256, True, True), (5000, 0)), ((1, 4, 1, 1, 4000, 128, True, True), (100, 0)),
+    ((1, 4, 2, 3000, 1000, 64, False, True), (60, 9)),
+]
+
+
+@gpu
+@pytest.mark.parametrize("case,window", GPU_WINDOW_CASES, ids=str)
+def test_gpu_bf16_window(case, window):
+    _check_paper(case, exact=False, window=window)
+
+
+@gpu
+@pytest.mark.parametrize("default", range(8))
+def test_gpu_window_every_tile_config(monkeypatch, default):
+    # the window's block ranges are arithmetic on the tile sizes: each table config of each kernel
+    # (the fixed-config path takes entry _DEFAULT of its table), both backward modes
+    monkeypatch.setattr(flashsigmoid, "_DEFAULT", default)
+    for atomic_from in (1, 1 << 30):  # the atomic dQ, then the dQ kernel
+        monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", atomic_from)
+        _check_paper((1, 4, 2, 2100, 2100, 64, True, True), exact=False, window=(333, 0))
+        _check_paper((1, 2, 2, 999, 1500, 128, False, True), exact=False, window=(100, 40))
 
 
 @gpu
@@ -296,6 +422,9 @@ def test_custom_op_passes_torch_library_opcheck():
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     torch.library.opcheck(torch.ops.flashsigmoid.bwd.default, (do, q.detach(), k, v, None, True, bias, 0.25, True, False),
                           test_utils=("test_schema", "test_faketensor"))
+    # with a window (the two trailing ints)
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default, (q, k, v, slopes, False, bias, 0.25, True, False, 3, 2),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
 
 
 @gpu

@@ -155,6 +155,25 @@ def test_resume_from_a_checkpoint_that_holds_attn_impl(trained, dataset, tmp_pat
     assert ck["iter_num"] == TRAINED_ITERS + 2 and "attn_impl" not in ck["model_args"]
 
 
+def test_attn_window_trains_is_checkpointed_and_old_checkpoints_load(dataset, tmp_path):
+    """--attn_window=w trains a sliding-window model (a loss other than full attention's), stored in
+    the checkpoint's model_args; a checkpoint written before the option (no such key) resumes with
+    full attention."""
+    full = run_train(dataset, tmp_path / "full", max_iters=3, eval_interval=1000)
+    assert full.returncode == 0, explain(full)
+    p = run_train(dataset, tmp_path / "w", max_iters=3, eval_interval=3, eval_iters=2, attn_window=4)
+    assert p.returncode == 0, explain(p)
+    lw, lf = train_losses(read_log(tmp_path / "w")), train_losses(read_log(tmp_path / "full"))
+    assert lw[1] == pytest.approx(lf[1], rel=0.05) and lw[3] != lf[3]  # same start, a different model
+    ck = load_ckpt(tmp_path / "w")
+    assert ck["model_args"]["attn_window"] == 4 and config_from_dict(ck["model_args"]).window == (4, 0)
+    del ck["model_args"]["attn_window"]  # as written before the option existed
+    torch.save(ck, tmp_path / "w" / "ckpt.pt")
+    r = run_train(dataset, tmp_path / "w", max_iters=4, eval_interval=4, eval_iters=2, init_from="resume")
+    assert r.returncode == 0, explain(r)
+    assert load_ckpt(tmp_path / "w")["model_args"]["attn_window"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # configuration errors
 
@@ -176,9 +195,10 @@ def test_resume_from_a_checkpoint_that_holds_attn_impl(trained, dataset, tmp_pat
     (["--eval_splits=val,bogus"], "bogus"),
     (["--eval_splits=val,val"], "twice"),
     (["--eval_splits=train,test"], "lacks 'val'"),  # training picks its best checkpoint by val loss
+    (["--attn_window=-3"], "attn_window=-3"),
 ], ids=["unknown-key", "type-str", "type-float", "attention", "attn_impl", "init_from", "dtype", "log_interval-0",
         "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value", "eval_splits-bogus",
-        "eval_splits-twice", "eval_splits-no-val"])
+        "eval_splits-twice", "eval_splits-no-val", "attn_window-neg"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
     """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
