@@ -127,7 +127,8 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
 @triton.jit
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
-              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
+              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
+              lo_r, hi_r, VARLEN: tl.constexpr):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
     offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -146,7 +147,9 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
     p = _sigmoid_half(t, FAST)
     if MASK:
         # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
-        if HAS_WINDOW:  # keys i - wl <= j <= i + wr (wr = 0 when causal: the causal mask too)
+        if VARLEN:  # row r sees keys [lo_r, hi_r): its sequence, the causal mask and the window in one
+            valid = (offs_n[None, :] >= lo_r[:, None]) & (offs_n[None, :] < hi_r[:, None])
+        elif HAS_WINDOW:  # keys i - wl <= j <= i + wr (wr = 0 when causal: the causal mask too)
             rel = offs_n[None, :] - offs_m_abs[:, None]
             valid = (offs_n < Tk)[None, :] & (rel >= -wl) & (rel <= wr)
         else:
@@ -162,12 +165,14 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
                hscale, hbias, hslope,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
+               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
+               lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
+                            lo_r, hi_r, VARLEN)
         acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
         k_ptrs += BLOCK_N * stride_kn
         v_ptrs += BLOCK_N * stride_vn
@@ -203,15 +208,65 @@ def _window_range(lo_r, hi_r, BLOCK_N: tl.constexpr):
     return lo, full_lo, full_end, hi
 
 
-@triton.jit(do_not_specialize=["WL", "WR"])  # one compile for every window
+@triton.jit
+def _seq_of(Cu, idx, n_seq, SEARCH):
+    # The sequence s of packed indices idx, Cu[s] <= idx < Cu[s + 1] (empty sequences never match):
+    # a binary search of the sorted Cu[0..n_seq], SEARCH >= log2(n_seq) halvings.
+    lo = tl.zeros_like(idx)
+    hi = lo + n_seq
+    for _ in range(SEARCH):  # Cu[lo] <= idx < Cu[hi]
+        mid = (lo + hi) // 2
+        go = tl.load(Cu + mid) <= idx
+        lo = tl.where(go, mid, lo)
+        hi = tl.where(go, hi, mid)
+    return lo
+
+
+@triton.jit
+def _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN: tl.constexpr):
+    # Query rows' absolute positions a (in K's rows) and the keys [lo_r, hi_r) each sees: those of its
+    # sequence (varlen: packed, each bottom-right aligned) within a - WL .. a + WR. Rows past Tq
+    # count as the last row.
+    r = tl.minimum(offs_m, Tq - 1)
+    if VARLEN:
+        s = _seq_of(CuQ, r, n_seq, SEARCH)
+        ks = tl.load(CuK + s)
+        ke = tl.load(CuK + s + 1)
+        a = r + ke - tl.load(CuQ + s + 1)
+    else:
+        ks = 0
+        ke = Tk
+        a = r + off_q
+    return a, tl.maximum(a - WL, ks), tl.minimum(a + WR + 1, ke)
+
+
+@triton.jit
+def _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN: tl.constexpr):
+    # The mirror for keys: the query rows [r_lo, r_hi) that see key j, and the shift d of j's
+    # sequence (row r sits at absolute position r + d). Keys past Tk count as the last key.
+    n = tl.minimum(offs_n, Tk - 1)
+    if VARLEN:
+        s = _seq_of(CuK, n, n_seq, SEARCH)
+        qs = tl.load(CuQ + s)
+        qe = tl.load(CuQ + s + 1)
+        d = tl.load(CuK + s + 1) - qe
+    else:
+        qs = 0
+        qe = Tq
+        d = off_q
+    r_lo = tl.minimum(tl.maximum(n - WR - d, qs), qe)
+    return d, r_lo, tl.maximum(tl.minimum(n + WL + 1 - d, qe), r_lo)
+
+
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])  # one compile for every window
 def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                 stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_om,
-                TQ_KEY, TK_KEY, WL, WR,
+                TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                 GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr):
+                DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -238,23 +293,21 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    if HAS_WINDOW:  # row i sees keys [i - WL, i + WR]: blocks outside every row's window are skipped
-        a = tl.minimum(offs_m, Tq - 1) + off_q  # rows past Tq count as the last row
-        lo_r = tl.maximum(a - WL, 0)
-        hi_r = tl.minimum(a + WR + 1, Tk)
+    if HAS_WINDOW or VARLEN:  # row i sees keys [lo_r, hi_r): blocks outside every row's are skipped
+        offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
         lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N)
         acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs, Tk, dm,
                          hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                         ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                         ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     else:
-        full_lo = 0
+        lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
                      Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
              acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
@@ -265,7 +318,7 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr, r_lo, r_hi, HAS_WINDOW: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr, r_lo, r_hi, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -296,7 +349,7 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             tT = hscale * sT + hbias
         pT = _sigmoid_half(tT, FAST)
         if MASK:
-            if HAS_WINDOW:  # key j is seen by rows [r_lo, r_hi): window and causal mask in one
+            if HAS_WINDOW or VARLEN:  # key j is seen by rows [r_lo, r_hi): window, causal mask, sequence
                 pT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), pT, 0.0)
             elif CAUSAL:
                 pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
@@ -319,17 +372,18 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
     return dk, dv
 
 
-@triton.jit(do_not_specialize=["WL", "WR"])
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])
 def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                      stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                      stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                      stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
                      stride_dqb, stride_dqh, stride_dqm,
-                     TQ_KEY, TK_KEY, WL, WR,
+                     TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, HAS_WINDOW: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, HAS_WINDOW: tl.constexpr,
+                     VARLEN: tl.constexpr):
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -362,14 +416,15 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     n_full = tl.maximum(Tq - start_full, 0) // BLOCK_M1
     start_tail = start_full + n_full * BLOCK_M1
     n_tail = (start_tail < Tq).to(tl.int32)
-    r_lo, r_hi = 0, 0
-    if HAS_WINDOW:
-        # Key j is seen by rows [j - WR - off_q, j + WL - off_q] (local indices): the block by the union
-        # [m_lo, m_hi) of those, all of it by their intersection [f0, f1). Masked steps up to f0,
-        # unmasked steps inside [f0, f1), masked steps to m_hi; rows outside are skipped.
-        nc = tl.minimum(offs_n, Tk - 1)  # keys past Tk count as the last key
-        r_lo = tl.minimum(tl.maximum(nc - WR - off_q, 0), Tq)
-        r_hi = tl.maximum(tl.minimum(nc + WL + 1 - off_q, Tq), r_lo)
+    r_lo, r_hi, offs_j = 0, 0, offs_n
+    if HAS_WINDOW or VARLEN:
+        # Key j is seen by rows [r_lo, r_hi): the block by the union [m_lo, m_hi) of those, all of it
+        # by their intersection [f0, f1). Masked steps up to f0, unmasked steps inside [f0, f1),
+        # masked steps to m_hi; rows outside are skipped.
+        d, r_lo, r_hi = _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
+        if VARLEN:  # row r, key j: ALiBi distance r + d_j - j, each key with its sequence's shift
+            offs_j = offs_n - d
+            off_q = 0
         m_lo = tl.min(r_lo, 0)
         m_hi = tl.max(r_hi, 0)
         f0 = tl.minimum(tl.max(r_lo, 0), m_hi)
@@ -388,17 +443,20 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
             hslope = 0.5 * tl.load(Slopes + h)
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, m_lo, n_diag, start_n, offs_n, Tq, off_q, scale, hscale, hbias,
+                                 stride_dqm, m_lo, n_diag, start_n, offs_j, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
+                                 VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_full, n_full, start_n, offs_n, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_full, n_full, start_n, offs_j, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
+                                 VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_tail, n_tail, start_n, offs_n, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_tail, n_tail, start_n, offs_j, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
+                                 VARLEN)
     dk *= scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
@@ -413,12 +471,14 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                   hscale, hbias, hslope,
                   BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr):
+                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
+                  lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
+                            lo_r, hi_r, VARLEN)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         ds = p * (1.0 - p) * dp
         dq += tl.dot(_for_dot(ds, k.dtype, UPCAST, ROUND_F16), k, input_precision=DOT_PREC)
@@ -427,16 +487,16 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     return dq
 
 
-@triton.jit(do_not_specialize=["WL", "WR"])
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])
 def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                    stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                    stride_dqb, stride_dqh, stride_dqm,
-                   TQ_KEY, TK_KEY, WL, WR,
+                   TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M2: tl.constexpr,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                   DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr):
+                   DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -465,23 +525,21 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     dq = tl.zeros([BLOCK_M2, HEAD_DIM], dtype=tl.float32)
-    if HAS_WINDOW:  # the forward's key blocks: the window's left edge, full blocks, right edge
-        a = tl.minimum(offs_m, Tq - 1) + off_q
-        lo_r = tl.maximum(a - WL, 0)
-        hi_r = tl.minimum(a + WR + 1, Tk)
+    if HAS_WINDOW or VARLEN:  # the forward's key blocks: left edge, full blocks, right edge
+        offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
         lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N2)
         dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs,
                            Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI, FAST,
-                           UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                           UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     else:
-        full_lo = 0
+        lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs,
                        Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
-                       UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                       UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
                        offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
-                       FAST, UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW)
+                       FAST, UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq *= scale
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
@@ -579,14 +637,15 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_window=False):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_window=False, varlen=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
     tensor cores' smallest k), the padding masked on loads and stores."""
     return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
                 HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
-                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_WINDOW=bool(has_window))
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_WINDOW=bool(has_window),
+                VARLEN=bool(varlen))
 
 
 def _window_args(wl, wr, causal, Tq, Tk):
@@ -595,6 +654,13 @@ def _window_args(wl, wr, causal, Tq, Tk):
     big = Tq + Tk
     has = wl >= 0 or (wr >= 0 and not causal)
     return (min(wl, big) if wl >= 0 else big, 0 if causal else (min(wr, big) if wr >= 0 else big)), has
+
+
+def _seq_args(cu_q, cu_k):
+    """The kernels' CuQ, CuK, n_seq and SEARCH (binary search steps). Dense calls pass any tensor as
+    the (never read) cumulative lengths."""
+    n_seq = cu_q.numel() - 1
+    return cu_q, cu_k, n_seq, max(1, n_seq.bit_length())
 
 
 def _empty_like(t):
@@ -627,7 +693,7 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
-             _bucket(Tq), _bucket(Tk), *window),
+             _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
             _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window))
     return o
 
@@ -649,7 +715,7 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window)
     common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
-    buckets = (_bucket(Tq), _bucket(Tk), *window)
+    buckets = (_bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
     atomic = not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
@@ -680,6 +746,83 @@ def _backward(ctx, do):
 
 
 _fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+# Packed variable-length sequences: q (total_q, H, D), k and v (total_k, Hkv, D), sequence s in rows
+# cu_q[s]:cu_q[s+1] and cu_k[s]:cu_k[s+1]. The kernels see (1, H, total, D) views and tile the packed
+# rows as one long sequence, each row masked to its own sequence's keys (VARLEN): the grid is the
+# dense kernel's, whatever the number of sequences, so padding cu_seqlens with empty sequences (a
+# static shape for torch.compile, no host sync) costs nothing.
+
+def _packed(*ts):
+    return [t.unsqueeze(0).transpose(1, 2) for t in ts]
+
+
+@torch.library.custom_op("flashsigmoid::fwd_varlen", mutates_args=())
+def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
+                exact: bool, deterministic: bool, wl: int, wr: int) -> torch.Tensor:
+    q, k, v = (_lastdim_contig(t) for t in (q, k, v))
+    o = q.new_empty(q.shape)
+    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    q4, k4, v4, o4 = _packed(q, k, v, o)
+    _launch("fwd", Tq, (H, 1),
+            (q4, k4, v4, o4, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, o4),
+             _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
+            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window, varlen=True))
+    return o
+
+
+@_fwd_varlen.register_fake
+def _(q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, wl, wr):
+    return q.new_empty(q.shape)
+
+
+@torch.library.custom_op("flashsigmoid::bwd_varlen", mutates_args=())
+def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
+                cu_k: torch.Tensor, max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool,
+                bias: float, scale: float, exact: bool, deterministic: bool, wl: int,
+                wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
+    dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window, varlen=True)
+    q4, k4, v4, do4, dq4, dk4, dv4 = _packed(q, k, v, do, dq, dk, dv)
+    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
+    buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
+    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN  # as the dense backward
+    acc4 = _packed(torch.zeros(q.shape, device=q.device, dtype=torch.float32))[0] if atomic else dq4
+    _launch("dkdv", Tk, (Hkv, 1), (q4, k4, v4, do4, dk4, dv4, acc4, slopes, *common, *_strides(dk4, dv4, acc4),
+                                   *buckets), {**meta, "ATOMIC_DQ": atomic})
+    if not atomic:
+        _launch("dq", Tq, (H, 1), (q4, k4, v4, do4, dq4, slopes, *common, *_strides(dq4), *buckets), meta)
+    else:
+        dq4.copy_(acc4)
+    return dq, dk, dv
+
+
+@_bwd_varlen.register_fake
+def _(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, wl, wr):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_context_varlen(ctx, inputs, output):
+    q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args = inputs
+    ctx.save_for_backward(q, k, v, cu_q, cu_k, alibi)
+    ctx.args, ctx.n_inputs = (max_q, max_k, *args), len(inputs)
+
+
+def _backward_varlen(ctx, do):
+    q, k, v, cu_q, cu_k, alibi = ctx.saved_tensors
+    max_q, max_k, *args = ctx.args
+    return *_bwd_varlen(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args), *[None] * (ctx.n_inputs - 3)
+
+
+_fwd_varlen.register_autograd(_backward_varlen, setup_context=_setup_context_varlen)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -773,7 +916,61 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), wl, wr)
 
 
-__all__ = ["sigmoid_attention", "EXACT_SIGMOID", "AUTOTUNE"]
+def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *, causal=True,
+                             bias=None, scale=None, alibi_slopes=None, window=None, exact=None, deterministic=None,
+                             check=True):
+    """sigmoid_attention over packed sequences of different lengths, as flash_attn_varlen_func.
+
+    q: (total_q, H, D); k, v: (total_k, Hkv, D); cu_seqlens_q, cu_seqlens_k: int32 (B + 1,), the
+    cumulative lengths (sequence s is rows cu_seqlens_q[s]:cu_seqlens_q[s+1] of q and
+    cu_seqlens_k[s]:cu_seqlens_k[s+1] of k and v; empty sequences are allowed). Each sequence is
+    attended on its own, bottom-right aligned as in the dense kernel (query i of a sequence sits at
+    position i + Tk_s - Tq_s), with the causal mask, window and ALiBi distances of that sequence.
+    bias: default -ln(max_seqlen_k). max_seqlen_*: the longest sequence (the bias default, the
+    autotuning bucket and the backward's mode use it; the kernels do not need it). check=True reads
+    cu_seqlens on the host once to name a bad one (a device sync); check=False trusts them.
+    Other arguments as sigmoid_attention. Returns (total_q, H, D).
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 3:
+            raise ValueError(f"{name} must be a 3-D tensor (total, heads, D), got "
+                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    for name, m in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise ValueError(f"{name}={m!r} must be an int >= 1")
+    for name, cu, total in (("cu_seqlens_q", cu_seqlens_q, q.shape[0]), ("cu_seqlens_k", cu_seqlens_k, k.shape[0])):
+        if not isinstance(cu, torch.Tensor) or cu.dtype != torch.int32 or cu.dim() != 1 or cu.numel() < 2:
+            raise ValueError(f"{name} must be an int32 tensor of shape (B + 1,), got "
+                             + (f"{cu.dtype} {tuple(cu.shape)}" if isinstance(cu, torch.Tensor) else type(cu).__name__))
+        if cu.device != q.device:
+            raise ValueError(f"device mismatch: {name} on {cu.device}, q on {q.device}")
+    if cu_seqlens_q.numel() != cu_seqlens_k.numel():
+        raise ValueError(f"cu_seqlens_q has {cu_seqlens_q.numel() - 1} sequences, cu_seqlens_k "
+                         f"{cu_seqlens_k.numel() - 1}")
+    if check:
+        cq, ck = torch.stack([cu_seqlens_q, cu_seqlens_k]).tolist()
+        for name, cu, total, m in (("cu_seqlens_q", cq, q.shape[0], max_seqlen_q),
+                                   ("cu_seqlens_k", ck, k.shape[0], max_seqlen_k)):
+            lens = [b - a for a, b in zip(cu, cu[1:])]
+            if cu[0] != 0 or min(lens) < 0 or cu[-1] != total:
+                raise ValueError(f"{name} must rise from 0 to the {total} packed rows, got {cu}")
+            if max(lens) > m:
+                raise ValueError(f"{name} holds a sequence of {max(lens)} > max_seqlen={m}")
+    q4, k4, v4 = _packed(q, k, v)
+    bias = -math.log(max_seqlen_k) if bias is None else float(bias)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    _check(q4, k4, v4, alibi_slopes, bias, scale)
+    wl, wr = _window(window)
+    if alibi_slopes is not None:
+        alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
+    exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+    return _fwd_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, alibi_slopes, bool(causal),
+                       bias, scale, exact, bool(deterministic), wl, wr)
+
+
+__all__ = ["sigmoid_attention", "sigmoid_attention_varlen", "EXACT_SIGMOID", "AUTOTUNE"]
 
 
 if __name__ == "__main__":

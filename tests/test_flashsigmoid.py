@@ -205,6 +205,145 @@ def test_bad_window_raises(window):
     assert repr(window) in str(e.value)
 
 
+# ---------------------------------------------------------------------------------------------
+# packed variable-length sequences (sigmoid_attention_varlen)
+# ---------------------------------------------------------------------------------------------
+
+def _cu(lens, device=DEV):
+    return torch.tensor([0] + [sum(lens[:i + 1]) for i in range(len(lens))], dtype=torch.int32, device=device)
+
+
+def _varlen_inputs(lq, lk, H, Hkv, D, dtype, seed, alibi=True, device=DEV):
+    q, k, v, do, bias, slopes = _inputs(1, H, Hkv, sum(lq), sum(lk), D, dtype, seed, device=device, alibi=alibi)
+    packed = lambda t: t[0].transpose(0, 1)  # noqa: E731  (total, heads, D) views, as a model's are
+    return packed(q), packed(k), packed(v), packed(do), bias, slopes, _cu(lq, device), _cu(lk, device)
+
+
+def _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window=None):
+    """Each sequence through the dense float64 reference on its own, the results packed again."""
+    def fn(q, k, v):
+        outs = []
+        for s in range(len(cu_q) - 1):
+            qs, ks, vs = (t[c[s]:c[s + 1]].transpose(0, 1)[None] for t, c in ((q, cu_q), (k, cu_k), (v, cu_k)))
+            outs.append(sigmoid_attention_torch(qs, ks, vs, causal=causal, bias=bias, window=window,
+                                                alibi_slopes=None if slopes is None else slopes.double())[0].transpose(0, 1))
+        return torch.cat(outs)
+    return _run(lambda a, b, c, **kw: fn(a, b, c), q.double(), k.double(), v.double(), do.double())
+
+
+# (query lengths, key lengths, H, Hkv, D, causal, alibi, dtype, window): odd lengths, sequences of 1 and
+# of 0 (trailing empty ones pad cu_seqlens to a fixed size), Tq != Tk per sequence both ways, GQA/MQA
+VARLEN_CASES = [
+    ([37, 1, 64, 20], [37, 1, 64, 20], 2, 1, 16, True, True, torch.float32, None),
+    ([1, 1, 1], [1, 1, 1], 2, 2, 32, True, False, torch.float16, None),
+    ([5, 30, 1], [40, 10, 33], 4, 2, 16, True, True, torch.float32, None),
+    ([5, 30, 17], [40, 10, 3], 4, 1, 40, False, True, torch.float16, None),
+    ([50, 0, 33], [50, 0, 33], 2, 1, 16, True, True, torch.float32, (7, 0)),
+    ([40, 33], [20, 60], 2, 2, 16, False, False, torch.float32, (5, 3)),
+    ([100, 3, 90, 2], [100, 3, 90, 2], 4, 2, 64, True, True, torch.float16, None),
+    ([13, 70, 0, 0, 0], [13, 70, 0, 0, 0], 2, 2, 16, False, True, torch.float32, None),
+    ([33, 65], [33, 65], 6, 2, 24, True, True, torch.float16, (20, -1)),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", VARLEN_CASES, ids=lambda c: f"{c[0]}{c[1]}H{c[2]}kv{c[3]}D{c[4]}"
+                         f"{'c' if c[5] else 'n'}{'A' if c[6] else ''}{str(c[7])[-2:]}w{c[8]}".replace(" ", ""))
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_varlen_against_float64_per_sequence(case, deterministic):
+    lq, lk, H, Hkv, D, causal, alibi, dtype, window = case
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, Hkv, D, dtype, seed=sum(lq) + 7 * sum(lk),
+                                                          alibi=alibi)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+        deterministic=deterministic), q, k, v, do)
+    ref = _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert a.shape == b.shape and a.dtype == dtype, name
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+
+
+@cpu_only
+def test_cpu_varlen_of_equal_lengths_is_the_dense_batch_and_bias_defaults_to_max_seqlen_k():
+    """B sequences of T rows each are the dense (B, H, T, D) problem; bias None = -ln(max_seqlen_k)."""
+    B, H, T, D = 3, 2, 29, 16
+    q, k, v, do, _, slopes = _inputs(B, H, H, T, T, D, torch.float32, seed=21)
+    pack = lambda t: t.transpose(1, 2).reshape(B * T, H, D)  # noqa: E731
+    cu = _cu([T] * B)
+    got = flashsigmoid.sigmoid_attention_varlen(pack(q), pack(k), pack(v), cu, cu, T, T, alibi_slopes=slopes)
+    want = sigmoid_attention(q, k, v, alibi_slopes=slopes, bias=-math.log(T))
+    torch.testing.assert_close(got, pack(want), rtol=1e-5, atol=1e-6)
+    # a larger max_seqlen_k only changes the default bias
+    got = flashsigmoid.sigmoid_attention_varlen(pack(q), pack(k), pack(v), cu, cu, T, 4 * T, alibi_slopes=slopes)
+    want = sigmoid_attention(q, k, v, alibi_slopes=slopes, bias=-math.log(4 * T))
+    torch.testing.assert_close(got, pack(want), rtol=1e-5, atol=1e-6)
+
+
+@cpu_only
+def test_cpu_varlen_custom_ops_pass_opcheck_and_compile_without_graph_breaks():
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs([7, 12], [9, 12], 2, 1, 16, torch.float32, seed=4)
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd_varlen.default,
+                          (q.requires_grad_(True), k, v, cu_q, cu_k, 12, 12, slopes, True, bias, 0.25, True, False, 3, -1),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.flashsigmoid.bwd_varlen.default,
+                          (do, q.detach(), k, v, cu_q, cu_k, 12, 12, None, False, bias, 0.25, True, False, -1, -1),
+                          test_utils=("test_schema", "test_faketensor"))
+
+    def f(q, k, v):
+        return flashsigmoid.sigmoid_attention_varlen(q, k, v, cu_q, cu_k, 12, 12, bias=bias, alibi_slopes=slopes,
+                                                     check=False).square().sum()
+    qq, qr = (q.detach().clone().requires_grad_(True) for _ in range(2))
+    torch.compile(f, backend="aot_eager", fullgraph=True)(qq, k, v).backward()  # fullgraph: no graph break
+    f(qr, k, v).backward()
+    assert torch.allclose(qq.grad, qr.grad, rtol=1e-5, atol=1e-6)
+
+
+def _vt(*s, dtype=torch.float16):
+    return torch.randn(*s, dtype=dtype, device=DEV)
+
+
+@pytest.mark.parametrize("args,needle", [
+    ((_vt(2, 4, 8, 16), _vt(8, 4, 16), _vt(8, 4, 16), _cu([8]), _cu([8]), 8, 8), "3-D"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([8]).long(), _cu([8]), 8, 8), "int32"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([8])[None], _cu([8]), 8, 8), "(B + 1,)"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([8]), 8, 8), "2 sequences"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 4]), _cu([3, 5]), 8, 8), "the 8 packed rows"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]) + 1, _cu([3, 5]), 8, 8), "from 0"),
+    ((_vt(8, 4, 16),) * 3 + (torch.tensor([0, 5, 3, 8], dtype=torch.int32, device=DEV), _cu([3, 0, 5]), 8, 8), "rise"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([3, 5]), 4, 8), "max_seqlen=4"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([3, 5]), 8, 0), "max_seqlen_k=0"),
+    ((_vt(8, 4, 16), _vt(8, 3, 16), _vt(8, 3, 16), _cu([8]), _cu([8]), 8, 8), "Hkv=3"),
+], ids=["4-D", "int64", "2-D", "count", "total", "start", "falling", "max_seqlen", "max_seqlen-0", "heads"])
+def test_bad_varlen_inputs_raise(args, needle):
+    with pytest.raises(ValueError) as e:
+        flashsigmoid.sigmoid_attention_varlen(*args)
+    assert needle in str(e.value), str(e.value)
+
+
+VARLEN_GPU_CASES = [  # (query lengths, key lengths, H, Hkv, D, causal, alibi, window)
+    ([1000, 1, 3000, 77, 4], [1000, 1, 3000, 77, 4], 8, 2, 64, True, True, None),
+    ([512, 700, 129], [2048, 700, 3000], 4, 4, 128, True, True, None),
+    ([333, 4096, 0, 0], [333, 4096, 0, 0], 4, 1, 96, False, True, None),
+    ([2500, 1700], [2500, 1700], 4, 2, 64, True, True, (256, 0)),
+]
+
+
+@gpu
+@pytest.mark.parametrize("case", VARLEN_GPU_CASES, ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_gpu_bf16_varlen(case, deterministic):
+    # bf16 against the fp32 per-sequence reference, the paper's criterion as _check_paper
+    lq, lk, H, Hkv, D, causal, alibi, window = case
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, Hkv, D, torch.bfloat16, seed=1, alibi=alibi)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+        deterministic=deterministic), q, k, v, do)
+    ref = _varlen_ref64(q.float(), k.float(), v.float(), do.float(), cu_q, cu_k, causal, bias, slopes, window)
+    for name, a, r in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, r) < 2e-2, (name, _rel(a, r), case)
+
+
 @cpu_only
 def test_cpu_defaults_and_masking():
     # default bias -ln(Tk) and scale 1/sqrt(D); fully masked rows (Tq > Tk, causal) are exactly 0
