@@ -7,6 +7,9 @@ shape before timing; then times fwd+bwd replayed from a CUDA graph too (device t
 host's share). Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
 --window W: also the kernel with a causal sliding window of W keys back (kernel_window; its TFLOP/s
 count the pairs inside the window only), e.g. --shapes 2,12,8192,64 --window 1024.
+--doc_len L: also the kernel over documents of L tokens packed in each row (kernel_docs: the varlen
+kernel with cu_seqlens padded to B*T + 1 entries, as train.py's doc_mask; TFLOP/s count the full
+causal pairs, so a faster kernel_docs shows as higher TFLOP/s), e.g. --doc_len 1000.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
 """
 import argparse
@@ -76,6 +79,23 @@ def fwd_bwd(fn, qg, kg, vg, do):
     return fb
 
 
+def docs_kernel(fs, L):
+    """The varlen kernel over rows of documents of L tokens each, for timing: the (B, H, T, D) inputs are
+    read as (B*T, H, D), the same memory and work (the values mix heads and tokens; only the time counts)."""
+    cache = {}
+
+    def f(q, k, v):
+        B, H, T, D = q.shape
+        if (B, T) not in cache:
+            starts = [b * T + t for b in range(B) for t in range(0, T, L)]
+            cache[B, T] = torch.tensor(starts + [B * T] * (B * T + 1 - len(starts)), dtype=torch.int32, device=q.device)
+        cu = cache[B, T]
+        o = fs.sigmoid_attention_varlen(q.reshape(B * T, H, D), k.reshape(B * T, H, D), v.reshape(B * T, H, D), cu, cu,
+                                        T, T, causal=True, bias=-math.log(T), check=False)
+        return o.view(B, H, T, D)
+    return f
+
+
 def time_impl(name, fn, B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep, window=None):
     """fwd and fwd+bwd times (median of do_bench), TFLOP/s and peak extra memory of one fwd+bwd;
     None when the implementation fails (a missing backend must not stop the table). window: a causal
@@ -126,6 +146,8 @@ def bench_attn(args):
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
     if args.window is not None:
         impls["kernel_window"] = lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True, window=(args.window, 0))
+    if args.doc_len is not None:
+        impls["kernel_docs"] = docs_kernel(fs, args.doc_len)
     impls["naive"] = naive_sigmoid
     if not args.quick:
         impls["naive_compile"] = None  # made for the second pass below
@@ -179,7 +201,8 @@ def bench_attn(args):
         q, k, v, do = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
         qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
         out = []
-        for name in ("kernel", "kernel_det", "flash", "cudnn") + (("kernel_window",) if "kernel_window" in impls else ()):
+        for name in ("kernel", "kernel_det", "flash", "cudnn") + tuple(n for n in ("kernel_window", "kernel_docs")
+                                                                        if n in impls):
             try:
                 def fwd(fn=impls[name]):
                     with torch.no_grad():
@@ -274,10 +297,10 @@ def format_table(rows, names):
     head = ("| shape (B,H,T,D) | " + " | ".join(f"{n} fwd / f+b" for n in names)
             + " | kernel/flash fwd / f+b | kernel/cudnn fwd / f+b | graph kernel/cudnn fwd / f+b"
             " | graph f+b kernel/flash / det/cudnn | peak MiB f+b kernel / flash / cudnn | check |")
-    win = "kernel_window" in names
-    if win:  # the window's saving in device time: full causal kernel time over windowed
-        head += " graph full/window fwd / f+b |"
-    lines = [head, "|" + "---|" * (len(names) + 7 + win)]
+    extra = [n for n in ("kernel_window", "kernel_docs") if n in names]
+    for n in extra:  # the saving in device time: full causal kernel time over windowed / documents
+        head += f" graph full/{n[7:]} fwd / f+b |"
+    lines = [head, "|" + "---|" * (len(names) + 7 + len(extra))]
     for r in rows:
         cells = [",".join(map(str, r["shape"]))]
         cells += [f"{tf(r, n, 'fwd_tflops')} / {tf(r, n, 'fb_tflops')}" for n in names]
@@ -287,8 +310,8 @@ def format_table(rows, names):
         cells.append(f"{graph(r, 'kernel', 'flash')} / {graph(r, 'kernel_det', 'cudnn')}")
         cells.append(" / ".join(f"{r[n]['peak_mib']:.0f}" if r.get(n) else "n/a" for n in ("kernel", "flash", "cudnn")))
         cells.append("ok" if r["check_ok"] else "FAILED")
-        if win:
-            cells.append(f"{graph(r, 'kernel_window', 'kernel', 'fwd_graph_ms')} / {graph(r, 'kernel_window', 'kernel')}")
+        for n in extra:
+            cells.append(f"{graph(r, n, 'kernel', 'fwd_graph_ms')} / {graph(r, n, 'kernel')}")
         lines.append("| " + " | ".join(cells) + " |")
     return ("TFLOP/s (causal; fwd+bwd = 3.5x fwd flops), median of triton.testing.do_bench (eager: host time "
             "shows where it exceeds device time); graph = speed ratio replayed from a CUDA graph (device time "
@@ -474,6 +497,8 @@ def main():
     ap.add_argument("--shapes", nargs="*", help="B,H,T,D ... (default: the four standard shapes)")
     ap.add_argument("--window", type=int, help="attn mode: also time the kernel with a causal sliding window "
                     "of this many keys back (kernel_window)")
+    ap.add_argument("--doc_len", type=int, help="attn mode: also time the varlen kernel over documents of this "
+                    "many tokens packed in each row (kernel_docs)")
     ap.add_argument("--profile_steps", type=int, default=3, help="profile mode: steps profiled")
     ap.add_argument("--profile_warmup", type=int, default=5, help="profile mode: steps before profiling")
     ap.add_argument("--profile_top", type=int, default=15, help="profile mode: kernels listed per model")

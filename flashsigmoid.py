@@ -8,6 +8,9 @@ FlashSigmoid: fused sigmoid attention in Triton (forward and backward).
     weight exactly 0.
     window = (left, right), FlashAttention's window_size: row i sees keys i - left <= j <= i + right
     only (-1 = no limit on that side; causal makes right 0). None = (-1, -1).
+    Packed sequences (sigmoid_attention_varlen, as flash_attn_varlen_func): q (total_q, H, D) and k, v
+    (total_k, Hkv, D) hold sequences s in rows cu_seqlens[s]:cu_seqlens[s+1]; each is its own problem
+    (keys of other sequences masked), with its own positions: all of the above per sequence.
 
 Positions: with Tq != Tk, query row i sits at absolute position i + (Tk - Tq) (bottom-right
 alignment, as in FlashAttention; what KV-cache decoding and chunked prefill need). The causal mask,
@@ -39,6 +42,10 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     diagonal; the dK/dV programs likewise step over the query rows that see their key block only.
     Blocks outside are never read, so the cost grows with the window, not with T. Without a window
     the kernels compile to what they were before windows existed.
+  Packed sequences (the VARLEN variant) reuse these loops: the programs tile the packed rows as one
+    long sequence (the dense grid, whatever the number of sequences, so cu_seqlens padded with empty
+    sequences cost nothing); each row finds its sequence by a binary search of cu_seqlens, which
+    bounds its keys to that sequence's, and a block spanning two sequences is masked per row.
 
 Fast sigmoid: sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) with the hardware `tanh.approx.f32` (one MUFU
 op against exp + reciprocal). The 1/2 is folded into scale, bias and slope. Its error (~5e-4
@@ -48,7 +55,8 @@ relative) is below the bf16 rounding of p that the P@V product does anyway. The 
 `sigmoid_attention(..., exact=True)`.
 
 Host side, as in Triton's fused-attention tutorial but as custom ops: `sigmoid_attention` validates
-and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd`; each computes a grid and
+and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd` (`sigmoid_attention_varlen`:
+`fwd_varlen`, `bwd_varlen`); each computes a grid and
 launches `kernel[grid](...)`. The ops carry fake implementations, so torch.compile traces through
 them without a graph break. O, dQ, dK and dV come back in the memory order of q, k and v: for a
 (B, H, T, D) view of (B, T, H, D) memory, as a model's heads are, that spares a transpose copy.

@@ -280,6 +280,72 @@ def test_kernel_path_with_window_equals_torch_path(kw):
 
 
 # ---------------------------------------------------------------------------------------------
+# packed documents (GPT.forward's eot)
+
+
+def test_documents_gives_positions_numbers_and_padded_cu_seqlens():
+    """documents(idx, eot): a document starts each row and after each eot; positions restart there;
+    the cumulative lengths of the flattened batch's documents are padded to B*T + 1 entries."""
+    idx = torch.tensor([[1, 2, 9, 3, 4, 5], [9, 1, 2, 3, 9, 9], [1, 2, 3, 4, 5, 9]])
+    docs = M.documents(idx, 9)
+    assert docs.pos.tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 1, 2, 3, 0], [0, 1, 2, 3, 4, 5]]
+    assert docs.ids.tolist() == [[1, 1, 1, 2, 2, 2], [1, 2, 2, 2, 2, 3], [1, 1, 1, 1, 1, 1]]
+    assert docs.cu.dtype == torch.int32 and docs.cu.tolist() == [0, 3, 6, 7, 11, 12] + [18] * 13
+
+
+def _two_docs(seed, lens=(5, 7), eot=22):
+    """A batch of 2 rows, [doc a, eot | doc b] and [doc c | eot | doc d, eot] (documents end with eot)."""
+    g = torch.Generator().manual_seed(seed)
+    docs = [torch.randint(0, eot, (n,), generator=g) for n in (*lens, 2, 9)]
+    for d in docs[:1] + docs[2:]:
+        d[-1] = eot
+    docs[3] = torch.cat([torch.tensor([eot]), docs[3]])  # a document of the eot alone
+    return torch.stack([torch.cat(docs[:2]), torch.cat(docs[2:])]), [[docs[0], docs[1]], [docs[2], docs[3][:1], docs[3][1:]]]
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_documents_attend_only_within_themselves(attention, pos):
+    """forward(idx, eot=...): each document's logits are those of the model run on that document alone
+    (positions restart, no attention across), and differ from the run without eot."""
+    m = make_model(attention=attention, pos_encoding=pos, n_kv_head=2, double=True)
+    idx, rows = _two_docs(70)
+    with torch.no_grad():
+        logits, _ = m(idx, targets=idx, eot=22)
+        plain, _ = m(idx, targets=idx)
+        for b, docs in enumerate(rows):
+            t = 0
+            for d in docs:
+                alone, _ = m(d[None], targets=d[None])
+                torch.testing.assert_close(logits[b, t:t + len(d)], alone[0], rtol=1e-9, atol=1e-9)
+                t += len(d)
+    assert not torch.allclose(logits[0, 5:], plain[0, 5:], atol=1e-3)
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@pytest.mark.parametrize("kw", [dict(), dict(pos_encoding="rope", attn_window=3, n_kv_head=2)], ids=str)
+def test_kernel_path_with_documents_equals_torch_path(kw):
+    """attn_impl='triton' takes sigmoid_attention_varlen over the flattened batch's documents (the
+    interpreter on a CPU): the loss and gradients of the PyTorch path's block-diagonal mask."""
+    idx, _ = _two_docs(71)
+    losses, grads = [], []
+    for impl in ("triton", "torch"):
+        torch.manual_seed(0)
+        m = GPT(tiny(**kw), attn_impl=impl)
+        _, loss = m(idx, targets=idx, eot=22)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(m.transformer.h[0].attn.c_attn.weight.grad)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_documents_with_a_kv_cache_raise():
+    with pytest.raises(ValueError, match="KV cache"):
+        make_model()(_prompt(), cache=M.KVCache(2), eot=3)
+
+
+# ---------------------------------------------------------------------------------------------
 # ALiBi slopes
 
 
