@@ -1,4 +1,4 @@
-"""Benchmarks. `python bench.py --mode=attn|train|profile [--quick]` (attn is the default).
+"""Benchmarks. `python bench.py --mode=attn|train|profile|decode [--quick]` (attn is the default).
 
 attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
 flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's reference, run in bf16)
@@ -11,6 +11,13 @@ count the pairs inside the window only), e.g. --shapes 2,12,8192,64 --window 102
 kernel with cu_seqlens padded to B*T + 1 entries, as train.py's doc_mask; TFLOP/s count the full
 causal pairs, so a faster kernel_docs shows as higher TFLOP/s), e.g. --doc_len 1000.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
+
+decode: tokens/s of generation with the KV cache (model.generate, as sample.py runs it) for the
+124M shape with random weights, the sigmoid models (FlashSigmoid; its split-K decode kernel for the
+one-token steps) against the softmax baseline (SDPA), batch 1 and 32, prompt 64 + 256 new tokens;
+then one decoding step's attention alone in device time: decode kernel, prefill kernel, SDPA (not
+with --quick). Writes bench_decode.json / bench_decode.md under $OUT. Runs on a CPU too (PyTorch
+attention; small --model_overrides) to check the script.
 """
 import argparse
 import contextlib
@@ -482,9 +489,163 @@ def profile_train(args):
         print(f"| {name} | {B} x {T} | {total:.2f} | " + " | ".join(f"{groups.get(c, 0):.2f}" for c in cols) + " |")
 
 
+# (B, H, Hkv, Tk, D) of one decoding step's attention: the 124M model at batch 1 and 32 (a 320-token
+# cache: prompt 64 + 256 new, and a full 1024 block), long caches, GQA
+DECODE_ATTN_SHAPES = [(1, 12, 12, 320, 64), (32, 12, 12, 320, 64), (1, 12, 12, 1024, 64), (32, 12, 12, 1024, 64),
+                      (1, 12, 12, 8192, 64), (1, 32, 8, 8192, 128), (16, 32, 8, 8192, 128)]
+
+
+def decode_attn(args):
+    """One decoding step's attention (Tq = 1) in device time (replayed from a CUDA graph): the kernel's
+    split-K decode path, the same on one split, its prefill kernel at Tq = 1 (what decoding ran
+    before), SDPA (softmax; flash or cuDNN as it picks); bf16, causal, ALiBi for the sigmoid kernels.
+    GB/s = bytes of K and V read; host us = time per call of 200 calls queued without waiting."""
+    import triton.testing
+
+    import flashsigmoid as fs
+    impls = {"decode": {}, "decode_1split": {"DECODE_MIN_SPLIT_KEYS": 1 << 30}, "prefill": {"DECODE_MAX_TQ": 0},
+             "sdpa": None}
+    rows = []
+    for B, H, Hkv, Tk, D in parse_shapes(args.decode_attn_shapes) if args.decode_attn_shapes else DECODE_ATTN_SHAPES:
+        q = torch.randn(B, H, 1, D, device="cuda", dtype=torch.bfloat16)
+        k, v = (torch.randn(B, Hkv, Tk, D, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        slopes = torch.rand(H, device="cuda")
+        ref = sigmoid_attention_torch(q.float(), k.float(), v.float(), bias=-math.log(Tk), alibi_slopes=slopes)
+        row = {"shape": [B, H, Hkv, Tk, D]}
+        for name, settings in impls.items():
+            if settings is None:
+                fn = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=H != Hkv)  # noqa: E731
+            else:
+                fn = lambda: fs.sigmoid_attention(q, k, v, alibi_slopes=slopes)  # noqa: E731
+            keep = {n: getattr(fs, n) for n in ("DECODE_MAX_TQ", "DECODE_MIN_SPLIT_KEYS")}
+            try:
+                for n, val in (settings or {}).items():
+                    setattr(fs, n, val)
+                if settings is not None:
+                    err = ((fn().float() - ref).norm() / ref.norm()).item()
+                    assert err < 2e-2, f"relative error {err:.3g} against the fp32 reference"
+                fn()  # compile (and autotune) outside the graph
+                ms = triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
+                row[name] = {"us": ms * 1e3, "gbs": 2 * k.numel() * k.element_size() / ms * 1e-6,
+                             "host_us": host_ms(fn) * 1e3}
+            except Exception as e:  # noqa: BLE001 - a failing implementation must not stop the table
+                row[name] = {"error": f"{type(e).__name__}: {str(e)[:160]}"}
+            finally:
+                for n, val in keep.items():
+                    setattr(fs, n, val)
+        rows.append(row)
+        print(row, flush=True)
+
+    def cell(r, n):
+        return f"{r[n]['us']:.1f} ({r[n]['gbs']:.0f} GB/s)" if "us" in r[n] else "failed"
+
+    def ratio(r, n):
+        return f"{r[n]['us'] / r['decode']['us']:.2f}" if "us" in r[n] and "us" in r["decode"] else "n/a"
+
+    def host(r, n):
+        return f"{r[n]['host_us']:.0f}" if "us" in r[n] else "n/a"
+    lines = ["| B, H, Hkv, Tk, D | decode kernel us | decode, one split | prefill kernel | SDPA softmax "
+             "| prefill / decode | SDPA / decode | host us per call decode / SDPA |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {','.join(map(str, r['shape']))} | {cell(r, 'decode')} | {cell(r, 'decode_1split')} | "
+                     f"{cell(r, 'prefill')} | {cell(r, 'sdpa')} | {ratio(r, 'prefill')} | {ratio(r, 'sdpa')} | "
+                     f"{host(r, 'decode')} / {host(r, 'sdpa')} |")
+    return rows, ("One decoding step's attention (Tq = 1, bf16): device time in us from CUDA-graph replay, "
+                  "GB/s = K and V bytes / time; host us = Python and launch time per eager call\n" + "\n".join(lines))
+
+
+# models timed by --mode=decode: the recipe, the softmax baseline with only the attention swapped, the baseline
+DECODE_VARIANTS = ["sigmoid", "sigmoid_gpt2arch", "softmax"]
+
+
+def bench_decode(args):
+    """Generation with the KV cache as sample.py runs it (model.generate: prefill the prompt, then one
+    token per step; autocast bf16 on CUDA; temperature 0.8, top_k 200): tokens/s of the sigmoid models
+    (the FlashSigmoid kernel, its split-K decode path for the one-token steps) against the softmax
+    baseline (SDPA), for the 124M shape (random weights), per batch size. Per run: the prefill alone
+    (generate one token) and the whole generation, CUDA-synchronised, median of --decode_reps; decode
+    tokens/s = B * (new - 1) / (whole - prefill). On a CPU (for checking the script: pass small
+    --model_overrides) fp32 and the PyTorch attention path. Writes bench_decode.json / .md under $OUT."""
+    from model import flashsigmoid as fs  # None where Triton is missing
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    P, N = args.prompt_len, args.new_tokens
+    overrides = [f"--{o}" for o in args.model_overrides]
+    rows = []
+    for name in args.decode_variants:
+        cfg_path, extra = TRAIN_VARIANTS[name]
+        torch.manual_seed(0)
+        cfg = model_config(cfg_path, extra + overrides, max(1024, P + N))  # the 124M block, or longer
+        model = GPT(cfg).to(dev).eval()
+        for B in args.decode_batches:
+            idx = torch.randint(cfg.vocab_size, (B, P), device=dev)
+            calls = []  # which path the sigmoid kernel took for the one-token steps
+
+            def run(n):
+                sync()
+                t0 = time.perf_counter()
+                with torch.no_grad(), ctx:
+                    out = model.generate(idx, n, temperature=0.8, top_k=200)
+                sync()
+                assert out.shape == (B, P + n)
+                return time.perf_counter() - t0
+            run(min(N, 4))  # warm-up: compiles, autotunes, the allocator's first blocks
+            if fs is not None:  # one prefill and one step, recording the kernel's decode calls
+                real = fs._decode_fwd
+                fs._decode_fwd = lambda *a: calls.append(a[0].shape[2]) or real(*a)
+                try:
+                    run(2)
+                finally:
+                    fs._decode_fwd = real
+            pre = sorted(run(1) for _ in range(args.decode_reps))[args.decode_reps // 2]
+            whole = sorted(run(N) for _ in range(args.decode_reps))[args.decode_reps // 2]
+            dec = max(whole - pre, 1e-9)
+            path = ("decode kernel" if 1 in calls else "prefill kernel" if cuda and cfg.attention == "sigmoid"
+                    else "SDPA" if cfg.attention == "softmax" else "PyTorch")
+            rows.append(dict(name=name, attention=cfg.attention, B=B, prompt=P, new=N, prefill_ms=pre * 1e3,
+                             decode_ms_per_step=dec / (N - 1) * 1e3 if N > 1 else None,
+                             decode_tok_s=B * (N - 1) / dec if N > 1 else None, total_tok_s=B * N / whole,
+                             path=path))
+            print(rows[-1], flush=True)
+        del model
+        if cuda:
+            torch.cuda.empty_cache()
+    lines = ["| model | attention (path) | B | prefill ms | decode ms/step | decode tokens/s | tokens/s (all) "
+             "| / softmax |", "|---|---|---|---|---|---|---|---|"]
+    base = {r["B"]: r for r in rows if r["name"] == "softmax"}
+    for r in rows:
+        ratio = (f"{r['decode_tok_s'] / base[r['B']]['decode_tok_s']:.2f}"
+                 if r["B"] in base and r is not base[r["B"]] and r["decode_tok_s"] else "")
+        step = "n/a" if r["decode_ms_per_step"] is None else f"{r['decode_ms_per_step']:.2f}"
+        tok = "n/a" if r["decode_tok_s"] is None else f"{r['decode_tok_s']:,.0f}"
+        lines.append(f"| {r['name']} | {r['attention']} ({r['path']}) | {r['B']} | {r['prefill_ms']:.1f} | {step} "
+                     f"| {tok} | {r['total_tok_s']:,.0f} | {ratio} |")
+    head = (f"Generation with the KV cache, prompt {P} + {N} new tokens, "
+            f"{torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}; decode tokens/s "
+            "from the one-token steps alone; / softmax = decode tokens/s against the softmax baseline")
+    table = head + "\n" + "\n".join(lines)
+    attn_rows = attn_table = None
+    if cuda and not args.quick:
+        attn_rows, attn_table = decode_attn(args)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "bench_decode.json"), "w") as f:
+            json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       "argv": sys.argv, "rows": rows, "attn_rows": attn_rows}, f, indent=1)
+        with open(os.path.join(os.environ["OUT"], "bench_decode.md"), "w") as f:
+            f.write(table + "\n" + ("\n" + attn_table + "\n" if attn_table else ""))
+    print()
+    print(table)
+    if attn_table:
+        print()
+        print(attn_table)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", default="attn", choices=["attn", "train", "profile"])
+    ap.add_argument("--mode", default="attn", choices=["attn", "train", "profile", "decode"])
     ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
     ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
                     help="train mode: batch,T pairs (same tokens per step)")
@@ -502,8 +663,20 @@ def main():
     ap.add_argument("--profile_steps", type=int, default=3, help="profile mode: steps profiled")
     ap.add_argument("--profile_warmup", type=int, default=5, help="profile mode: steps before profiling")
     ap.add_argument("--profile_top", type=int, default=15, help="profile mode: kernels listed per model")
+    ap.add_argument("--decode_batches", nargs="*", type=int, default=[1, 32], help="decode mode: batch sizes")
+    ap.add_argument("--prompt_len", type=int, default=64, help="decode mode: prompt tokens")
+    ap.add_argument("--new_tokens", type=int, default=256, help="decode mode: tokens generated")
+    ap.add_argument("--decode_reps", type=int, default=3, help="decode mode: runs per timing (median)")
+    ap.add_argument("--decode_variants", nargs="*", default=DECODE_VARIANTS, choices=list(TRAIN_VARIANTS),
+                    help="decode mode: which models to time")
+    ap.add_argument("--model_overrides", nargs="*", default=[],
+                    help="decode mode: key=value model options over the variant's config (n_layer=2 ...)")
+    ap.add_argument("--decode_attn_shapes", nargs="*",
+                    help="decode mode: B,H,Hkv,Tk,D shapes of the one-step attention table (--quick: none)")
     args = ap.parse_args()
-    if args.mode == "attn":
+    if args.mode == "decode":
+        bench_decode(args)
+    elif args.mode == "attn":
         bench_attn(args)
     elif args.mode == "train":
         bench_train(args)

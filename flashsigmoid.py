@@ -54,6 +54,10 @@ relative) is below the bf16 rounding of p that the P@V product does anyway. The 
 (whose callers want fp32 accuracy), when `flashsigmoid.EXACT_SIGMOID = True`, or per call with
 `sigmoid_attention(..., exact=True)`.
 
+Decoding (Tq <= DECODE_MAX_TQ: a KV cache's one-token steps) takes a split-K forward kernel instead,
+FlashDecoding without its rescaling: the keys split over programs that fill the GPU, the query rows
+of a GQA group share each K/V tile, and the splits' partial outputs simply add up (section Decoding).
+
 Host side, as in Triton's fused-attention tutorial but as custom ops: `sigmoid_attention` validates
 and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd` (`sigmoid_attention_varlen`:
 `fwd_varlen`, `bwd_varlen`); each computes a grid and
@@ -322,7 +326,7 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
 
 @triton.jit
 def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom, stride_dqm,
-                    start_m, num_steps, start_n, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
+                    start_m, num_steps, offs_n, Tq, off_q, scale, hscale, hbias, hslope,
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
@@ -334,7 +338,6 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
     qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
     do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
-    rowT = hslope * (offs_n - start_n).to(tl.float32)
     for _ in range(num_steps):
         if MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
@@ -348,13 +351,14 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
         sT = tl.dot(k, qT, input_precision=DOT_PREC)  # (BLOCK_N, BLOCK_M)
-        if HAS_ALIBI and CAUSAL:  # the forward's row + column split of the ALiBi term (see _half_logits)
-            colT = hbias - hslope * (offs_m + off_q - start_n).to(tl.float32)
-            tT = hscale * sT + rowT[:, None] + colT[None, :]
-        elif HAS_ALIBI:
-            tT = hscale * sT + hbias - hslope * tl.abs(((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32))
-        else:
-            tT = hscale * sT + hbias
+        tT = hscale * sT + hbias
+        if HAS_ALIBI:
+            # (the forward's row + column split of this term measured no faster here, where the
+            # matrix products bound the time, and cost registers: spills at D=128)
+            dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
+            if not CAUSAL:
+                dist = tl.abs(dist)
+            tT = tT - hslope * dist
         pT = _sigmoid_half(tT, FAST)
         if MASK:
             if HAS_WINDOW or VARLEN:  # key j is seen by rows [r_lo, r_hi): window, causal mask, sequence
@@ -451,17 +455,17 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
             hslope = 0.5 * tl.load(Slopes + h)
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, m_lo, n_diag, start_n, offs_j, Tq, off_q, scale, hscale, hbias,
+                                 stride_dqm, m_lo, n_diag, offs_j, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
                                  VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_full, n_full, start_n, offs_j, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_full, n_full, offs_j, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
                                  VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_tail, n_tail, start_n, offs_j, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_tail, n_tail, offs_j, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
                                  VARLEN)
@@ -699,6 +703,11 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no window, so windowed
+    # decoding takes this kernel, whose key loop reads the window's blocks only
+    if Tq <= DECODE_MAX_TQ and not has_window:
+        _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
+        return o
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
              _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
@@ -831,6 +840,196 @@ def _backward_varlen(ctx, do):
 
 
 _fwd_varlen.register_autograd(_backward_varlen, setup_context=_setup_context_varlen)
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding: a split-K forward for short query lengths (KV-cache decoding, a few draft tokens)
+# ----------------------------------------------------------------------------------------------
+#
+# With Tq = 1 the prefill grid, (cdiv(Tq, BLOCK_M), H, B), is B * H programs whose 128-row query
+# tiles hold one real row each: 12 programs on 132 SMs for the 124M model at batch 1, each reading
+# its head's whole cache alone, and the GROUP heads of a GQA group each reading the same keys. A
+# decoding step is bound by reading K and V once; this kernel spreads that read over the GPU:
+#   one program per (key split, kv head, batch) (times row blocks when GROUP * Tq > BLOCK_M): the
+#   keys [split * keys_per_split, (split + 1) * keys_per_split) against all GROUP * Tq query rows
+#   of the kv head, stacked as the rows of one tile (row r = query head r // Tq of the group,
+#   query r % Tq), so K and V are read once for the whole group.
+# Sigmoid has no row normaliser, so the splits' outputs simply add up: FlashDecoding has to keep
+# each split's row max and sum to rescale them; we keep nothing.
+# Combining the splits: with one split the program stores O itself (one launch). Otherwise each
+# writes its fp32 partial into a (splits, B, H, Tq, D) buffer and _decode_reduce_kernel sums the
+# splits in order and casts. Atomic adds into one fp32 buffer would need it zeroed first (a memset
+# launch) and a cast after (another), three launches to these two, and their order of adds varies
+# from run to run; the partials are splits * B * H * Tq * D * 4 bytes (under 100 KB at the
+# splits' target), written and read once. So decoding is bitwise reproducible whatever
+# `deterministic` says: there is no atomic to avoid.
+# Splits: enough that splits * (programs per split) fills the SMs once, but at least
+# DECODE_MIN_SPLIT_KEYS keys each. Splitting a short cache saves a few us of device time at most
+# (bench.py --mode=decode's table has the one-split column) while its reduce is a second launch,
+# which costs the host more than that in eager decoding (Triton's launch: tens of us); on long
+# caches the loads dominate and splitting pays (8192 keys at batch 1: 9 us against the prefill
+# kernel's 60, H200). At batch 32 of the 124M model, 384 programs fill the GPU: one split, no reduce.
+# Dispatch: every Tq <= DECODE_MAX_TQ decodes here, whatever the grid: at such lengths the prefill
+# kernel's query tiles (64-128 rows) are mostly padding and a GQA group reads its keys GROUP times;
+# this kernel was as fast or faster at every shape measured (batch 1 to 32, 320 to 8192 keys).
+# Positions, the causal mask and ALiBi are the prefill kernel's: query row i at absolute position
+# i + Tk - Tq (the last query sees every key), p = 0 where masked, the same fast/exact sigmoid.
+# No autotuning: the key length changes every step (each new bucket would re-tune mid-generation)
+# and a memory-bound loop is not sensitive to the tile; one config per size class, no autotuning
+# also means the kernel can be captured in a CUDA graph on its first call.
+
+DECODE_MAX_TQ = 16  # query lengths up to this take the decode kernel (Tq > 16: the prefill kernel)
+DECODE_MIN_SPLIT_KEYS = 256  # fewest keys per split (see Splits above)
+_NUM_SMS = {}
+
+
+@triton.jit
+def _decode_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q, keys_per_split, n_row_blocks,
+                   stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
+                   stride_vb, stride_vh, stride_vn, stride_os, stride_ob, stride_oh, stride_om,
+                   GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
+                   BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
+                   FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
+                   DOT_PREC: tl.constexpr):
+    # neighbouring programs are the row blocks of one split: they read the same keys (L2 hits)
+    split = tl.program_id(0) // n_row_blocks
+    rb = tl.program_id(0) % n_row_blocks
+    hk = tl.program_id(1)
+    b = tl.program_id(2)
+    offs_r = rb * BLOCK_M + tl.arange(0, BLOCK_M)
+    rmask = offs_r < GROUP * Tq
+    h = hk * GROUP + offs_r // Tq  # each row's query head and query index
+    i = offs_r % Tq
+    offs_d = tl.arange(0, HEAD_DIM)
+    dm = offs_d < D  # HEAD_DIM is D padded to a power of two
+    q_rows = b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh + i.to(tl.int64) * stride_qm
+    q = tl.load(Q + q_rows[:, None] + offs_d[None, :], mask=rmask[:, None] & dm[None, :], other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+    hslope = tl.zeros([BLOCK_M], dtype=tl.float32)
+    if HAS_ALIBI:  # per row: the rows of a tile belong to different heads
+        hslope = 0.5 * tl.load(Slopes + h, mask=rmask, other=0.0)
+    pos = i + off_q  # absolute positions, bottom-right aligned
+    lo = split * keys_per_split
+    hi = tl.minimum(lo + keys_per_split, Tk)
+    offs_n = lo + tl.arange(0, BLOCK_N)
+    k_ptrs = (K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
+              + offs_n[:, None].to(tl.int64) * stride_kn + offs_d[None, :])
+    v_ptrs = (V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
+              + offs_n[:, None].to(tl.int64) * stride_vn + offs_d[None, :])
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    # Every block is masked (the split's end, and the causal mask of the last Tq - 1 keys): a
+    # decoding step is bound by loading K and V, the mask's few integer ops hide under the loads.
+    for _ in range(lo, hi, BLOCK_N):
+        kmask = offs_n < hi
+        k = tl.load(k_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
+        v = tl.load(v_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
+        if UPCAST:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        t = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * hscale + hbias
+        if HAS_ALIBI:
+            dist = (pos[:, None] - offs_n[None, :]).to(tl.float32)
+            if not CAUSAL:
+                dist = tl.abs(dist)
+            t = t - hslope[:, None] * dist
+        p = _sigmoid_half(t, FAST)
+        valid = kmask[None, :]
+        if CAUSAL:
+            valid = valid & (offs_n[None, :] <= pos[:, None])
+        p = tl.where(valid, p, 0.0)  # exact zeros, as in the prefill kernel
+        acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
+        offs_n += BLOCK_N
+        k_ptrs += BLOCK_N * stride_kn
+        v_ptrs += BLOCK_N * stride_vn
+    o_rows = (split.to(tl.int64) * stride_os + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
+              + i.to(tl.int64) * stride_om)
+    tl.store(O + o_rows[:, None] + offs_d[None, :], acc.to(O.dtype.element_ty),
+             mask=rmask[:, None] & dm[None, :])
+
+
+@triton.jit
+def _decode_reduce_kernel(P, O, n_splits, stride_ps, stride_pb, stride_ph, stride_pm,
+                          stride_ob, stride_oh, stride_om, HEAD_DIM: tl.constexpr, D: tl.constexpr):
+    # one program per output row (query, head, batch): the splits' partials summed in split order
+    m = tl.program_id(0)
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    offs_d = tl.arange(0, HEAD_DIM)
+    dm = offs_d < D
+    p_ptrs = P + b.to(tl.int64) * stride_pb + h.to(tl.int64) * stride_ph + m.to(tl.int64) * stride_pm + offs_d
+    acc = tl.zeros([HEAD_DIM], dtype=tl.float32)
+    for _ in range(n_splits):
+        acc += tl.load(p_ptrs, mask=dm, other=0.0)
+        p_ptrs += stride_ps
+    tl.store(O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh + m.to(tl.int64) * stride_om + offs_d,
+             acc.to(O.dtype.element_ty), mask=dm)
+
+
+def _cdiv(a, b):
+    # plain ints: triton.cdiv and triton.next_power_of_2 are ConstexprFunction wrappers in Triton 3.9,
+    # ~4 us a call on the host, which a decoding step (one call per layer per token) would feel
+    return -(-a // b)
+
+
+def _pow2(n):
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _num_sms(device):
+    """Multiprocessors of the device; under the interpreter an H100's/H200's 132, so the CPU tests
+    take the splits the GPU would."""
+    if device.type != "cuda":
+        return 132
+    if device not in _NUM_SMS:
+        _NUM_SMS[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    return _NUM_SMS[device]
+
+
+def _decode_config(head_dim, itemsize, rows):
+    """(BLOCK_M, BLOCK_N, num_stages, num_warps): rows of the tile (the group's GROUP * Tq query rows,
+    at least 16, the tensor cores' smallest m), keys per step. Interpreter: short key steps and at
+    most 32 rows, so that the CPU tests cross several key blocks per split and several row blocks."""
+    if _INTERPRET:
+        return min(max(16, _pow2(rows)), 32), 16, 1, 4
+    max_m, block_n, stages = {"small": (64, 64, 3), "large": (32, 32, 2),
+                              "xl": (32, 32, 1)}[_size_class(head_dim, itemsize)]
+    return min(max(16, _pow2(rows)), max_m), block_n, stages, 4
+
+
+def decode_splits(Tk, programs, block_n, sms):
+    """(splits, keys per split) for `programs` programs per split: enough splits to give every SM one
+    program, as long as each gets DECODE_MIN_SPLIT_KEYS keys; keys_per_split a multiple of block_n."""
+    want = max(1, min(_cdiv(sms, programs), Tk // DECODE_MIN_SPLIT_KEYS))
+    kps = _cdiv(_cdiv(Tk, want), block_n) * block_n
+    return _cdiv(Tk, kps), kps  # no split left empty by the rounding
+
+
+def _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact):
+    """O of a short query (Tq <= DECODE_MAX_TQ) into o by the split-K decode kernel."""
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    m = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
+    # the constexprs this kernel takes, by name: keys that other kernels' features add to _meta stay out
+    meta = {n: m[n] for n in ("GROUP", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "FAST", "UPCAST",
+                              "ROUND_F16", "DOT_PREC")}
+    rows = meta["GROUP"] * Tq
+    block_m, block_n, stages, warps = _decode_config(meta["HEAD_DIM"], q.element_size(), rows)
+    n_rb = _cdiv(rows, block_m)
+    splits, kps = decode_splits(Tk, B * Hkv * n_rb, block_n, _num_sms(q.device))
+    # one split: the programs store O; several: fp32 partials, summed in order by the reduce kernel
+    part = o if splits == 1 else torch.empty(splits, B, H, Tq, D, device=q.device, dtype=torch.float32)
+    pstrides = [0, *o.stride()[:3]] if splits == 1 else part.stride()[:4]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    cfg = {} if _INTERPRET else dict(num_stages=stages, num_warps=warps)
+    _decode_kernel[(splits * n_rb, Hkv, B)](
+        q, k, v, part, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, kps, n_rb,
+        *_strides(q, k, v), *pstrides, **meta, BLOCK_M=block_m, BLOCK_N=block_n, **cfg)
+    if splits > 1:
+        _decode_reduce_kernel[(Tq, H, B)](part, o, splits, *part.stride()[:4], *o.stride()[:3],
+                                          HEAD_DIM=meta["HEAD_DIM"], D=D)
+    return splits
+
 
 
 # ----------------------------------------------------------------------------------------------

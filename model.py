@@ -18,10 +18,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-try:  # the fused Triton kernel; optional (no Triton on macOS/Windows, or no GPU)
+try:  # the fused Triton kernels; optional (no Triton on macOS/Windows, or no GPU)
     import flashsigmoid
+    import qknorm
 except Exception:  # noqa: BLE001 - any import failure means "not available"
-    flashsigmoid = None
+    flashsigmoid = qknorm = None
+# QK-norm through qknorm.py's one-pass kernels (the maths of the nn.RMSNorm modules, whose weights they
+# use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never
+FUSED_QK_NORM = "auto"
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
                norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), init=("paper", "gpt2"))
@@ -176,16 +180,35 @@ def rope(x, pos, theta):
 
 
 class KVCache:
-    """Keys and values of every layer's past positions, for generation."""
+    """Keys and values of every layer's past positions, for generation.
 
-    def __init__(self, n_layer):
-        self.k, self.v, self.pos = [None] * n_layer, [None] * n_layer, 0
+    max_len: each layer's keys and values go into (B, nkv, max_len, hs) buffers allocated at its first
+    update (gpt-fast's static cache); a step writes only its new positions and attention gets views of
+    the filled part. Without it (None) they grow by torch.cat, which copies the whole cache every step:
+    O(T) memory traffic per token and layer, and a fresh allocation each time.
+    Keys are kept in the values' dtype: under autocast the RMSNorm'd keys come out fp32 while the
+    values are bf16, and the kernel and SDPA both take one dtype; casting the new positions once here
+    spares casting the whole cache again at every step."""
 
-    def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions
-        if self.k[layer] is not None:
-            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
-        self.k[layer], self.v[layer] = k, v
-        return k, v
+    def __init__(self, n_layer, max_len=None):
+        self.k, self.v, self.pos, self.max_len = [None] * n_layer, [None] * n_layer, 0, max_len
+
+    def update(self, layer, k, v):  # k, v: (B, nkv, T, hs) of the new positions, which start at self.pos
+        k = k.to(v.dtype)
+        if self.max_len is None:
+            if self.k[layer] is not None:
+                k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+            self.k[layer], self.v[layer] = k, v
+            return k, v
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache of max_len={self.max_len} positions cannot hold {end}")
+        if self.k[layer] is None:
+            B, nkv, _, hs = k.shape
+            self.k[layer], self.v[layer] = (v.new_empty(B, nkv, self.max_len, hs) for _ in range(2))
+        self.k[layer][:, :, self.pos:end] = k
+        self.v[layer][:, :, self.pos:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
@@ -215,9 +238,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, pos, cache=None, layer=0, docs=None):
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
-        q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
-        k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
+        qkv = self.c_attn(x)
+        q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
+        if self.config.qk_norm and qknorm is not None and (FUSED_QK_NORM is True or (FUSED_QK_NORM and x.is_cuda)):
+            # one pass over memory each way, q and k straight from the projection, in v's dtype
+            q, k = qknorm.qk_rmsnorm(qkv[..., :(self.nh + self.nkv) * self.hs], self.q_norm.weight,
+                                     self.k_norm.weight, self.nh, self.nkv, self.q_norm.eps, dtype=v.dtype)
+        else:
+            q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
+            k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
         if self.config.pos_encoding == "rope":
             q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
         # heads as (B, nh, T, hs) views of (B, T, nh, hs) memory: the kernel answers in the same layout,
@@ -252,9 +281,10 @@ class CausalSelfAttention(nn.Module):
                                            training=self.training, stats=self.stats, window=cfg.window,
                                            hide=None if docs is None else other_documents(docs))
         # softmax: SDPA picks the fastest kernel; ALiBi, a window, documents and cached decoding need an
-        # explicit mask (SDPA's is_causal aligns top-left, a KV cache needs bottom-right)
+        # explicit mask (SDPA's is_causal aligns top-left, a KV cache needs bottom-right). A single query
+        # (decoding without ALiBi or a window) is the last position and sees every key: no mask to build.
         mask = None
-        if self.slopes is not None or Tq != Tk or cfg.window is not None or docs is not None:
+        if self.slopes is not None or (Tq != Tk and Tq > 1) or cfg.window is not None or docs is not None:
             dist = distance(Tq, Tk, Tk - Tq, q.device)
             hidden = window_mask(dist, True, cfg.window)
             hidden = hidden if docs is None else hidden | other_documents(docs)
@@ -262,8 +292,8 @@ class CausalSelfAttention(nn.Module):
             if self.slopes is not None:
                 mask = mask - self.slopes.view(-1, 1, 1) * dist  # ([B,] nh, Tq, Tk)
             mask = mask.to(q.dtype)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None,
-                                              enable_gqa=self.nkv != self.nh)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                              is_causal=mask is None and Tq > 1, enable_gqa=self.nkv != self.nh)
 
 
 class MLP(nn.Module):
@@ -439,11 +469,14 @@ class GPT(nn.Module):
         exactly as without the cache."""
         bs = self.config.block_size
         cache = None
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -bs:])
             elif cache is None or cache.pos >= bs:
-                cache = KVCache(self.config.n_layer)
+                # preallocated for the positions this cache will hold: the window, then one per
+                # remaining token up to block_size
+                n = min(idx.size(1), bs)
+                cache = KVCache(self.config.n_layer, max_len=min(bs, n + max_new_tokens - 1 - step))
                 logits, _ = self(idx[:, -bs:], cache=cache)
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)

@@ -104,3 +104,28 @@ def test_docs_kernel_is_the_varlen_kernel_over_documents_of_each_row():
         qs, ks, vs = (t[start:end].transpose(0, 1)[None] for t in packed)
         want = sigmoid_attention_torch(qs, ks, vs, bias=-math.log(T))[0].transpose(0, 1)
         torch.testing.assert_close(got[start:end], want, rtol=1e-5, atol=1e-6)
+
+
+def test_decode_mode_runs_on_cpu_and_writes_its_table(tmp_path, monkeypatch):
+    """--mode=decode end to end on a tiny model (the CPU's PyTorch attention): a row per model and batch
+    with positive tokens/s, the softmax baseline's ratio, the path each took; JSON and table under $OUT."""
+    import json
+    import sys
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--mode=decode", "--decode_batches", "1", "3", "--prompt_len=5",
+                                      "--new_tokens=4", "--decode_reps=1", "--model_overrides", "n_layer=1",
+                                      "n_embd=32", "n_head=2", "vocab_size=64"])
+    bench.main()
+    rows = json.load(open(tmp_path / "bench_decode.json"))["rows"]
+    assert [(r["name"], r["B"]) for r in rows] == [(n, b) for n in bench.DECODE_VARIANTS for b in (1, 3)]
+    for r in rows:
+        assert r["decode_tok_s"] > 0 and r["total_tok_s"] > 0 and r["prefill_ms"] > 0
+        assert r["path"] == ("SDPA" if r["attention"] == "softmax" else "PyTorch")  # no CUDA here
+    table = (tmp_path / "bench_decode.md").read_text()
+    assert "prompt 5 + 4 new tokens" in table
+    lines = [line for line in table.splitlines() if line.startswith("| sigmoid")]
+    base = {r["B"]: r["decode_tok_s"] for r in rows if r["name"] == "softmax"}
+    assert len(lines) == 4
+    for line, r in zip(lines, rows):  # each sigmoid row carries its ratio to the softmax row of its batch size
+        assert line.startswith(f"| {r['name']} |")
+        assert line.endswith(f"| {r['decode_tok_s'] / base[r['B']]:.2f} |"), line

@@ -607,3 +607,140 @@ def test_gpu_torch_compile_fullgraph():
     m.zero_grad()
     m(x).float().square().sum().backward()
     assert torch.allclose(g_c.float(), m.proj.weight.grad.float(), rtol=2e-2, atol=2e-2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding: the split-K kernel for Tq <= DECODE_MAX_TQ
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    """The number of splits of each decode-kernel call: proof of which path the forward took."""
+    calls = []
+    real = flashsigmoid._decode_fwd
+    monkeypatch.setattr(flashsigmoid, "_decode_fwd", lambda *a: calls.append(real(*a)) or calls[-1])
+    return calls
+
+
+# (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype): one token and a few (speculative / chunked) tokens,
+# odd cache lengths, MHA, GQA and MQA (groups of 4 and 8 rows per query: several row blocks), head
+# dims that are and are not powers of two
+DECODE_CASES = [
+    (2, 4, 4, 1, 77, 64, True, True, torch.float32),
+    (1, 4, 1, 1, 131, 16, True, False, torch.float16),
+    (1, 8, 2, 2, 97, 40, True, True, torch.float16),
+    (2, 4, 2, 7, 45, 16, False, True, torch.float32),
+    (1, 8, 1, 7, 63, 40, True, True, torch.float32),
+    (1, 2, 1, 2, 33, 128, False, False, torch.float32),
+    (1, 2, 2, 7, 51, 128, True, True, torch.float16),
+    (1, 4, 4, 16, 40, 16, True, True, torch.float32),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", DECODE_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}".format(
+    *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
+def test_cpu_decode_against_float64(case, decode_calls, monkeypatch):
+    # short splits, so that the CPU-sized caches split several ways and the reduce runs
+    monkeypatch.setattr(flashsigmoid, "DECODE_MIN_SPLIT_KEYS", 16)
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D, alibi=alibi)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)
+    assert len(decode_calls) == 1 and decode_calls[0] > 1, decode_calls  # the decode path, split
+    ref = _ref64(q, k, v, do, causal, bias, slopes)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):  # the backward is the prefill's
+        assert a.shape == b.shape and a.dtype == dtype, name
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+    if dtype == torch.float16:  # the paper's criterion against a same-precision PyTorch version
+        same = sigmoid_attention_torch(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, upcast=False)
+        ek = (got[0].double() - ref[0]).abs().max().item()
+        et = (same.double() - ref[0]).abs().max().item()
+        assert ek <= 2 * et + 1e-3 * max(1.0, ref[0].abs().max().item()), (ek, et)
+    # and the prefill kernel agrees (to rounding: the keys are summed in another order)
+    monkeypatch.setattr(flashsigmoid, "DECODE_MAX_TQ", 0)
+    o_prefill = sigmoid_attention(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes)
+    assert len(decode_calls) == 1
+    assert _rel(got[0], o_prefill) < tol
+
+
+@cpu_only
+def test_cpu_decode_threshold_masked_rows_and_layout(decode_calls):
+    # Tq = DECODE_MAX_TQ decodes, one more prefills; causal rows before the first key (Tq > Tk) are
+    # exactly 0; the output comes back in q's memory order, from strided views as the model passes
+    # them (heads split off (B, T, H, D) memory; keys a view of a longer preallocated cache)
+    B, H, Hkv, D, Tk, L = 1, 4, 2, 16, 9, 24
+    n = flashsigmoid.DECODE_MAX_TQ
+    g = torch.Generator().manual_seed(9)
+    cache = torch.randn(2, B, Hkv, L, D, generator=g)
+    k, v = cache[0, :, :, :Tk], cache[1, :, :, :Tk]
+    slopes = torch.rand(H, generator=g)
+    for Tq, decoded in ((n, True), (n + 1, False)):
+        decode_calls.clear()
+        q = torch.randn(B, Tq, H, D, generator=g).transpose(1, 2)
+        o = sigmoid_attention(q, k, v, bias=-1.0, alibi_slopes=slopes)
+        assert bool(decode_calls) == decoded, (Tq, decode_calls)
+        assert o.stride() == q.stride()
+        ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), bias=-1.0, alibi_slopes=slopes.double())
+        assert _rel(o, ref) < 2e-5
+        assert (o[:, :, : Tq - Tk] == 0).all()  # rows whose absolute position is before key 0
+
+
+@cpu_only
+def test_cpu_decode_is_bitwise_reproducible(decode_calls, monkeypatch):
+    # partials summed in split order, no atomics: the same bits every run, deterministic or not
+    monkeypatch.setattr(flashsigmoid, "DECODE_MIN_SPLIT_KEYS", 16)
+    q, k, v, _, bias, slopes = _inputs(2, 4, 1, 3, 100, 32, torch.float16, seed=4)
+    runs = [sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes, deterministic=d) for d in (True, True, False)]
+    assert decode_calls and min(decode_calls) > 1
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+
+
+def test_decode_splits_fill_the_gpu_with_long_enough_splits():
+    sms, bn, least = 132, 64, flashsigmoid.DECODE_MIN_SPLIT_KEYS
+    for Tk in (1, 63, 64, 65, 320, 1000, 1024, 4097, 32768):
+        for programs in (1, 12, 24, 96, 132, 384):
+            splits, kps = flashsigmoid.decode_splits(Tk, programs, bn, sms)
+            assert splits >= 1 and kps % bn == 0
+            assert (splits - 1) * kps < Tk <= splits * kps, (Tk, programs)  # every split has keys
+            assert (splits - 1) * programs < sms, (Tk, programs)  # no more splits than fill the SMs
+            if splits > 1:  # each split gets its share of keys (the last one the rest)
+                assert kps >= least, (Tk, programs)
+    assert flashsigmoid.decode_splits(320, 12, bn, sms) == (1, 320)  # 124M, batch 1: too short to split
+    assert flashsigmoid.decode_splits(1024, 12, bn, sms) == (4, 256)  # a full 124M block
+    assert flashsigmoid.decode_splits(1024, 384, bn, sms) == (1, 1024)  # batch 32: already 384 programs
+    assert flashsigmoid.decode_splits(8192, 12, bn, sms) == (11, 768)  # long cache: 132 programs
+
+
+GPU_DECODE_CASES = [  # (B, H, Hkv, Tq, Tk, D, causal, alibi)
+    (1, 12, 12, 1, 320, 64, True, True), (32, 12, 12, 1, 320, 64, True, True),
+    (1, 32, 8, 1, 4097, 128, True, True), (2, 32, 1, 1, 8192, 128, True, False),
+    (1, 16, 4, 7, 1001, 96, True, True), (4, 8, 2, 2, 777, 40, False, True),
+    (1, 8, 8, 16, 2048, 256, True, True), (1, 4, 1, 3, 2, 64, True, True),
+]
+
+
+@gpu
+@pytest.mark.parametrize("exact", [False, True], ids=["tanh", "exact"])
+@pytest.mark.parametrize("case", GPU_DECODE_CASES, ids=str)
+def test_gpu_decode_bf16_paper_criterion(case, exact, decode_calls):
+    B, H, Hkv, Tq, Tk, D, causal, alibi = case
+    q, k, v, _, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=Tk, alibi=alibi)
+    o = sigmoid_attention(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact)
+    assert len(decode_calls) == 1
+    ref = sigmoid_attention_torch(q.float(), k.float(), v.float(), causal=causal, bias=bias, alibi_slopes=slopes)
+    same = sigmoid_attention_torch(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, upcast=False)
+    assert torch.isfinite(o).all()
+    ek, et = (o.float() - ref).abs().max().item(), (same.float() - ref).abs().max().item()
+    assert ek <= 2 * et + 1e-3 * max(1.0, ref.abs().max().item()), (ek, et, case)
+    assert torch.equal(o, sigmoid_attention(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_gpu_decode_fp16_fp32(dtype, decode_calls):
+    q, k, v, _, bias, slopes = _inputs(2, 8, 2, 1, 3001, 64, dtype, seed=1)
+    o = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
+    assert decode_calls and decode_calls[0] > 1
+    ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), bias=bias, alibi_slopes=slopes.double())
+    assert _rel(o, ref) < (1e-2 if dtype == torch.float16 else 1e-4)

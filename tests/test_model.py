@@ -812,3 +812,70 @@ def test_rope_rotates_each_position_by_its_own_angle_and_keeps_relative_scores()
         return (rope(q, torch.tensor([i]), 1e4) * rope(k, torch.tensor([j]), 1e4)).sum(-1)
     assert torch.allclose(score(5, 2), score(13, 10), atol=1e-5)  # only i - j matters
     assert not torch.allclose(score(5, 2), score(5, 3), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding: the preallocated KV cache and the kernel's decode path
+
+
+def test_preallocated_kv_cache_matches_growing_one():
+    """KVCache(max_len) hands back the same keys and values as the torch.cat cache, as views of one
+    buffer per layer (no copy of the past positions per step), keys in the values' dtype; writing past
+    max_len raises."""
+    grow, fixed = M.KVCache(2), M.KVCache(2, max_len=9)
+    for T in (5, 1, 1, 2):
+        k = rand(2, 3, T, 4, seed=T, dtype=torch.float64)  # fp32 keys with bf16 values, as under autocast
+        v = rand(2, 3, T, 4, seed=T + 9).to(torch.bfloat16)
+        for layer in (0, 1):
+            a, b = grow.update(layer, k, v), fixed.update(layer, k, v)
+            for x, y in zip(a, b):
+                assert x.dtype == y.dtype == torch.bfloat16 and torch.equal(x, y)
+            assert b[0].data_ptr() == fixed.k[layer].data_ptr() and fixed.k[layer].size(2) == 9
+        grow.pos += T
+        fixed.pos += T
+    with pytest.raises(ValueError, match="max_len=9"):
+        fixed.update(0, k[:, :, :1], v[:, :, :1])
+
+
+def test_generate_preallocates_its_caches(monkeypatch):
+    """generate's caches are preallocated to the positions they will hold (block_size at most), and
+    the tokens are those of the uncached generation, within and past block_size."""
+    made = []
+
+    class Spy(M.KVCache):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+    monkeypatch.setattr(M, "KVCache", Spy)
+    m = make_model(double=True)
+    idx = _prompt()
+    for n in (7, 30):
+        made.clear()
+        out = _generate(m, idx, n)
+        assert torch.equal(out, _generate(m, idx, n, use_cache=False))
+        assert made and all(c.max_len is not None and c.max_len <= m.config.block_size for c in made)
+        assert made[0].max_len == min(m.config.block_size, 5 + n - 1)
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@pytest.mark.parametrize("n_kv", [4, 1], ids=["mha", "mqa"])
+def test_cached_decoding_on_the_kernel(n_kv, monkeypatch):
+    """attn_impl='triton' (the interpreter here): prefill and one-token steps through the KV cache take
+    the kernel's decode path, and each step's logits match the PyTorch path's full forward."""
+    import flashsigmoid
+    calls = []
+    real = flashsigmoid._decode_fwd
+    monkeypatch.setattr(flashsigmoid, "_decode_fwd", lambda *a: calls.append(a[0].shape) or real(*a))
+    torch.manual_seed(0)
+    kernel = GPT(tiny(n_kv_head=n_kv, block_size=32), attn_impl="triton").eval()
+    ref = GPT(tiny(n_kv_head=n_kv, block_size=32), attn_impl="torch").eval()
+    ref.load_state_dict(kernel.state_dict())
+    seq = torch.randint(0, 23, (2, 12), generator=torch.Generator().manual_seed(5))
+    cache = M.KVCache(2, max_len=12)
+    with torch.no_grad():
+        kernel(seq[:, :4], cache=cache)
+        for t in range(4, 12):
+            calls.clear()
+            logits, _ = kernel(seq[:, t:t + 1], cache=cache)
+            assert [s[2] for s in calls] == [1, 1]  # both layers, one query each
+            torch.testing.assert_close(logits, ref(seq[:, :t + 1])[0], rtol=1e-4, atol=1e-4)

@@ -1,0 +1,156 @@
+"""
+QK-norm in one pass over memory: RMSNorm of every query and key head, read straight from the qkv
+projection's output, written in the attention kernel's dtype (Triton, forward and backward).
+
+    forward   r = rsqrt(mean_d x^2 + eps),  y = (x r) w        per row x: one head of one token
+    backward  g = dy w,  dx = r (g - (x r) mean_d(g x r)),  dw = sum_rows dy (x r)
+
+x is the (B, T, (nh + nkv) hs) slice of the projection that holds q and k; rows are (token, head)
+pairs, the first nh heads of a token normalised with wq, the other nkv with wk. One program takes
+BLOCK_R rows. The backward writes dx for q and k into one (B, T, (nh + nkv) hs) tensor, whose
+concatenation with dv is the projection's gradient, and sums dw per program into an fp32 buffer that
+a final (tiny) sum over programs reduces: deterministic, no atomics.
+
+Why a kernel: with nn.RMSNorm per head, torch.compile's GPT-2 step spent about 2 ms (of 34.6) on
+QK-norm: the backward, its weight-gradient reductions (one aten reduce per norm) and the cat into
+the projection's gradient, each a pass over memory (BENCHMARKS.md, profile of 2026-12-02).
+Like flashsigmoid.py, the host side is a pair of custom ops with fake implementations, so
+torch.compile traces through without a graph break; on a CPU the kernels run under
+TRITON_INTERPRET=1 (the tests), otherwise model.py uses nn.RMSNorm.
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+BLOCK_R = 32  # rows (token x head) per program
+
+
+@triton.jit
+def _fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
+                NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
+                BLOCK_R: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.arange(0, HS_PAD)
+    t, h = rows // (NH + NKV), rows % (NH + NKV)
+    is_q = h < NH
+    mask = (rows < n_rows)[:, None] & (cols < HS)[None, :]
+    x = tl.load(X + t[:, None].to(tl.int64) * stride_xt + h[:, None] * HS + cols[None, :], mask=mask,
+                other=0.0).to(tl.float32)
+    r = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / HS + eps)  # (BLOCK_R,)
+    wq = tl.load(Wq + cols, mask=cols < HS, other=0.0).to(tl.float32)
+    wk = tl.load(Wk + cols, mask=cols < HS, other=0.0).to(tl.float32)
+    y = x * r[:, None] * tl.where(is_q[:, None], wq[None, :], wk[None, :])
+    tq = t.to(tl.int64) * (NH * HS) + h * HS
+    tk = t.to(tl.int64) * (NKV * HS) + (h - NH) * HS
+    tl.store(Q + tq[:, None] + cols[None, :], y.to(Q.dtype.element_ty), mask=mask & is_q[:, None])
+    tl.store(K + tk[:, None] + cols[None, :], y.to(K.dtype.element_ty), mask=mask & ~is_q[:, None])
+    tl.store(R + rows, r, mask=rows < n_rows)  # saved for the backward: no second reduction there
+
+
+@triton.jit
+def _bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
+                NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
+                BLOCK_R: tl.constexpr):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.arange(0, HS_PAD)
+    t, h = rows // (NH + NKV), rows % (NH + NKV)
+    is_q = h < NH
+    mask = (rows < n_rows)[:, None] & (cols < HS)[None, :]
+    x = tl.load(X + t[:, None].to(tl.int64) * stride_xt + h[:, None] * HS + cols[None, :], mask=mask,
+                other=0.0).to(tl.float32)
+    r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
+    tq = t.to(tl.int64) * (NH * HS) + h * HS
+    tk = t.to(tl.int64) * (NKV * HS) + (h - NH) * HS
+    dq = tl.load(DQ + tq[:, None] + cols[None, :], mask=mask & is_q[:, None], other=0.0)
+    dk = tl.load(DK + tk[:, None] + cols[None, :], mask=mask & ~is_q[:, None], other=0.0)
+    dy = dq.to(tl.float32) + dk.to(tl.float32)  # each row is either a q or a k head
+    wq = tl.load(Wq + cols, mask=cols < HS, other=0.0).to(tl.float32)
+    wk = tl.load(Wk + cols, mask=cols < HS, other=0.0).to(tl.float32)
+    xr = x * r[:, None]
+    g = dy * tl.where(is_q[:, None], wq[None, :], wk[None, :])
+    dx = r[:, None] * (g - xr * (tl.sum(g * xr, axis=1) / HS)[:, None])
+    # dX is (B, T, (NH + NKV) HS), contiguous
+    tl.store(DX + rows[:, None].to(tl.int64) * HS + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+    dw = dy * xr
+    tl.store(DW + pid * HS_PAD + cols, tl.sum(tl.where(is_q[:, None], dw, 0.0), axis=0))  # (2, programs, HS_PAD)
+    tl.store(DW + (tl.num_programs(0) + pid) * HS_PAD + cols, tl.sum(tl.where(is_q[:, None], 0.0, dw), axis=0))
+
+
+def _shape(x, nh, nkv):
+    B, T, C = x.shape
+    return B, T, C // (nh + nkv), B * T * (nh + nkv)
+
+
+@torch.library.custom_op("qknorm::fwd", mutates_args=())
+def _fwd(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, eps: float,
+         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, T, hs, n = _shape(x, nh, nkv)
+    q, k = x.new_empty(B, T, nh, hs, dtype=dtype), x.new_empty(B, T, nkv, hs, dtype=dtype)
+    r = x.new_empty(n, dtype=torch.float32)
+    _fwd_kernel[(triton.cdiv(n, BLOCK_R),)](x, wq, wk, q, k, r, eps, n, x.stride(1), NH=nh, NKV=nkv, HS=hs,
+                                            HS_PAD=triton.next_power_of_2(hs), BLOCK_R=BLOCK_R)
+    return q, k, r
+
+
+@_fwd.register_fake
+def _(x, wq, wk, nh, nkv, eps, dtype):
+    B, T, hs, n = _shape(x, nh, nkv)
+    return (x.new_empty(B, T, nh, hs, dtype=dtype), x.new_empty(B, T, nkv, hs, dtype=dtype),
+            x.new_empty(n, dtype=torch.float32))
+
+
+@torch.library.custom_op("qknorm::bwd", mutates_args=())
+def _bwd(dq: torch.Tensor, dk: torch.Tensor, x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor,
+         r: torch.Tensor, nh: int, nkv: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, T, hs, n = _shape(x, nh, nkv)
+    dq, dk = dq.contiguous(), dk.contiguous()  # (B, T, H, hs) memory; a no-op for flashsigmoid's grads
+    dx = torch.empty(B, T, (nh + nkv) * hs, device=x.device, dtype=x.dtype)
+    grid = triton.cdiv(n, BLOCK_R)
+    hp = triton.next_power_of_2(hs)
+    dw = torch.empty(2, grid, hp, device=x.device, dtype=torch.float32)
+    _bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), NH=nh, NKV=nkv, HS=hs, HS_PAD=hp,
+                         BLOCK_R=BLOCK_R)
+    return dx, dw[0, :, :hs].sum(0).to(wq.dtype), dw[1, :, :hs].sum(0).to(wk.dtype)
+
+
+@_bwd.register_fake
+def _(dq, dk, x, wq, wk, r, nh, nkv):
+    B, T, hs, n = _shape(x, nh, nkv)
+    return x.new_empty(B, T, (nh + nkv) * hs), wq.new_empty(hs), wk.new_empty(hs)
+
+
+def _setup_context(ctx, inputs, output):
+    x, wq, wk, nh, nkv, eps, dtype = inputs
+    ctx.mark_non_differentiable(output[2])
+    ctx.save_for_backward(x, wq, wk, output[2])
+    ctx.nh, ctx.nkv = nh, nkv
+
+
+def _backward(ctx, dq, dk, dr):
+    x, wq, wk, r = ctx.saved_tensors
+    dx, dwq, dwk = _bwd(dq, dk, x, wq, wk, r, ctx.nh, ctx.nkv)
+    return dx, dwq, dwk, None, None, None, None
+
+
+_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def qk_rmsnorm(x, wq, wk, nh, nkv, eps=1e-5, dtype=None):
+    """RMSNorm of each head of q and of k. x: (B, T, (nh + nkv) * hs), the q and k part of a qkv
+    projection (a slice of it is fine: its last dim must be contiguous); wq, wk: (hs,) gains.
+    Returns q (B, T, nh, hs), k (B, T, nkv, hs) in `dtype` (default x.dtype), as nn.RMSNorm(hs, eps)
+    with weights wq and wk would, computed in fp32."""
+    if x.dim() != 3 or x.shape[-1] % (nh + nkv):
+        raise ValueError(f"x must be (B, T, (nh + nkv) * hs) with nh={nh}, nkv={nkv}; got {tuple(x.shape)}")
+    hs = x.shape[-1] // (nh + nkv)
+    if wq.shape != (hs,) or wk.shape != (hs,):
+        raise ValueError(f"wq and wk must have shape ({hs},); got {tuple(wq.shape)} and {tuple(wk.shape)}")
+    if x.stride(-1) != 1 or x.stride(0) != x.shape[1] * x.stride(1):  # rows are addressed as token * stride
+        x = x.contiguous()
+    q, k, _ = _fwd(x, wq, wk, nh, nkv, float(eps), x.dtype if dtype is None else dtype)
+    return q, k
