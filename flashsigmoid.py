@@ -41,7 +41,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
     diagonal; the dK/dV programs likewise step over the query rows that see their key block only.
     Blocks outside are never read, so the cost grows with the window, not with T. Without a window
-    the kernels compile to what they were before windows existed.
+    (or packed sequences) the kernels compile to what they were before these existed. The decode
+    kernel has no window: windowed decoding takes the prefill kernel, which reads the window only.
   Packed sequences (the VARLEN variant) reuse these loops: the programs tile the packed rows as one
     long sequence (the dense grid, whatever the number of sequences, so cu_seqlens padded with empty
     sequences cost nothing); each row finds its sequence by a binary search of cu_seqlens, which
