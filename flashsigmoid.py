@@ -22,6 +22,16 @@ Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
 There is no D = rowsum(dO * O) preprocessing and O is not read: sigmoid has no normaliser.
 b and the slopes get no gradient. For GQA/MQA, dK and dV of a kv head sum over its query heads.
 
+Attention dropout (dropout_p = p > 0), inverted so that E[O] is the O without dropout:
+    M[b, h, i, j] = uniform(Philox(seed; j, i, h, b)) >= p            the keep mask, P(keep) = 1 - p
+    O = P_drop V,   P_drop = M * P / (1 - p)
+    dV = P_drop^T dO;   dS = P * (1 - P) * M * dP / (1 - p),  dP = dO V^T;   dQ, dK from dS as above
+M is never stored: each kernel regenerates it from the seed with the same _dropout_keep, whose
+Philox-4x32 counter is the element's own (j, i, h, b) (the seed is the key), so it is independent of
+the tiling and of which kernel asks, and no index product can overflow. The 1/(1 - p) is applied once
+to O, dV, and (inside `scale`) dQ and dK, not per element. With p = 0 (HAS_DROPOUT=False) none of it
+is compiled in.
+
 Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   forward, one program per (query block, head, batch): loop over key blocks up to the diagonal
     only, first the blocks that are fully visible (no mask at all), then the diagonal/tail blocks
@@ -138,6 +148,18 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
 
 
 @triton.jit
+def _dropout_keep(seed, b, h, i, j, drop_p):
+    # The keep mask of attention dropout at query rows i, key columns j (broadcastable index tiles,
+    # either orientation): uniform(Philox-4x32-10, key = the 64-bit seed, counter = (j, i, h, b)) >=
+    # drop_p. Every kernel calls this one function, so the forward, dK/dV (transposed tiles) and dQ
+    # regenerate the same bits: element (b, h, i, j)'s number depends on nothing else (not on block
+    # sizes or grid). One counter word per index: no i * Tk + j product that could overflow int32.
+    z = (i + j) * 0
+    r, _, _, _ = tl.philox(seed, j + z, i + z, h + z, b + z)
+    return tl.uint_to_uniform_float(r) >= drop_p
+
+
+@triton.jit
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
               UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
@@ -178,14 +200,18 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
                hscale, hbias, hslope,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
-               lo_r, hi_r, VARLEN: tl.constexpr):
+               ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
+               offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+               wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
                             lo_r, hi_r, VARLEN)
+        if HAS_DROPOUT:  # dropped weights are 0; the 1/(1-p) is applied once to the output
+            offs_n = start_n + tl.arange(0, BLOCK_N)
+            p = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), p, 0.0)
         acc += tl.dot(_for_dot(p, v.dtype, UPCAST, ROUND_F16), v, input_precision=DOT_PREC)
         k_ptrs += BLOCK_N * stride_kn
         v_ptrs += BLOCK_N * stride_vn
@@ -279,7 +305,8 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -306,21 +333,29 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    seed = 0
+    if HAS_DROPOUT:
+        seed = tl.load(Seed)
     if HAS_WINDOW or VARLEN:  # row i sees keys [lo_r, hi_r): blocks outside every row's are skipped
         offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
         lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N)
         acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs, Tk, dm,
                          hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                         ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                         ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                         WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     else:
         lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
                      Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+    if HAS_DROPOUT:  # inverted dropout: E[O] is the O without dropout
+        acc = acc * drop_scale
     tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
              acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
@@ -331,7 +366,8 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr, r_lo, r_hi, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+                    r_lo, r_hi, kshift, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -356,7 +392,10 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
         if HAS_ALIBI:
             # (the forward's row + column split of this term measured no faster here, where the
             # matrix products bound the time, and cost registers: spills at D=128)
-            dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
+            if VARLEN:  # row r sits at r + kshift_j for key j (kshift: j's sequence's alignment)
+                dist = (offs_m[None, :] - (offs_n - kshift)[:, None]).to(tl.float32)
+            else:
+                dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
             if not CAUSAL:
                 dist = tl.abs(dist)
             tT = tT - hslope * dist
@@ -366,8 +405,17 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                 pT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), pT, 0.0)
             elif CAUSAL:
                 pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
-        dv += tl.dot(_for_dot(pT, do.dtype, UPCAST, ROUND_F16), do, input_precision=DOT_PREC)
+        if HAS_DROPOUT:
+            # the forward's mask, regenerated on the transposed tile: dV = P_drop^T dO and only the
+            # kept weights pass gradient; the 1/(1-p) is folded into the final scales
+            keepT = _dropout_keep(seed, b, h, offs_m[None, :], offs_n[:, None], drop_p)
+            dv += tl.dot(_for_dot(tl.where(keepT, pT, 0.0), do.dtype, UPCAST, ROUND_F16), do,
+                         input_precision=DOT_PREC)
+        else:
+            dv += tl.dot(_for_dot(pT, do.dtype, UPCAST, ROUND_F16), do, input_precision=DOT_PREC)
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
+        if HAS_DROPOUT:
+            dpT = tl.where(keepT, dpT, 0.0)
         dsT = _for_dot(pT * (1.0 - pT) * dpT, qT.dtype, UPCAST, ROUND_F16)
         dk += tl.dot(dsT, tl.trans(qT), input_precision=DOT_PREC)
         if ATOMIC_DQ:
@@ -395,8 +443,10 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr, HAS_WINDOW: tl.constexpr,
-                     VARLEN: tl.constexpr):
+                     DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr,
+                     Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                     HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+    # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -429,14 +479,14 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     n_full = tl.maximum(Tq - start_full, 0) // BLOCK_M1
     start_tail = start_full + n_full * BLOCK_M1
     n_tail = (start_tail < Tq).to(tl.int32)
-    r_lo, r_hi, offs_j = 0, 0, offs_n
+    r_lo, r_hi, kshift = 0, 0, 0
     if HAS_WINDOW or VARLEN:
         # Key j is seen by rows [r_lo, r_hi): the block by the union [m_lo, m_hi) of those, all of it
         # by their intersection [f0, f1). Masked steps up to f0, unmasked steps inside [f0, f1),
         # masked steps to m_hi; rows outside are skipped.
         d, r_lo, r_hi = _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
-        if VARLEN:  # row r, key j: ALiBi distance r + d_j - j, each key with its sequence's shift
-            offs_j = offs_n - d
+        if VARLEN:  # row r sits at r + d_j for key j: the ALiBi distance takes each key's shift
+            kshift = d
             off_q = 0
         m_lo = tl.min(r_lo, 0)
         m_hi = tl.max(r_hi, 0)
@@ -446,6 +496,9 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         n_full = tl.maximum(tl.min(r_hi, 0) - start_full, 0) // BLOCK_M1
         start_tail = start_full + n_full * BLOCK_M1
         n_tail = tl.cdiv(tl.maximum(m_hi - start_tail, 0), BLOCK_M1)
+    seed = 0
+    if HAS_DROPOUT:
+        seed = tl.load(Seed)
     for g in range(GROUP):
         h = hk * GROUP + g
         q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
@@ -456,21 +509,23 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
             hslope = 0.5 * tl.load(Slopes + h)
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, m_lo, n_diag, offs_j, Tq, off_q, scale, hscale, hbias,
+                                 stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                                 ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
-                                 VARLEN)
+                                 ROUND_F16, DOT_PREC, ATOMIC_DQ,
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_full, n_full, offs_j, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
-                                 VARLEN)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, start_tail, n_tail, offs_j, Tq, off_q, scale, hscale,
+                                 stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
-                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ, r_lo, r_hi, HAS_WINDOW,
-                                 VARLEN)
+                                 UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
     dk *= scale
+    if HAS_DROPOUT:
+        dv *= drop_scale
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
     tl.store(dk_base + offs_n[:, None].to(tl.int64) * stride_dkn + offs_d[None, :],
@@ -484,8 +539,9 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                   hscale, hbias, hslope,
                   BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
-                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
-                  lo_r, hi_r, VARLEN: tl.constexpr):
+                  ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
+                  offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+                  wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
@@ -493,6 +549,9 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
                             lo_r, hi_r, VARLEN)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
+        if HAS_DROPOUT:  # dropped weights pass no gradient; 1/(1-p) is in `scale`
+            offs_n = start_n + tl.arange(0, BLOCK_N)
+            dp = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), dp, 0.0)
         ds = p * (1.0 - p) * dp
         dq += tl.dot(_for_dot(ds, k.dtype, UPCAST, ROUND_F16), k, input_precision=DOT_PREC)
         k_ptrs += BLOCK_N * stride_kn
@@ -509,7 +568,8 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M2: tl.constexpr,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                   DOT_PREC: tl.constexpr, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                   DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                   HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -538,25 +598,48 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
     v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     dq = tl.zeros([BLOCK_M2, HEAD_DIM], dtype=tl.float32)
+    seed = 0
+    if HAS_DROPOUT:
+        seed = tl.load(Seed)
     if HAS_WINDOW or VARLEN:  # the forward's key blocks: left edge, full blocks, right edge
         offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
         lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N2)
         dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs,
                            Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI, FAST,
-                           UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                           UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                           WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     else:
         lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs,
                        Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
-                       UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                       UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
                        offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
-                       FAST, UPCAST, ROUND_F16, DOT_PREC, WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                       FAST, UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq *= scale
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
+
+
+@triton.jit
+def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride_om,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # The attention kernels' keep mask, materialised (B, H, Tq, Tk) through the same _dropout_keep:
+    # what tests compare the fused kernels against, and a way to inspect a run's mask.
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    seed = tl.load(Seed)
+    out = Out + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
+    for start_n in range(0, Tk, BLOCK_N):
+        keep = _dropout_keep(seed, b, h, offs_m[:, None], (start_n + offs_n)[None, :], drop_p)
+        tl.store(out + offs_m[:, None].to(tl.int64) * stride_om + (start_n + offs_n)[None, :], keep.to(tl.int8),
+                 mask=(offs_m < Tq)[:, None] & (start_n + offs_n < Tk)[None, :])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -610,7 +693,8 @@ def _autotuned(kind, fn):
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
-    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_WINDOW"]
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT",
+           "HAS_WINDOW", "VARLEN"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
         return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
@@ -650,15 +734,23 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_window=False, varlen=False):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_window=False, varlen=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
-    tensor cores' smallest k), the padding masked on loads and stores."""
+    tensor cores' smallest k), the padding masked on loads and stores. HAS_DROPOUT=False compiles the
+    dropout mask away."""
     return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
                 HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
-                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_WINDOW=bool(has_window),
-                VARLEN=bool(varlen))
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout),
+                HAS_WINDOW=bool(has_window), VARLEN=bool(varlen))
+
+
+def _dropout_args(dropout_p, seed, fallback):
+    """The kernels' dropout arguments, by keyword (they close the signatures): without dropout the
+    seed pointer is never read, so any tensor (`fallback`) stands in for it."""
+    return dict(Seed=seed if seed is not None else fallback, drop_p=float(dropout_p),
+                drop_scale=1.0 / (1.0 - dropout_p))
 
 
 def _window_args(wl, wr, causal, Tq, Tk):
@@ -697,6 +789,7 @@ def _strides(*ts):
 @torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
 def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
          causal: bool, bias: float, scale: float, exact: bool, deterministic: bool,
+         dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
          wl: int = -1, wr: int = -1) -> torch.Tensor:
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
@@ -704,35 +797,40 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no window, so windowed
-    # decoding takes this kernel, whose key loop reads the window's blocks only
-    if Tq <= DECODE_MAX_TQ and not has_window:
+    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no dropout (inference
+    # has none) and no window, so a short query with dropout (e.g. a training step on short rows) or
+    # a window takes the prefill kernel, whose key loop reads the window's blocks only
+    if Tq <= DECODE_MAX_TQ and dropout_p == 0.0 and not has_window:
         _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
         return o
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
              _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
-            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window))
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
+             **_dropout_args(dropout_p, seed, q)})
     return o
 
 
 @_fwd.register_fake
-def _(q, k, v, alibi, causal, bias, scale, exact, deterministic, wl=-1, wr=-1):
+def _(q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None, wl=-1, wr=-1):
     return _empty_like(q)
 
 
 @torch.library.custom_op("flashsigmoid::bwd", mutates_args=())
 def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
          alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float, exact: bool,
-         deterministic: bool, wl: int = -1, wr: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         deterministic: bool, dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
+         wl: int = -1, wr: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window)
-    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
+            **_dropout_args(dropout_p, seed, q)}
+    # dropout's 1/(1-p) on dQ and dK rides in `scale`, their last factor (1 exactly without dropout)
+    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
     buckets = (_bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
@@ -748,19 +846,22 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 @_bwd.register_fake
-def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, wl=-1, wr=-1):
+def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None, wl=-1, wr=-1):
     return _empty_like(q), _empty_like(k), _empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, alibi, *args = inputs
-    ctx.save_for_backward(q, k, v, alibi)  # O(T) memory: no T x T tensor is kept
-    ctx.args = args  # causal, bias, scale, exact, deterministic, wl, wr
+    q, k, v, alibi, *args, dropout_p, seed, wl, wr = inputs
+    # O(T) memory: no T x T tensor is kept, not even the dropout mask: the backward regenerates it
+    # from the seed, kept as the forward saw it (the generator may have moved on by then)
+    ctx.save_for_backward(q, k, v, alibi, seed)
+    ctx.args = (*args, dropout_p)  # causal, bias, scale, exact, deterministic, dropout_p
+    ctx.window = (wl, wr)
 
 
 def _backward(ctx, do):
-    q, k, v, alibi = ctx.saved_tensors
-    return *_bwd(do, q, k, v, alibi, *ctx.args), *[None] * (1 + len(ctx.args))
+    q, k, v, alibi, seed = ctx.saved_tensors
+    return *_bwd(do, q, k, v, alibi, *ctx.args, seed, *ctx.window), *[None] * 10
 
 
 _fwd.register_autograd(_backward, setup_context=_setup_context)
@@ -779,7 +880,8 @@ def _packed(*ts):
 @torch.library.custom_op("flashsigmoid::fwd_varlen", mutates_args=())
 def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
                 max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
-                exact: bool, deterministic: bool, wl: int, wr: int) -> torch.Tensor:
+                exact: bool, deterministic: bool, dropout_p: float, seed: Optional[torch.Tensor], wl: int,
+                wr: int) -> torch.Tensor:
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     o = q.new_empty(q.shape)
     (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
@@ -789,28 +891,30 @@ def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.T
     _launch("fwd", Tq, (H, 1),
             (q4, k4, v4, o4, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, o4),
              _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
-            _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window, varlen=True))
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+             **_dropout_args(dropout_p, seed, q)})
     return o
 
 
 @_fwd_varlen.register_fake
-def _(q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, wl, wr):
+def _(q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr):
     return q.new_empty(q.shape)
 
 
 @torch.library.custom_op("flashsigmoid::bwd_varlen", mutates_args=())
 def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
                 cu_k: torch.Tensor, max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool,
-                bias: float, scale: float, exact: bool, deterministic: bool, wl: int,
-                wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                bias: float, scale: float, exact: bool, deterministic: bool, dropout_p: float,
+                seed: Optional[torch.Tensor], wl: int, wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
     (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, has_window, varlen=True)
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+            **_dropout_args(dropout_p, seed, q)}
     q4, k4, v4, do4, dq4, dk4, dv4 = _packed(q, k, v, do, dq, dk, dv)
-    common = (scale, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
+    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
     buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
     atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN  # as the dense backward
     acc4 = _packed(torch.zeros(q.shape, device=q.device, dtype=torch.float32))[0] if atomic else dq4
@@ -824,20 +928,23 @@ def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
 
 
 @_bwd_varlen.register_fake
-def _(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, wl, wr):
+def _(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed,
+      wl, wr):
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
 def _setup_context_varlen(ctx, inputs, output):
-    q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args = inputs
-    ctx.save_for_backward(q, k, v, cu_q, cu_k, alibi)
+    q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args, seed, wl, wr = inputs
+    ctx.save_for_backward(q, k, v, cu_q, cu_k, alibi, seed)  # the dropout seed as the forward saw it
     ctx.args, ctx.n_inputs = (max_q, max_k, *args), len(inputs)
+    ctx.window = (wl, wr)
 
 
 def _backward_varlen(ctx, do):
-    q, k, v, cu_q, cu_k, alibi = ctx.saved_tensors
-    max_q, max_k, *args = ctx.args
-    return *_bwd_varlen(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args), *[None] * (ctx.n_inputs - 3)
+    q, k, v, cu_q, cu_k, alibi, seed = ctx.saved_tensors
+    max_q, max_k, *args = ctx.args  # ..., deterministic, dropout_p
+    return (*_bwd_varlen(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args, seed, *ctx.window),
+            *[None] * (ctx.n_inputs - 3))
 
 
 _fwd_varlen.register_autograd(_backward_varlen, setup_context=_setup_context_varlen)
@@ -1090,8 +1197,55 @@ def _window(window):
     return int(window[0]), int(window[1])
 
 
+def _check_dropout(dropout_p, seed):
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be a number in [0, 1), got {dropout_p!r}")
+    if isinstance(seed, torch.Tensor):
+        if seed.numel() != 1 or seed.dtype.is_floating_point or seed.dtype.is_complex or seed.dtype == torch.bool:
+            raise ValueError(f"seed must be an int or an integer tensor of one element, got a {seed.dtype} "
+                             f"tensor of shape {tuple(seed.shape)}")
+    elif seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be None, an int or an integer tensor of one element, got {type(seed).__name__}")
+    elif isinstance(seed, int) and not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+
+
+def new_seed(device):
+    """A dropout seed drawn from torch's default generator of `device`: what seed=None uses. A 0-d int64
+    tensor on the device, so no host round trip and nothing for torch.compile to break the graph on,
+    and CUDA-graph replays draw afresh; torch.manual_seed (and train.py's saved RNG states) fix it."""
+    return torch.randint(0, 2 ** 63 - 1, (), dtype=torch.int64, device=device)
+
+
+def _seed_tensor(seed, device):
+    if seed is None:
+        return new_seed(device)
+    if isinstance(seed, torch.Tensor):
+        return seed.reshape(()).to(device=device, dtype=torch.int64)
+    return torch.tensor(seed, dtype=torch.int64, device=device)
+
+
+def dropout_mask(seed, B, H, Tq, Tk, dropout_p, device):
+    """The keep mask (bool, (B, H, Tq, Tk)) that sigmoid_attention(..., dropout_p, seed) applies to
+    its weights, computed by the kernels' own _dropout_keep: for tests against the materialised
+    reference (model.sigmoid_attention_torch(..., dropout_mask=...)) and for inspecting a run."""
+    _check_dropout(dropout_p, seed)
+    if seed is None:
+        raise ValueError("dropout_mask needs the seed whose mask it materialises, got None")
+    if min(B, H, Tq, Tk) < 1 or max(H, B) > 65535:
+        raise ValueError(f"bad shape B={B}, H={H}, Tq={Tq}, Tk={Tk}")
+    device = torch.device(device)
+    if device.type != "cuda" and not _INTERPRET:
+        raise ValueError(f"dropout_mask needs a CUDA device or TRITON_INTERPRET=1 set before import; got {device}")
+    out = torch.empty(B, H, Tq, Tk, dtype=torch.int8, device=device)
+    grid = (triton.cdiv(Tq, 32), H, B)
+    _dropout_mask_kernel[grid](_seed_tensor(seed, device), out, Tq, Tk, float(dropout_p), *out.stride()[:3],
+                               BLOCK_M=32, BLOCK_N=64)
+    return out.view(torch.bool)
+
+
 def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slopes=None, exact=None,
-                      deterministic=None, window=None):
+                      deterministic=None, dropout_p=0.0, seed=None, window=None):
     """Sigmoid attention O = sigmoid(scale * q k^T + bias + ALiBi) v, fused (see module docstring).
 
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0, any D from 1 to 256 (tiles are D padded to
@@ -1102,6 +1256,12 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
     Tk >= ATOMIC_DQ_MIN_LEN, dQ summed with atomic adds by the dK/dV programs (5 products, faster
     there), whose order varies from run to run, as in FlashAttention's and cuDNN's default backward. Any strides are accepted (a last dim that is not contiguous is copied).
+    dropout_p: attention dropout on the weights, O = (keep * sigmoid(S) / (1 - dropout_p)) V, in [0, 1);
+    0 runs the kernels without any dropout code. seed: the Philox key (int in [0, 2**63) or a
+    one-element integer tensor); the mask is a function of (seed, b, h, i, j) only, so the same seed
+    gives the same mask and dropout_mask(seed, ...) shows it. None (default) draws one from torch's
+    generator of q's device (see new_seed): reproducible under torch.manual_seed. Read only when
+    dropout_p > 0; the forward's seed is kept for the backward.
     window: None, or (left, right) as FlashAttention's window_size: query i (at absolute position
     i + Tk - Tq) sees keys i - left <= j <= i + right, -1 = unlimited on that side; causal makes
     right 0. Key blocks outside every row's window are skipped: the cost grows with the window, not T.
@@ -1115,18 +1275,23 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
                                              and q.dim() == 4) else scale
     scale = float(scale) if scale is not None else 1.0
     _check(q, k, v, alibi_slopes, bias, scale)
+    _check_dropout(dropout_p, seed)
+    dropout_p = float(dropout_p)
+    # no dropout: no seed drawn either, so a dropout_p=0 call leaves torch's RNG stream untouched
+    seed = _seed_tensor(seed, q.device) if dropout_p > 0 else None
     if alibi_slopes is not None:
         alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
     # fp32 callers asked for fp32 accuracy: tanh.approx (~5e-4 relative) would dominate their error
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()
-    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), wl, wr)
+    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), dropout_p, seed,
+                wl, wr)
 
 
 def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *, causal=True,
                              bias=None, scale=None, alibi_slopes=None, window=None, exact=None, deterministic=None,
-                             check=True):
+                             dropout_p=0.0, seed=None, check=True):
     """sigmoid_attention over packed sequences of different lengths, as flash_attn_varlen_func.
 
     q: (total_q, H, D); k, v: (total_k, Hkv, D); cu_seqlens_q, cu_seqlens_k: int32 (B + 1,), the
@@ -1137,7 +1302,8 @@ def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, 
     bias: default -ln(max_seqlen_k). max_seqlen_*: the longest sequence (the bias default, the
     autotuning bucket and the backward's mode use it; the kernels do not need it). check=True reads
     cu_seqlens on the host once to name a bad one (a device sync); check=False trusts them.
-    Other arguments as sigmoid_attention. Returns (total_q, H, D).
+    dropout: the mask of (seed, 0, h, i, j) with i, j the packed row and key (dropout_mask(seed, 1, H,
+    total_q, total_k, ...) shows it). Other arguments as sigmoid_attention. Returns (total_q, H, D).
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor) or t.dim() != 3:
@@ -1169,16 +1335,20 @@ def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, 
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     _check(q4, k4, v4, alibi_slopes, bias, scale)
     wl, wr = _window(window)
+    _check_dropout(dropout_p, seed)
+    dropout_p = float(dropout_p)
+    seed = _seed_tensor(seed, q.device) if dropout_p > 0 else None
     if alibi_slopes is not None:
         alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()
     return _fwd_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, alibi_slopes, bool(causal),
-                       bias, scale, exact, bool(deterministic), wl, wr)
+                       bias, scale, exact, bool(deterministic), dropout_p, seed, wl, wr)
 
 
-__all__ = ["sigmoid_attention", "sigmoid_attention_varlen", "EXACT_SIGMOID", "AUTOTUNE"]
+__all__ = ["sigmoid_attention", "sigmoid_attention_varlen", "dropout_mask", "new_seed", "EXACT_SIGMOID",
+           "AUTOTUNE"]
 
 
 if __name__ == "__main__":
@@ -1206,5 +1376,17 @@ if __name__ == "__main__":
                 for a, b in zip((o,) + g, (o_ref,) + g_ref)]
         print(f"B={B} H={H} Hkv={Hkv} Tq={Tq} Tk={Tk} D={D} causal={causal}: rel err o/dq/dk/dv "
               + " ".join(f"{e:.2e}" for e in errs))
+        assert all(e < (2e-2 if dt == torch.bfloat16 else 1e-4) for e in errs), errs
+        # attention dropout: the reference with the kernel's own keep mask
+        p, seed = 0.2, 1234
+        o = sigmoid_attention(q, k, v, causal=causal, alibi_slopes=sl, dropout_p=p, seed=seed)
+        g = torch.autograd.grad(o, (q, k, v), do)
+        mask = dropout_mask(seed, B, H, Tq, Tk, p, dev)
+        o_ref = sigmoid_attention_torch(q, k, v, causal=causal, bias=-math.log(Tk), alibi_slopes=sl, dropout_p=p,
+                                        dropout_mask=mask)
+        g_ref = torch.autograd.grad(o_ref, (q, k, v), do)
+        errs = [((a.float() - b.float()).norm() / b.float().norm()).item()
+                for a, b in zip((o,) + g, (o_ref,) + g_ref)]
+        print(f"  dropout p={p}: rel err o/dq/dk/dv " + " ".join(f"{e:.2e}" for e in errs))
         assert all(e < (2e-2 if dt == torch.bfloat16 else 1e-4) for e in errs), errs
     print("ok")

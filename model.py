@@ -135,7 +135,8 @@ def window_mask(dist, causal, window):
 
 
 def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
-                            upcast=True, dropout_p=0.0, training=False, stats=None, window=None, hide=None):
+                            upcast=True, dropout_p=0.0, training=False, stats=None, dropout_mask=None, window=None,
+                            hide=None):
     """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
     flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
     normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
@@ -145,7 +146,10 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
     window = (left, right): query i sees only keys i - left <= j <= i + right (-1 = unlimited), the
     others at -inf as the future ones; hide: a bool tensor broadcastable to (B, nh, Tq, Tk), True
     where a key is hidden too (other documents). A dict `stats` receives the largest row mass
-    sum_j p_ij (softmax's is always 1)."""
+    sum_j p_ij (softmax's is always 1).
+    Dropout on the weights p: F.dropout(p, dropout_p, training), or, given `dropout_mask` (bool,
+    broadcastable to (B, nh, Tq, Tk), True = keep; the kernel's own is flashsigmoid.dropout_mask), that
+    mask with the same 1/(1 - dropout_p) scaling, training or not: the reference of the kernel's dropout."""
     B, nh, Tq, hs = q.shape
     Tk = k.size(2)
     if k.size(1) != nh:  # GQA: share each kv head among its group of query heads
@@ -164,7 +168,10 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
     p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
-    p = F.dropout(p, dropout_p, training)
+    if dropout_mask is not None:
+        p = torch.where(dropout_mask.to(p.device), p / (1 - dropout_p), 0.0)
+    else:
+        p = F.dropout(p, dropout_p, training)
     return (p @ v.to(f)).to(v.dtype)
 
 
@@ -215,16 +222,14 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config, attn_impl="auto"):
         super().__init__()
-        # attn_impl, a run-time choice: 'triton' = the FlashSigmoid kernel, 'torch' = sigmoid_attention_torch,
-        # 'auto' = the kernel on CUDA where it applies (no stats, no dropout while training), else PyTorch
+        # attn_impl, a run-time choice: 'triton' = the FlashSigmoid kernel (attention dropout included),
+        # 'torch' = sigmoid_attention_torch, 'auto' = the kernel on CUDA where it applies (not while
+        # attention_stats runs), else PyTorch
         if attn_impl not in ("auto", "triton", "torch"):
             raise ValueError(f"attn_impl={attn_impl!r} is not one of ('auto', 'triton', 'torch')")
         if attn_impl == "triton" and (config.attention != "sigmoid" or flashsigmoid is None):
             raise ValueError("attn_impl='triton' needs attention='sigmoid' and an importable flashsigmoid "
                              "(Triton installed)")
-        if attn_impl == "triton" and config.dropout > 0:
-            raise ValueError(f"attn_impl='triton' with dropout={config.dropout}: the kernel has no attention "
-                             "dropout; attn_impl='auto' uses the PyTorch path while training with dropout")
         self.attn_impl = attn_impl
         self.nh, self.nkv, self.hs = config.n_head, config.n_kv_head, config.n_embd // config.n_head
         self.c_attn = nn.Linear(config.n_embd, (self.nh + 2 * self.nkv) * self.hs, bias=config.bias)
@@ -266,17 +271,19 @@ class CausalSelfAttention(nn.Module):
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
             if self.stats is None and (self.attn_impl == "triton" or (self.attn_impl == "auto" and q.is_cuda
-                                                                     and flashsigmoid is not None and drop == 0.0)):
-                # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel
+                                                                     and flashsigmoid is not None)):
+                # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel.
+                # Its dropout seed comes from torch's generator (seed=None), which train.py seeds and
+                # checkpoints, so runs stay reproducible and resume exactly as on the PyTorch path.
                 q, k = q.to(v.dtype), k.to(v.dtype)
                 if docs is not None:  # the documents of the flattened batch as packed sequences
                     packed = [t.transpose(1, 2).reshape(B * t.size(2), t.size(1), hs) for t in (q, k, v)]
                     y = flashsigmoid.sigmoid_attention_varlen(*packed, docs.cu, docs.cu, Tq, Tk, causal=True,
                                                               bias=cfg.attn_bias, alibi_slopes=self.slopes,
-                                                              window=cfg.window, check=False)
+                                                              window=cfg.window, dropout_p=drop, check=False)
                     return y.view(B, Tq, self.nh, hs).transpose(1, 2)
-                return flashsigmoid.sigmoid_attention(q, k, v, causal=True,
-                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes, window=cfg.window)
+                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                                                      dropout_p=drop, window=cfg.window)
             return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
                                            training=self.training, stats=self.stats, window=cfg.window,
                                            hide=None if docs is None else other_documents(docs))

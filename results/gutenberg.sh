@@ -9,6 +9,8 @@
 #                                                   # sigmoid and softmax also with EXTRA_SEEDS
 #   ONLY="sigmoid softmax" bash results/gutenberg.sh   # just these rows (names below)
 #   OUT_ROOT=/tmp/g bash results/gutenberg.sh --max_iters=100   # extra args go to every train.py
+#   ONLY="sigmoid@5e-4 sigmoid@2e-3 softmax_alibi@2e-3" bash results/gutenberg.sh   # NAME@LR: that run at
+#                                                   # learning rate LR (issue 12's sweep; out dir -lrLR)
 # Needs data/gutenberg with test.bin (see configs/gutenberg.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,17 +26,27 @@ declare -A ARGS=(
   [prenorm]="--norm=pre"
   [rope]="--pos_encoding=rope"
   [noqknorm]="--qk_norm=False"
+  # issue 12's controls and candidates (each beside sigmoid / softmax_alibi at the tuned LR)
+  [softmax_prenorm]="--attention=softmax --norm=pre"             # softmax, same recipe but pre-norm
+  [warmup300]="--warmup_iters=300"
+  [ls1e-4]="--layerscale=1e-4"
+  [ls0.1]="--layerscale=0.1"
+  [long]="--max_iters=3000 --lr_decay_iters=3000"               # 3x the tokens
+  [softmax_alibi_long]="--attention=softmax --max_iters=3000 --lr_decay_iters=3000"
+  [torchattn]="--attn_impl=torch"                                # the materialised attention, not the kernel
+  [perhead]="--sigmoid_bias=per_head"                            # b_h from each ALiBi head's reach
 )
 NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
 if [ -n "${ONLY:-}" ]; then
-  for n in $ONLY; do [ -n "${ARGS[$n]+x}" ] || { echo "unknown run '$n' in ONLY (one of ${NAMES[*]})"; exit 1; }; done
+  for n in $ONLY; do [ -n "${ARGS[${n%%@*}]+x}" ] || { echo "unknown run '$n' in ONLY (one of ${!ARGS[*]}, each optionally @LR)"; exit 1; }; done
   read -r -a NAMES <<< "$ONLY"
 fi
 runs=()
 for s in ${SEEDS:-1337}; do for name in "${NAMES[@]}"; do runs+=("$name:$s"); done; done
 for s in ${EXTRA_SEEDS:-}; do for n in sigmoid softmax; do [[ " ${NAMES[*]} " == *" $n "* ]] && runs+=("$n:$s"); done; done
 
-outdir() { local n=${1%%:*} s=${1##*:}; echo "$OUT_ROOT/out-gutenberg-$n$([ "$s" = 1337 ] || echo "-s$s")"; }
+outdir() { local n=${1%%:*} s=${1##*:}; local b=${n%%@*}; echo "$OUT_ROOT/out-gutenberg-$b$([[ $n == *@* ]] && echo "-lr${n#*@}")$([ "$s" = 1337 ] || echo "-s$s")"; }
+args() { local n=${1%%:*}; echo "${ARGS[${n%%@*}]}$([[ $n == *@* ]] && echo " --learning_rate=${n#*@}")"; }
 
 run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel; stops on a failure
   local failed; failed=$(mktemp)
@@ -57,13 +69,13 @@ run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel;
 train_cmd() {
   local n=${1%%:*} s=${1##*:} out; out=$(outdir "$1")
   mkdir -p "$out"; rm -f "$out/log.jsonl"  # a fresh log; train.py replaces ckpt.pt atomically at its first evaluation
-  echo "python train.py configs/gutenberg.py ${ARGS[$n]} --seed=$s --log_attn_norm=True --out_dir=$out ${EXTRA[*]} >> $out/stdout.txt 2>&1"
+  echo "python train.py configs/gutenberg.py $(args "$1") --seed=$s --log_attn_norm=True --out_dir=$out ${EXTRA[*]} >> $out/stdout.txt 2>&1"
 }
 eval_cmd() {  # the best checkpoint, once: val and test at T; val at 2T and 4T where positions extrapolate
   local n=${1%%:*} out; out=$(outdir "$1")
-  local e="python train.py configs/gutenberg.py ${ARGS[$n]} --out_dir=$out --init_from=resume --eval_only=True --compile=False --eval_iters=$EVAL_ITERS"
+  local e="python train.py configs/gutenberg.py $(args "$1") --out_dir=$out --init_from=resume --eval_only=True --compile=False --eval_iters=$EVAL_ITERS"
   local c="$e --eval_block_size=$T --batch_size=$((EVAL_TOKENS / T)) --eval_splits=val,test"
-  if [ "$n" != softmax ]; then  # learned positions stop at block_size
+  if [ "${n%%@*}" != softmax ]; then  # learned positions stop at block_size
     for L in $((2 * T)) $((4 * T)); do c="$c && $e --eval_block_size=$L --batch_size=$((EVAL_TOKENS / L)) --eval_splits=val"; done
   fi
   echo "( $c ) >> $out/stdout.txt 2>&1"

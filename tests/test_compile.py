@@ -26,6 +26,18 @@ def test_model_with_kernel_traces_to_one_graph(pos_encoding):
     assert ex.graph_count == 1
 
 
+def test_model_with_kernel_dropout_traces_to_one_graph():
+    """Training with attention dropout on the kernel: its seed, drawn from torch's generator as a
+    device tensor, keeps the model one graph (no .item(), no break)."""
+    torch.manual_seed(0)
+    cfg = M.GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=2, n_kv_head=1, n_embd=32, dropout=0.1)
+    m = M.GPT(cfg, attn_impl="triton").to(DEV).train()
+    x = torch.randint(0, 64, (2, 32), device=DEV)
+    ex = torch._dynamo.explain(m)(x, x)
+    assert ex.graph_break_count == 0, ex.break_reasons
+    assert ex.graph_count == 1
+
+
 def test_compiled_kernel_step_matches_reference_attention():
     """A fullgraph-compiled forward+backward through the kernel's custom op gives the loss and
     gradients of the eager model on the PyTorch reference attention."""

@@ -219,14 +219,17 @@ def _varlen_inputs(lq, lk, H, Hkv, D, dtype, seed, alibi=True, device=DEV):
     return packed(q), packed(k), packed(v), packed(do), bias, slopes, _cu(lq, device), _cu(lk, device)
 
 
-def _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window=None):
-    """Each sequence through the dense float64 reference on its own, the results packed again."""
+def _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window=None, mask=None, p=0.0):
+    """Each sequence through the dense float64 reference on its own, the results packed again; mask:
+    dropout's keep mask over the packed rows and keys, (1, H, total_q, total_k)."""
     def fn(q, k, v):
         outs = []
         for s in range(len(cu_q) - 1):
             qs, ks, vs = (t[c[s]:c[s + 1]].transpose(0, 1)[None] for t, c in ((q, cu_q), (k, cu_k), (v, cu_k)))
+            ms = None if mask is None else mask[:, :, cu_q[s]:cu_q[s + 1], cu_k[s]:cu_k[s + 1]]
             outs.append(sigmoid_attention_torch(qs, ks, vs, causal=causal, bias=bias, window=window,
-                                                alibi_slopes=None if slopes is None else slopes.double())[0].transpose(0, 1))
+                                                alibi_slopes=None if slopes is None else slopes.double(),
+                                                dropout_p=p, dropout_mask=ms)[0].transpose(0, 1))
         return torch.cat(outs)
     return _run(lambda a, b, c, **kw: fn(a, b, c), q.double(), k.double(), v.double(), do.double())
 
@@ -284,10 +287,12 @@ def test_cpu_varlen_of_equal_lengths_is_the_dense_batch_and_bias_defaults_to_max
 def test_cpu_varlen_custom_ops_pass_opcheck_and_compile_without_graph_breaks():
     q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs([7, 12], [9, 12], 2, 1, 16, torch.float32, seed=4)
     torch.library.opcheck(torch.ops.flashsigmoid.fwd_varlen.default,
-                          (q.requires_grad_(True), k, v, cu_q, cu_k, 12, 12, slopes, True, bias, 0.25, True, False, 3, -1),
+                          (q.requires_grad_(True), k, v, cu_q, cu_k, 12, 12, slopes, True, bias, 0.25, True, False, 0.2,
+                           torch.tensor(7), 3, -1),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     torch.library.opcheck(torch.ops.flashsigmoid.bwd_varlen.default,
-                          (do, q.detach(), k, v, cu_q, cu_k, 12, 12, None, False, bias, 0.25, True, False, -1, -1),
+                          (do, q.detach(), k, v, cu_q, cu_k, 12, 12, None, False, bias, 0.25, True, False, 0.0, None,
+                           -1, -1),
                           test_utils=("test_schema", "test_faketensor"))
 
     def f(q, k, v):
@@ -448,16 +453,19 @@ def test_gpu_device_mismatch():
 # GPU: bf16 against an fp32 reference, with the paper's criterion
 # ---------------------------------------------------------------------------------------------
 
-def _check_paper(case, exact, seed=0, window=None):
+def _check_paper(case, exact, seed=0, dropout_p=0.0, deterministic=None, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=seed, alibi=alibi)
+    # with dropout, the references apply the kernel's own mask (dropout_mask of the same seed)
+    mask = flashsigmoid.dropout_mask(seed, B, H, Tq, Tk, dropout_p, DEV) if dropout_p else None
+    drop = dict(dropout_p=dropout_p, dropout_mask=mask, window=window)
     got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact,
-               window=window)
+               dropout_p=dropout_p, seed=seed, deterministic=deterministic, window=window)
     ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
-                                                             window=window),
+                                                             **drop),
                q.float(), k.float(), v.float(), do.float())
     same = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
-                                                              upcast=False, window=window),
+                                                              upcast=False, **drop),
                 q, k, v, do)
     for name, a, s, r in zip(("o", "dq", "dk", "dv"), got, same, ref):
         assert torch.isfinite(a).all(), name
@@ -561,8 +569,16 @@ def test_custom_op_passes_torch_library_opcheck():
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     torch.library.opcheck(torch.ops.flashsigmoid.bwd.default, (do, q.detach(), k, v, None, True, bias, 0.25, True, False),
                           test_utils=("test_schema", "test_faketensor"))
+    seed = torch.tensor(5)  # with dropout: the seed tensor goes in, is saved, and gets no gradient
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default,
+                          (q, k, v, slopes, True, bias, 0.25, True, False, 0.3, seed),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.flashsigmoid.bwd.default,
+                          (do, q.detach(), k, v, None, True, bias, 0.25, True, False, 0.3, seed),
+                          test_utils=("test_schema", "test_faketensor"))
     # with a window (the two trailing ints)
-    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default, (q, k, v, slopes, False, bias, 0.25, True, False, 3, 2),
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default,
+                          (q, k, v, slopes, False, bias, 0.25, True, False, 0.0, None, 3, 2),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
 
 
@@ -744,3 +760,320 @@ def test_gpu_decode_fp16_fp32(dtype, decode_calls):
     assert decode_calls and decode_calls[0] > 1
     ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), bias=bias, alibi_slopes=slopes.double())
     assert _rel(o, ref) < (1e-2 if dtype == torch.float16 else 1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention dropout: the kernels against the float64 reference with the kernels' own keep mask
+# (flashsigmoid.dropout_mask), the mask's independence of tiling, its statistics, reproducibility
+# ---------------------------------------------------------------------------------------------
+
+def _ref64_drop(q, k, v, do, causal, bias, slopes, mask, p):
+    return _run(lambda a, b, c, **kw: sigmoid_attention_torch(
+        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double(),
+        dropout_p=p, dropout_mask=mask), q.double(), k.double(), v.double(), do.double())
+
+
+# (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype, dropout_p)
+DROP_CASES = [
+    (2, 2, 2, 17, 17, 32, True, True, torch.float32, 0.1),
+    (1, 4, 2, 70, 45, 40, True, True, torch.float16, 0.5),  # Tq > Tk, GQA, padded head dim
+    (1, 4, 1, 33, 97, 64, False, True, torch.float32, 0.3),  # Tq < Tk, MQA, not causal
+    (1, 2, 2, 1, 53, 16, True, False, torch.float16, 0.2),  # a decode row
+    (1, 2, 1, 113, 113, 16, False, False, torch.float32, 0.9),
+    (1, 2, 2, 129, 129, 16, True, True, torch.float16, 0.25),  # several diagonal / full blocks
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", DROP_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}p{}".format(
+    *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:], c[9]))
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_dropout_against_float64(case, deterministic):
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype, p = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
+    seed = 99991 * Tq + Tk
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes,
+               deterministic=deterministic, dropout_p=p, seed=seed)
+    mask = flashsigmoid.dropout_mask(seed, B, H, Tq, Tk, p, DEV)
+    ref = _ref64_drop(q, k, v, do, causal, bias, slopes, mask, p)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert a.shape == b.shape and a.dtype == dtype, name
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+    # the mask matters: without it (or with another seed's) the same comparison fails by far
+    other = _ref64_drop(q, k, v, do, causal, bias, slopes, flashsigmoid.dropout_mask(seed + 1, B, H, Tq, Tk, p, DEV), p)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, other):
+        assert _rel(a, b) > 20 * tol, name
+
+
+@cpu_only
+@pytest.mark.parametrize("case,window,p", [((1, 4, 2, 90, 90, 32, True, True, torch.float32), (20, 0), 0.2),
+                                           ((1, 2, 1, 50, 70, 16, False, True, torch.float16), (5, 7), 0.1)], ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_with_dropout_against_float64(case, window, p, deterministic):
+    """A window and dropout together: the reference with the window and the kernel's own keep mask."""
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=31)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+               dropout_p=p, seed=17, deterministic=deterministic)
+    ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(
+        a, b, c, causal=causal, bias=bias, alibi_slopes=slopes.double(), window=window, dropout_p=p,
+        dropout_mask=flashsigmoid.dropout_mask(17, B, H, Tq, Tk, p, DEV)), q.double(), k.double(), v.double(), do.double())
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+
+
+@cpu_only
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_varlen_with_dropout_against_float64_per_sequence(deterministic):
+    """Packed sequences with dropout: the mask of the packed rows and keys (dropout_mask with B = 1 over
+    total_q x total_k), each sequence's block of it applied by the per-sequence reference."""
+    lq, lk, H, p, seed = [37, 1, 50, 0, 20], [37, 1, 64, 0, 9], 4, 0.25, 5
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, 2, 16, torch.float32, seed=8)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed,
+        deterministic=deterministic), q, k, v, do)
+    mask = flashsigmoid.dropout_mask(seed, 1, H, sum(lq), sum(lk), p, DEV)
+    ref = _varlen_ref64(q, k, v, do, cu_q, cu_k, True, bias, slopes, mask=mask, p=p)
+    other = _varlen_ref64(q, k, v, do, cu_q, cu_k, True, bias, slopes, p=p,
+                          mask=flashsigmoid.dropout_mask(seed + 1, 1, H, sum(lq), sum(lk), p, DEV))
+    for name, a, b, c in zip(("o", "dq", "dk", "dv"), got, ref, other):
+        assert _rel(a, b) < 2e-5 and _rel(a, c) > 1e-2, (name, _rel(a, b), _rel(a, c))
+
+
+def _one_hot_run(T_q, T_k, H, p, seed, dtype=torch.float32, **kw):
+    # v = identity columns (D = Tk) makes O expose P_drop itself (O[i, j] = P_drop[i, j]), and
+    # dO = identity rows (Tq <= Tk) makes dV expose P_drop^T: the masks the forward and dK/dV kernels applied
+    q, k, _, _, bias, _ = _inputs(1, H, H, T_q, T_k, 16, dtype, seed=seed, alibi=False)
+    q = q.repeat(1, 1, 1, T_k // 16 + 1)[..., :T_k] * 0.3  # moderate logits: no weight underflows to 0
+    k = k.repeat(1, 1, 1, T_k // 16 + 1)[..., :T_k] * 0.3
+    v = torch.eye(T_k, device=DEV, dtype=dtype).expand(1, H, T_k, T_k).contiguous()
+    do = torch.eye(T_q, T_k, device=DEV, dtype=dtype).expand(1, H, T_q, T_k).contiguous()
+    return q, k, v, do, _run(sigmoid_attention, q, k, v, do, causal=False, bias=-1.0, dropout_p=p, seed=seed, **kw)
+
+
+@cpu_only
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_dropout_mask_is_dropout_mask_whatever_the_blocks(monkeypatch, deterministic):
+    Tq, Tk, H, p, seed = 37, 50, 2, 0.4, 2024
+    mask = flashsigmoid.dropout_mask(seed, 1, H, Tq, Tk, p, DEV)
+    results = []
+    for cfg in ({"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)},
+                {"fwd": (16, 64), "dkdv": (64, 16), "dq": (16, 64)}):
+        monkeypatch.setattr(flashsigmoid, "_INTERP_CFG", cfg)
+        q, k, v, do, got = _one_hot_run(Tq, Tk, H, p, seed, deterministic=deterministic)
+        o, dq, dk, dv = got
+        assert torch.equal(o != 0, mask)  # the forward's mask, element for element
+        assert torch.equal(dv[..., :Tq].transpose(-1, -2) != 0, mask)  # dK/dV's, on transposed tiles
+        ref = _ref64_drop(q, k, v, do, False, -1.0, None, mask, p)
+        for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):  # dQ (and atomic dQ): same mask
+            assert _rel(a, b) < 2e-5, (name, cfg)
+        results.append(got)
+    for a, b in zip(*results):  # other tiles sum in another order: equal up to rounding only
+        assert _rel(a, b) < 1e-6
+
+
+@cpu_only
+def test_cpu_dropout_mask_statistics():
+    p, n_b, n_h, Tq, Tk = 0.3, 2, 4, 200, 300
+    m = flashsigmoid.dropout_mask(7, n_b, n_h, Tq, Tk, p, DEV)
+    assert m.shape == (n_b, n_h, Tq, Tk) and m.dtype == torch.bool
+    sigma = math.sqrt(p * (1 - p) / m.numel())  # the keep fraction's standard deviation
+    assert abs(m.float().mean().item() - (1 - p)) < 5 * sigma
+    per_head = m.float().mean((-1, -2))
+    assert ((per_head - (1 - p)).abs() < 5 * sigma * math.sqrt(n_b * n_h)).all()
+    # independent bits: two different heads, batches, rows, columns or seeds agree on a fraction
+    # p^2 + (1-p)^2 of entries, as independent draws do (a shared counter would make them equal)
+    agree = p * p + (1 - p) * (1 - p)
+    m2 = flashsigmoid.dropout_mask(8, n_b, n_h, Tq, Tk, p, DEV)
+    for a, b in ((m[0, 0], m[0, 1]), (m[0, 0], m[1, 0]), (m[..., 1:, :], m[..., :-1, :]),
+                 (m[..., 1:], m[..., :-1]), (m[:, :, :Tq, :Tq], m[:, :, :Tq, :Tq].transpose(-1, -2)), (m, m2)):
+        frac = (a == b).float().mean().item()
+        assert abs(frac - agree) < 5 * math.sqrt(agree * (1 - agree) / a.numel()) + 1e-3, frac
+    assert flashsigmoid.dropout_mask(7, 1, 1, 5, 7, 0.0, DEV).all()  # p = 0 keeps everything
+    assert torch.equal(flashsigmoid.dropout_mask(7, 1, 2, Tq, Tk, p, DEV), m[:1, :2])  # shape-independent bits
+
+
+@cpu_only
+def test_cpu_dropout_is_unbiased():
+    # inverted dropout: the sum of P_drop = M P / (1 - p) over N entries has mean sum(P) and standard
+    # deviation sqrt(sum(P^2) p / (1 - p)); v = ones makes O's rows those sums
+    B, H, T, p = 1, 4, 256, 0.4
+    q, k, _, _, bias, _ = _inputs(B, H, H, T, T, 16, torch.float32, seed=11, alibi=False)
+    v = torch.ones(B, H, T, 16)
+    P = sigmoid_attention_torch(q.double(), k.double(), torch.eye(T, dtype=torch.float64).expand(B, H, T, T),
+                                causal=False, bias=-1.0)
+    total, sigma = P.sum().item(), math.sqrt((P * P).sum().item() * p / (1 - p))
+    assert p * total > 50 * sigma  # the test's power: forgetting the 1/(1-p) would fail by far
+    for seed in (1, 2):
+        o = sigmoid_attention(q, k, v, causal=False, bias=-1.0, dropout_p=p, seed=seed)
+        assert abs(o[..., 0].double().sum().item() - total) < 5 * sigma
+
+
+@cpu_only
+def test_cpu_dropout_seed_reproducibility():
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 40, 40, 16, torch.float32, seed=4)
+    kw = dict(bias=bias, alibi_slopes=slopes, dropout_p=0.3)
+    a = _run(sigmoid_attention, q, k, v, do, seed=5, **kw)
+    b = _run(sigmoid_attention, q, k, v, do, seed=torch.tensor([5]), **kw)  # an int or a tensor, same key
+    c = _run(sigmoid_attention, q, k, v, do, seed=6, **kw)
+    for name, x, y, z in zip(("o", "dq", "dk", "dv"), a, b, c):
+        assert torch.equal(x, y), name
+        assert not torch.allclose(x, z), name
+    # seed=None: drawn from torch's generator, so torch.manual_seed reproduces it (the seed new_seed gives)
+    torch.manual_seed(123)
+    d = sigmoid_attention(q, k, v, **kw)
+    torch.manual_seed(123)
+    seed = flashsigmoid.new_seed(DEV)
+    assert torch.equal(d, sigmoid_attention(q, k, v, seed=seed, **kw))
+    assert not torch.equal(d, sigmoid_attention(q, k, v, **kw))  # the generator moved on: a new mask
+
+
+@cpu_only
+def test_cpu_dropout_backward_uses_the_forwards_seed():
+    # the generator moves on between forward and backward (other layers draw): the backward must
+    # regenerate the forward's mask from the saved seed, not draw a new one
+    B, H, T, p = 1, 2, 33, 0.5
+    q, k, v, do, bias, slopes = _inputs(B, H, H, T, T, 16, torch.float32, seed=9)
+    torch.manual_seed(77)
+    seed = flashsigmoid.new_seed(DEV)
+    qq, kk, vv = (t.clone().requires_grad_(True) for t in (q, k, v))
+    torch.manual_seed(77)
+    o = sigmoid_attention(qq, kk, vv, bias=bias, alibi_slopes=slopes, dropout_p=p)
+    torch.rand(1000)
+    got = (o, *torch.autograd.grad(o, (qq, kk, vv), do))
+    ref = _ref64_drop(q, k, v, do, True, bias, slopes, flashsigmoid.dropout_mask(seed, B, H, T, T, p, DEV), p)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, name
+
+
+@cpu_only
+def test_cpu_dropout_zero_is_the_kernel_without_dropout(monkeypatch):
+    # dropout_p = 0 launches the kernels compiled without dropout (HAS_DROPOUT=False), gives bitwise
+    # the plain call's results, and draws no seed (the RNG stream of a model without dropout is untouched)
+    launched = []
+    real = flashsigmoid._launch
+    monkeypatch.setattr(flashsigmoid, "_launch", lambda kind, n, g, args, meta:
+                        launched.append(meta["HAS_DROPOUT"]) or real(kind, n, g, args, meta))
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 30, 30, 16, torch.float32, seed=3)
+    plain = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
+    state = torch.get_rng_state()
+    zero = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=0.0)
+    assert torch.equal(state, torch.get_rng_state())
+    assert launched and not any(launched), launched
+    for a, b in zip(plain, zero):
+        assert torch.equal(a, b)
+    launched.clear()
+    _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=0.1)
+    assert launched and all(launched)
+
+
+@cpu_only
+def test_cpu_dropout_compiles_without_graph_break():
+    # seed=None draws a device tensor inside the traced function: no .item(), no graph break, and the
+    # compiled step draws the same seed as the eager one
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 20, 20, 16, torch.float32, seed=5)
+
+    def f(q, k, v):
+        return sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes, dropout_p=0.3)
+    cf = torch.compile(f, backend="aot_eager", fullgraph=True)  # fullgraph: fails on a graph break
+    torch.manual_seed(3)
+    got = _run(lambda a, b, c, **kw: cf(a, b, c), q, k, v, do)
+    torch.manual_seed(3)
+    want = _run(lambda a, b, c, **kw: f(a, b, c), q, k, v, do)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(dropout_p=1.0), "dropout_p"), (dict(dropout_p=-0.1), "dropout_p"),
+    (dict(dropout_p=float("nan")), "dropout_p"), (dict(dropout_p="0.1"), "dropout_p"),
+    (dict(dropout_p=True), "dropout_p"),
+    (dict(dropout_p=0.1, seed="1"), "seed"), (dict(dropout_p=0.1, seed=1.5), "seed"),
+    (dict(dropout_p=0.1, seed=-1), "seed"), (dict(dropout_p=0.1, seed=2 ** 63), "seed"),
+    (dict(dropout_p=0.1, seed=True), "seed"), (dict(dropout_p=0.1, seed=torch.tensor([1.5])), "seed"),
+    (dict(dropout_p=0.1, seed=torch.tensor([1, 2])), "seed"),
+], ids=str)
+def test_bad_dropout_arguments_raise(kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        sigmoid_attention(*(_t(1, 2, 8, 16),) * 3, **kw)
+
+
+def test_dropout_mask_needs_a_seed():
+    with pytest.raises(ValueError, match="seed"):
+        flashsigmoid.dropout_mask(None, 1, 1, 4, 4, 0.1, DEV)
+
+
+@gpu
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+@pytest.mark.parametrize("case", [
+    (2, 4, 4, 113, 203, 64, True, True), (2, 4, 2, 203, 113, 128, False, True),
+    (1, 4, 1, 1023, 1024, 64, True, False), (1, 4, 2, 255, 2049, 64, True, True),
+    (1, 2, 2, 300, 517, 256, True, True), (1, 4, 2, 300, 2100, 96, True, True),
+    (1, 2, 1, 4096, 4096, 128, True, True)], ids=str)
+def test_gpu_dropout_bf16_paper_criterion(case, p, deterministic):
+    _check_paper(case, exact=False, seed=17, dropout_p=p, deterministic=deterministic)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=str)
+def test_gpu_dropout_fp16_fp32(dtype):
+    tol = 1e-2 if dtype == torch.float16 else 1e-4
+    B, H, Hkv, T, p, seed = 2, 4, 2, 333, 0.2, 5
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, T, T, 64, dtype, seed=7)
+    ref = _ref64_drop(q, k, v, do, True, bias, slopes, flashsigmoid.dropout_mask(seed, B, H, T, T, p, DEV), p)
+    r1 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed, deterministic=True)
+    r2 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed, deterministic=True)
+    r3 = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed)
+    for name, a, b, c, r in zip(("o", "dq", "dk", "dv"), r1, r2, r3, ref):
+        assert torch.equal(a, b), name  # deterministic: bitwise the same twice
+        assert _rel(a, r) < tol and _rel(c, r) < tol, (name, _rel(a, r), _rel(c, r))
+
+
+@gpu
+@pytest.mark.parametrize("config", [0, 1, 2, "autotune"], ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_gpu_dropout_mask_is_dropout_mask_whatever_the_blocks(monkeypatch, config, deterministic):
+    # the GPU's block sizes (table entries, or autotuned) differ from the interpreter's and from each
+    # other: the mask is the same
+    monkeypatch.setattr(flashsigmoid, "AUTOTUNE", config == "autotune")
+    if config != "autotune":
+        monkeypatch.setattr(flashsigmoid, "_DEFAULT", config)
+    monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 1)
+    Tq, Tk, H, p, seed = 100, 128, 2, 0.3, 31337
+    q, k, v, do, got = _one_hot_run(Tq, Tk, H, p, seed, dtype=torch.bfloat16, exact=True, deterministic=deterministic)
+    mask = flashsigmoid.dropout_mask(seed, 1, H, Tq, Tk, p, DEV)
+    assert torch.equal(got[0] != 0, mask)
+    assert torch.equal(got[3][..., :Tq].transpose(-1, -2) != 0, mask)
+
+
+@gpu
+def test_gpu_dropout_statistics():
+    p = 0.2
+    m = flashsigmoid.dropout_mask(3, 4, 8, 1024, 1024, p, DEV)
+    sigma = math.sqrt(p * (1 - p) / m.numel())
+    assert abs(m.float().mean().item() - (1 - p)) < 5 * sigma
+    B, H, T = 1, 8, 2048  # unbiased, through the atomic-dQ length
+    q, k, _, _, bias, _ = _inputs(B, H, H, T, T, 64, torch.bfloat16, seed=11, alibi=False)
+    v = torch.ones(B, H, T, 64, device=DEV, dtype=torch.bfloat16)
+    P = torch.sigmoid((q.double() @ k.double().transpose(-1, -2)) / 8 - 2.0)
+    total, sd = P.sum().item(), math.sqrt((P * P).sum().item() * p / (1 - p))
+    o = sigmoid_attention(q, k, v, causal=False, bias=-2.0, dropout_p=p, seed=1, exact=True)
+    assert abs(o[..., 0].double().sum().item() - total) < 5 * sd + 1e-3 * total  # bf16 rounding of O
+
+
+@cpu_only
+def test_cpu_dropout_short_queries_take_the_prefill_kernel(decode_calls):
+    # the decode kernel has no dropout: a short query with dropout_p > 0 takes the prefill kernel,
+    # which applies the mask; without dropout the decode kernel still runs
+    B, H, Tq, Tk, p, seed = 1, 2, 3, 40, 0.5, 8
+    q, k, v, do, bias, slopes = _inputs(B, H, H, Tq, Tk, 16, torch.float32, seed=2)
+    got = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed)
+    assert not decode_calls
+    ref = _ref64_drop(q, k, v, do, True, bias, slopes, flashsigmoid.dropout_mask(seed, B, H, Tq, Tk, p, DEV), p)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, name
+    sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
+    assert decode_calls

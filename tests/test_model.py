@@ -615,12 +615,47 @@ def test_attn_impl_is_a_run_time_attribute_not_config():
 @pytest.mark.parametrize("kw,impl,needle", [
     (dict(), "fast", "attn_impl='fast'"),
     (dict(attention="softmax"), "triton", "attention='sigmoid'"),
-] + ([(dict(dropout=0.1), "triton", "dropout=0.1")] if M.flashsigmoid is not None else []))
+])
 def test_attn_impl_that_cannot_apply_raises_value_error(kw, impl, needle):
-    """A bad attn_impl, the kernel for softmax attention, or the kernel with attention dropout: a
-    ValueError naming what is wrong."""
+    """A bad attn_impl or the kernel for softmax attention: a ValueError naming what is wrong."""
     with pytest.raises(ValueError, match=needle):
         GPT(tiny(**kw), attn_impl=impl)
+
+
+def test_reference_applies_a_given_dropout_mask_with_inverted_scaling():
+    """sigmoid_attention_torch(dropout_mask=M): weights M * p / (1 - dropout_p), training or not
+    (the reference of the kernel's dropout); with v the identity, the output is those weights."""
+    Tq, Tk, p = 6, 8, 0.25
+    q, k = rand(2, 4, Tq, 8, seed=50), rand(2, 2, Tk, 8, seed=51)
+    eye = torch.eye(Tk).expand(2, 2, Tk, Tk)
+    weights = sigmoid_attention_torch(q, k, eye, bias=-1.0, alibi_slopes=alibi_slopes(4))
+    mask = torch.rand(2, 4, Tq, Tk, generator=torch.Generator().manual_seed(52)) > p
+    got = sigmoid_attention_torch(q, k, eye, bias=-1.0, alibi_slopes=alibi_slopes(4), dropout_p=p, dropout_mask=mask)
+    torch.testing.assert_close(got, torch.where(mask, weights / (1 - p), 0.0))
+    assert (got == 0).sum() > (weights == 0).sum()  # the mask dropped some weights
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_kernel_runs_attention_dropout_while_training():
+    """attn_impl='triton' with dropout: training applies the kernel's dropout with a seed drawn from
+    torch's generator (so torch.manual_seed reproduces it): the reference with the mask of that seed;
+    eval runs without dropout, as the PyTorch path does."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # the kernel runs interpreted on the CPU
+    tol = dict(rtol=1e-4, atol=1e-5)
+    cfg = tiny(dropout=0.4, pos_encoding="alibi", n_kv_head=2)
+    attn = M.CausalSelfAttention(cfg, attn_impl="triton").to(dev)
+    q, k, v = (rand(*s, seed=i).to(dev) for s, i in (((2, 4, 9, 8), 53), ((2, 2, 9, 8), 54), ((2, 2, 9, 8), 55)))
+    torch.manual_seed(56)
+    got = attn.train().attend(q, k, v)
+    torch.manual_seed(56)
+    mask = M.flashsigmoid.dropout_mask(M.flashsigmoid.new_seed(dev), 2, 4, 9, 9, 0.4, dev)
+    assert not mask.all()
+    want = sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=attn.slopes, dropout_p=0.4,
+                                   dropout_mask=mask)
+    torch.testing.assert_close(got, want, **tol)
+    assert not torch.allclose(got, attn.attend(q, k, v))  # the next call draws another mask
+    torch.testing.assert_close(attn.eval().attend(q, k, v),
+                               sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=attn.slopes), **tol)
 
 
 @pytest.mark.parametrize("kw,needle", [

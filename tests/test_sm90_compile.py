@@ -36,9 +36,12 @@ def compile_all(kinds=None):
     # the dK/dV kernel in both backward modes: dQ by atomic adds, or by the dQ kernel
     variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
                 ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
-    # and with a sliding window, and over packed sequences (the first config of each table: these change
+    base = list(variants)
+    # with attention dropout (the Philox mask in every kernel): the 16-bit tables at D = 64 and 128
+    variants += [(f"{name}-drop", kind, {**extra, "HAS_DROPOUT": True}) for name, kind, extra in base]
+    # with a sliding window, and over packed sequences (the first config of each table: these change
     # loop bounds and masks, not tiles)
-    variants += [(f"{name}-{v}", kind, {**extra, flag: True}) for name, kind, extra in variants
+    variants += [(f"{name}-{v}", kind, {**extra, flag: True}) for name, kind, extra in base
                  for v, flag in (("window", "HAS_WINDOW"), ("varlen", "VARLEN"))]
     out = {}
     for name, kind, extra in variants:
@@ -47,6 +50,8 @@ def compile_all(kinds=None):
             continue
         for size, cfgs in table.items():
             for D, dtype in reps[size]:
+                if extra.get("HAS_DROPOUT") and (size != "small" or D not in (64, 128)):
+                    continue
                 meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 for c in (cfgs[:1] if D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") else cfgs):
@@ -61,8 +66,10 @@ def compile_all(kinds=None):
                             attrs[(i,)] = [["tt.divisibility", 16]]
                         elif n in ("CuQ", "CuK"):
                             sig[n] = "*i32"
-                        elif n in ("scale", "hscale", "hbias"):
+                        elif n in ("scale", "hscale", "hbias", "drop_p", "drop_scale"):
                             sig[n] = "fp32"
+                        elif n == "Seed":  # dropout's seed, an int64 tensor of one element
+                            sig[n] = "*i64"
                         else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
                             sig[n] = "i32"
                             if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH"):  # (those are not specialised)
@@ -109,6 +116,12 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     for kind, D, c, stack in PICKED:
         u = usage[f"{kind} D={D} bfloat16 {c}"]
         assert u["local"] == 0 and u["stack"] <= stack, (kind, D, c, u)
+    # dropout's Philox raises register pressure, and some configs spill: the autotuner must still
+    # have a spill-free one for each kernel and head dim
+    for kind in ("fwd", "dkdv", "dkdv-det", "dq"):
+        for D in (64, 128):
+            drop = {k: u for k, u in usage.items() if k.startswith(f"{kind}-drop D={D} ")}
+            assert drop and any(u["stack"] == 0 and u["local"] == 0 for u in drop.values()), (kind, D, drop)
     print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
 
 
