@@ -5,6 +5,11 @@ flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's ref
 in eager and torch.compile, causal bf16. Checks the kernel against the reference in fp32 at every
 shape before timing; then times fwd+bwd replayed from a CUDA graph too (device time without the
 host's share). Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
+--window W: also the kernel with a causal sliding window of W keys back (kernel_window; its TFLOP/s
+count the pairs inside the window only), e.g. --shapes 2,12,8192,64 --window 1024.
+--doc_len L: also the kernel over documents of L tokens packed in each row (kernel_docs: the varlen
+kernel with cu_seqlens padded to B*T + 1 entries, as train.py's doc_mask; TFLOP/s count the full
+causal pairs, so a faster kernel_docs shows as higher TFLOP/s), e.g. --doc_len 1000.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
 
 decode: tokens/s of generation with the KV cache (model.generate, as sample.py runs it) for the
@@ -54,15 +59,17 @@ def sdpa(backend):
     return f
 
 
-def check_kernel(fs, B, H, T, D, dev):
+def check_kernel(fs, B, H, T, D, dev, window=None):
     """Relative error (norm) of o, dq, dk, dv on a slice of the shape (B=1, 2 heads, same T)."""
     g = torch.Generator(device=dev).manual_seed(0)
     mk = lambda: torch.randn(1, 2, T, D, device=dev, dtype=torch.bfloat16, generator=g)  # noqa: E731
     q, k, v, do = mk(), mk(), mk(), mk()
     slopes, bias = torch.tensor([0.5, 0.01], device=dev), -math.log(T)
     out = []
-    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, bias=bias, alibi_slopes=slopes), torch.bfloat16),
-                   (lambda a, b, c: sigmoid_attention_torch(a, b, c, bias=bias, alibi_slopes=slopes), torch.float32)):
+    for fn, dt in ((lambda a, b, c: fs.sigmoid_attention(a, b, c, bias=bias, alibi_slopes=slopes, window=window),
+                    torch.bfloat16),
+                   (lambda a, b, c: sigmoid_attention_torch(a, b, c, bias=bias, alibi_slopes=slopes, window=window),
+                    torch.float32)):
         a, b, c = (t.to(dt).requires_grad_(True) for t in (q, k, v))
         o = fn(a, b, c)
         out.append((o,) + torch.autograd.grad(o, (a, b, c), do.to(dt)))
@@ -79,11 +86,30 @@ def fwd_bwd(fn, qg, kg, vg, do):
     return fb
 
 
-def time_impl(name, fn, B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep):
+def docs_kernel(fs, L):
+    """The varlen kernel over rows of documents of L tokens each, for timing: the (B, H, T, D) inputs are
+    read as (B*T, H, D), the same memory and work (the values mix heads and tokens; only the time counts)."""
+    cache = {}
+
+    def f(q, k, v):
+        B, H, T, D = q.shape
+        if (B, T) not in cache:
+            starts = [b * T + t for b in range(B) for t in range(0, T, L)]
+            cache[B, T] = torch.tensor(starts + [B * T] * (B * T + 1 - len(starts)), dtype=torch.int32, device=q.device)
+        cu = cache[B, T]
+        o = fs.sigmoid_attention_varlen(q.reshape(B * T, H, D), k.reshape(B * T, H, D), v.reshape(B * T, H, D), cu, cu,
+                                        T, T, causal=True, bias=-math.log(T), check=False)
+        return o.view(B, H, T, D)
+    return f
+
+
+def time_impl(name, fn, B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep, window=None):
     """fwd and fwd+bwd times (median of do_bench), TFLOP/s and peak extra memory of one fwd+bwd;
-    None when the implementation fails (a missing backend must not stop the table)."""
+    None when the implementation fails (a missing backend must not stop the table). window: a causal
+    window of that many keys back, whose flops count the pairs inside it."""
     import triton.testing
-    fwd_flops = 0.5 * 4 * B * H * T * T * D
+    pairs = 0.5 * T * T if window is None else min(0.5 * T * T, T * (window + 1) - window * (window + 1) / 2)
+    fwd_flops = 4 * B * H * pairs * D
     try:
         fb = fwd_bwd(fn, qg, kg, vg, do)
         with torch.no_grad():
@@ -125,6 +151,10 @@ def bench_attn(args):
     impls = {"kernel": lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True),
              "kernel_det": lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True, deterministic=True),
              "flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
+    if args.window is not None:
+        impls["kernel_window"] = lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True, window=(args.window, 0))
+    if args.doc_len is not None:
+        impls["kernel_docs"] = docs_kernel(fs, args.doc_len)
     impls["naive"] = naive_sigmoid
     if not args.quick:
         impls["naive_compile"] = None  # made for the second pass below
@@ -148,6 +178,11 @@ def bench_attn(args):
                 errs, ok = check_kernel(fs, B, H, T, D, dev)
                 print(f"check {B},{H},{T},{D}: rel err o/dq/dk/dv " + " ".join(f"{e:.2e}" for e in errs)
                       + ("  ok" if ok else "  FAILED"), flush=True)
+                if args.window is not None:
+                    errs_w, ok_w = check_kernel(fs, B, H, T, D, dev, window=(args.window, 0))
+                    print(f"check window {args.window}: rel err o/dq/dk/dv " + " ".join(f"{e:.2e}" for e in errs_w)
+                          + ("  ok" if ok_w else "  FAILED"), flush=True)
+                    errs, ok = errs + errs_w, ok and ok_w
                 rows.append({"shape": [B, H, T, D], "check": errs, "check_ok": ok})
             else:
                 print(f"shape {B},{H},{T},{D}", flush=True)
@@ -155,7 +190,8 @@ def bench_attn(args):
             q, k, v, do = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
             qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
             for name in names:
-                row[name] = time_impl(name, impls[name], B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep)
+                row[name] = time_impl(name, impls[name], B, H, T, D, q, k, v, do, qg, kg, vg, warmup, rep,
+                                      window=args.window if name == "kernel_window" else None)
                 torch.cuda.empty_cache()
             if names[0] != "kernel":
                 continue
@@ -172,7 +208,8 @@ def bench_attn(args):
         q, k, v, do = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
         qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
         out = []
-        for name in ("kernel", "kernel_det", "flash", "cudnn"):
+        for name in ("kernel", "kernel_det", "flash", "cudnn") + tuple(n for n in ("kernel_window", "kernel_docs")
+                                                                        if n in impls):
             try:
                 def fwd(fn=impls[name]):
                     with torch.no_grad():
@@ -267,7 +304,10 @@ def format_table(rows, names):
     head = ("| shape (B,H,T,D) | " + " | ".join(f"{n} fwd / f+b" for n in names)
             + " | kernel/flash fwd / f+b | kernel/cudnn fwd / f+b | graph kernel/cudnn fwd / f+b"
             " | graph f+b kernel/flash / det/cudnn | peak MiB f+b kernel / flash / cudnn | check |")
-    lines = [head, "|" + "---|" * (len(names) + 7)]
+    extra = [n for n in ("kernel_window", "kernel_docs") if n in names]
+    for n in extra:  # the saving in device time: full causal kernel time over windowed / documents
+        head += f" graph full/{n[7:]} fwd / f+b |"
+    lines = [head, "|" + "---|" * (len(names) + 7 + len(extra))]
     for r in rows:
         cells = [",".join(map(str, r["shape"]))]
         cells += [f"{tf(r, n, 'fwd_tflops')} / {tf(r, n, 'fb_tflops')}" for n in names]
@@ -277,6 +317,8 @@ def format_table(rows, names):
         cells.append(f"{graph(r, 'kernel', 'flash')} / {graph(r, 'kernel_det', 'cudnn')}")
         cells.append(" / ".join(f"{r[n]['peak_mib']:.0f}" if r.get(n) else "n/a" for n in ("kernel", "flash", "cudnn")))
         cells.append("ok" if r["check_ok"] else "FAILED")
+        for n in extra:
+            cells.append(f"{graph(r, n, 'kernel', 'fwd_graph_ms')} / {graph(r, n, 'kernel')}")
         lines.append("| " + " | ".join(cells) + " |")
     return ("TFLOP/s (causal; fwd+bwd = 3.5x fwd flops), median of triton.testing.do_bench (eager: host time "
             "shows where it exceeds device time); graph = speed ratio replayed from a CUDA graph (device time "
@@ -614,6 +656,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel device times of the kernel")
     ap.add_argument("--shapes", nargs="*", help="B,H,T,D ... (default: the four standard shapes)")
+    ap.add_argument("--window", type=int, help="attn mode: also time the kernel with a causal sliding window "
+                    "of this many keys back (kernel_window)")
+    ap.add_argument("--doc_len", type=int, help="attn mode: also time the varlen kernel over documents of this "
+                    "many tokens packed in each row (kernel_docs)")
     ap.add_argument("--profile_steps", type=int, default=3, help="profile mode: steps profiled")
     ap.add_argument("--profile_warmup", type=int, default=5, help="profile mode: steps before profiling")
     ap.add_argument("--profile_top", type=int, default=15, help="profile mode: kernels listed per model")

@@ -4,11 +4,17 @@ FlashSigmoid: fused sigmoid attention in Triton (forward and backward).
     O = sigmoid(S) V,   S = scale * Q K^T + b + A,   no row normalisation
     A[h, i, j] = -slope_h * (i - j)       causal ALiBi (true distance: sigmoid is not shift invariant)
     A[h, i, j] = -slope_h * |i - j|       non-causal ALiBi (symmetric)
-    masked entries (causal j > i, padded keys j >= Tk) have S = -inf, so weight exactly 0.
+    masked entries (causal j > i, padded keys j >= Tk, keys outside the window) have S = -inf, so
+    weight exactly 0.
+    window = (left, right), FlashAttention's window_size: row i sees keys i - left <= j <= i + right
+    only (-1 = no limit on that side; causal makes right 0). None = (-1, -1).
+    Packed sequences (sigmoid_attention_varlen, as flash_attn_varlen_func): q (total_q, H, D) and k, v
+    (total_k, Hkv, D) hold sequences s in rows cu_seqlens[s]:cu_seqlens[s+1]; each is its own problem
+    (keys of other sequences masked), with its own positions: all of the above per sequence.
 
 Positions: with Tq != Tk, query row i sits at absolute position i + (Tk - Tq) (bottom-right
-alignment, as in FlashAttention; what KV-cache decoding and chunked prefill need). The causal mask
-and the ALiBi distance both use these absolute positions, causal or not.
+alignment, as in FlashAttention; what KV-cache decoding and chunked prefill need). The causal mask,
+the window and the ALiBi distance all use these absolute positions, causal or not.
 
 Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
     dV = P^T dO;   dP = dO V^T;   dS = P * (1 - P) * dP
@@ -40,6 +46,17 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     on (where it measured faster), unless deterministic, the dK/dV programs instead add each step's
     scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ kernel), as FlashAttention
     does; the order of the adds, so the last bits of dQ, then vary from run to run.
+  With a window (the HAS_WINDOW variant; bounds WL, WR are run-time ints, one compile for all) the
+    key loop of a query block runs over [lo, hi), the union of its rows' windows: masked blocks at
+    the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
+    diagonal; the dK/dV programs likewise step over the query rows that see their key block only.
+    Blocks outside are never read, so the cost grows with the window, not with T. Without a window
+    (or packed sequences) the kernels compile to what they were before these existed. The decode
+    kernel has no window: windowed decoding takes the prefill kernel, which reads the window only.
+  Packed sequences (the VARLEN variant) reuse these loops: the programs tile the packed rows as one
+    long sequence (the dense grid, whatever the number of sequences, so cu_seqlens padded with empty
+    sequences cost nothing); each row finds its sequence by a binary search of cu_seqlens, which
+    bounds its keys to that sequence's, and a block spanning two sequences is masked per row.
 
 Fast sigmoid: sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) with the hardware `tanh.approx.f32` (one MUFU
 op against exp + reciprocal). The 1/2 is folded into scale, bias and slope. Its error (~5e-4
@@ -53,7 +70,8 @@ FlashDecoding without its rescaling: the keys split over programs that fill the 
 of a GQA group share each K/V tile, and the splits' partial outputs simply add up (section Decoding).
 
 Host side, as in Triton's fused-attention tutorial but as custom ops: `sigmoid_attention` validates
-and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd`; each computes a grid and
+and calls `flashsigmoid::fwd`, whose autograd calls `flashsigmoid::bwd` (`sigmoid_attention_varlen`:
+`fwd_varlen`, `bwd_varlen`); each computes a grid and
 launches `kernel[grid](...)`. The ops carry fake implementations, so torch.compile traces through
 them without a graph break. O, dQ, dK and dV come back in the memory order of q, k and v: for a
 (B, H, T, D) view of (B, T, H, D) memory, as a model's heads are, that spares a transpose copy.
@@ -144,7 +162,8 @@ def _dropout_keep(seed, b, h, i, j, drop_p):
 @triton.jit
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
-              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr):
+              UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
+              lo_r, hi_r, VARLEN: tl.constexpr):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
     offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -163,9 +182,15 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
     p = _sigmoid_half(t, FAST)
     if MASK:
         # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
-        valid = (offs_n < Tk)[None, :]
-        if CAUSAL:
-            valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
+        if VARLEN:  # row r sees keys [lo_r, hi_r): its sequence, the causal mask and the window in one
+            valid = (offs_n[None, :] >= lo_r[:, None]) & (offs_n[None, :] < hi_r[:, None])
+        elif HAS_WINDOW:  # keys i - wl <= j <= i + wr (wr = 0 when causal: the causal mask too)
+            rel = offs_n[None, :] - offs_m_abs[:, None]
+            valid = (offs_n < Tk)[None, :] & (rel >= -wl) & (rel <= wr)
+        else:
+            valid = (offs_n < Tk)[None, :]
+            if CAUSAL:
+                valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
         p = tl.where(valid, p, 0.0)
     return k, v, p
 
@@ -176,12 +201,14 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
                ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-               offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr):
+               offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+               wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
+                            lo_r, hi_r, VARLEN)
         if HAS_DROPOUT:  # dropped weights are 0; the 1/(1-p) is applied once to the output
             offs_n = start_n + tl.arange(0, BLOCK_N)
             p = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), p, 0.0)
@@ -209,14 +236,77 @@ def _key_range(start_m, Tk, off_q, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 
 
 @triton.jit
+def _window_range(lo_r, hi_r, BLOCK_N: tl.constexpr):
+    # Key blocks of a query block whose row r sees keys [lo_r, hi_r) (lo_r >= 0): the loop runs over
+    # [lo, full_lo) masked (the window's left edge), [full_lo, full_end) unmasked (blocks every row
+    # sees whole) and [full_end, hi) masked (right edge / diagonal); blocks outside are never read.
+    lo = (tl.min(lo_r, 0) // BLOCK_N) * BLOCK_N
+    hi = tl.maximum(tl.max(hi_r, 0), lo)
+    full_lo = tl.minimum(tl.cdiv(tl.max(lo_r, 0), BLOCK_N) * BLOCK_N, hi)
+    full_end = tl.maximum((tl.maximum(tl.min(hi_r, 0), 0) // BLOCK_N) * BLOCK_N, full_lo)
+    return lo, full_lo, full_end, hi
+
+
+@triton.jit
+def _seq_of(Cu, idx, n_seq, SEARCH):
+    # The sequence s of packed indices idx, Cu[s] <= idx < Cu[s + 1] (empty sequences never match):
+    # a binary search of the sorted Cu[0..n_seq], SEARCH >= log2(n_seq) halvings.
+    lo = tl.zeros_like(idx)
+    hi = lo + n_seq
+    for _ in range(SEARCH):  # Cu[lo] <= idx < Cu[hi]
+        mid = (lo + hi) // 2
+        go = tl.load(Cu + mid) <= idx
+        lo = tl.where(go, mid, lo)
+        hi = tl.where(go, hi, mid)
+    return lo
+
+
+@triton.jit
+def _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN: tl.constexpr):
+    # Query rows' absolute positions a (in K's rows) and the keys [lo_r, hi_r) each sees: those of its
+    # sequence (varlen: packed, each bottom-right aligned) within a - WL .. a + WR. Rows past Tq
+    # count as the last row.
+    r = tl.minimum(offs_m, Tq - 1)
+    if VARLEN:
+        s = _seq_of(CuQ, r, n_seq, SEARCH)
+        ks = tl.load(CuK + s)
+        ke = tl.load(CuK + s + 1)
+        a = r + ke - tl.load(CuQ + s + 1)
+    else:
+        ks = 0
+        ke = Tk
+        a = r + off_q
+    return a, tl.maximum(a - WL, ks), tl.minimum(a + WR + 1, ke)
+
+
+@triton.jit
+def _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN: tl.constexpr):
+    # The mirror for keys: the query rows [r_lo, r_hi) that see key j, and the shift d of j's
+    # sequence (row r sits at absolute position r + d). Keys past Tk count as the last key.
+    n = tl.minimum(offs_n, Tk - 1)
+    if VARLEN:
+        s = _seq_of(CuK, n, n_seq, SEARCH)
+        qs = tl.load(CuQ + s)
+        qe = tl.load(CuQ + s + 1)
+        d = tl.load(CuK + s + 1) - qe
+    else:
+        qs = 0
+        qe = Tq
+        d = off_q
+    r_lo = tl.minimum(tl.maximum(n - WR - d, qs), qe)
+    return d, r_lo, tl.maximum(tl.minimum(n + WL + 1 - d, qe), r_lo)
+
+
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])  # one compile for every window
 def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                 stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_om,
-                TQ_KEY, TK_KEY,
+                TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                 GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr):
+                DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -246,13 +336,24 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     seed = 0
     if HAS_DROPOUT:
         seed = tl.load(Seed)
-    full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
-    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs, Tk, dm,
+    if HAS_WINDOW or VARLEN:  # row i sees keys [lo_r, hi_r): blocks outside every row's are skipped
+        offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
+        lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N)
+        acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs, Tk, dm,
+                         hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
+                         ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                         WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+    else:
+        lo_r, hi_r, full_lo = 0, 0, 0
+        full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
+    acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT)
+                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
                      Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
-                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT)
+                     ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     if HAS_DROPOUT:  # inverted dropout: E[O] is the O without dropout
         acc = acc * drop_scale
     tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
@@ -265,7 +366,8 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, MASK: tl.constexpr,
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                    ATOMIC_DQ: tl.constexpr, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr):
+                    ATOMIC_DQ: tl.constexpr, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+                    r_lo, r_hi, kshift, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -290,13 +392,18 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
         if HAS_ALIBI:
             # (the forward's row + column split of this term measured no faster here, where the
             # matrix products bound the time, and cost registers: spills at D=128)
-            dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
+            if VARLEN:  # row r sits at r + kshift_j for key j (kshift: j's sequence's alignment)
+                dist = (offs_m[None, :] - (offs_n - kshift)[:, None]).to(tl.float32)
+            else:
+                dist = ((offs_m + off_q)[None, :] - offs_n[:, None]).to(tl.float32)
             if not CAUSAL:
                 dist = tl.abs(dist)
             tT = tT - hslope * dist
         pT = _sigmoid_half(tT, FAST)
         if MASK:
-            if CAUSAL:
+            if HAS_WINDOW or VARLEN:  # key j is seen by rows [r_lo, r_hi): window, causal mask, sequence
+                pT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), pT, 0.0)
+            elif CAUSAL:
                 pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
         if HAS_DROPOUT:
             # the forward's mask, regenerated on the transposed tile: dV = P_drop^T dO and only the
@@ -326,18 +433,19 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
     return dk, dv
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])
 def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                      stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                      stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                      stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
                      stride_dqb, stride_dqh, stride_dqm,
-                     TQ_KEY, TK_KEY,
+                     TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                      GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M1: tl.constexpr,
                      BLOCK_N1: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                      DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr,
-                     Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr):
+                     Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                     HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
@@ -371,6 +479,23 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     n_full = tl.maximum(Tq - start_full, 0) // BLOCK_M1
     start_tail = start_full + n_full * BLOCK_M1
     n_tail = (start_tail < Tq).to(tl.int32)
+    r_lo, r_hi, kshift = 0, 0, 0
+    if HAS_WINDOW or VARLEN:
+        # Key j is seen by rows [r_lo, r_hi): the block by the union [m_lo, m_hi) of those, all of it
+        # by their intersection [f0, f1). Masked steps up to f0, unmasked steps inside [f0, f1),
+        # masked steps to m_hi; rows outside are skipped.
+        d, r_lo, r_hi = _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
+        if VARLEN:  # row r sits at r + d_j for key j: the ALiBi distance takes each key's shift
+            kshift = d
+            off_q = 0
+        m_lo = tl.min(r_lo, 0)
+        m_hi = tl.max(r_hi, 0)
+        f0 = tl.minimum(tl.max(r_lo, 0), m_hi)
+        n_diag = tl.cdiv(f0 - m_lo, BLOCK_M1)
+        start_full = m_lo + n_diag * BLOCK_M1
+        n_full = tl.maximum(tl.min(r_hi, 0) - start_full, 0) // BLOCK_M1
+        start_tail = start_full + n_full * BLOCK_M1
+        n_tail = tl.cdiv(tl.maximum(m_hi - start_tail, 0), BLOCK_M1)
     seed = 0
     if HAS_DROPOUT:
         seed = tl.load(Seed)
@@ -387,17 +512,17 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                                  stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
     dk *= scale
     if HAS_DROPOUT:
         dv *= drop_scale
@@ -415,12 +540,14 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                   BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
                   ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
-                  offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr):
+                  offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
+                  wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
-                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC)
+                            BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
+                            lo_r, hi_r, VARLEN)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         if HAS_DROPOUT:  # dropped weights pass no gradient; 1/(1-p) is in `scale`
             offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -432,16 +559,17 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     return dq
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH"])
 def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    stride_qb, stride_qh, stride_qm, stride_kb, stride_kh, stride_kn,
                    stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_dom,
                    stride_dqb, stride_dqh, stride_dqm,
-                   TQ_KEY, TK_KEY,
+                   TQ_KEY, TK_KEY, WL, WR, CuQ, CuK, n_seq, SEARCH,
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M2: tl.constexpr,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                   DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr):
+                   DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
+                   HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -473,13 +601,24 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     seed = 0
     if HAS_DROPOUT:
         seed = tl.load(Seed)
-    full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
-    dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, 0, full_end, offs_m_abs,
+    if HAS_WINDOW or VARLEN:  # the forward's key blocks: left edge, full blocks, right edge
+        offs_m_abs, lo_r, hi_r = _row_keys(offs_m, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN)
+        lo, full_lo, full_end, diag_end = _window_range(lo_r, hi_r, BLOCK_N2)
+        dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs,
+                           Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI, FAST,
+                           UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                           WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+    else:
+        lo_r, hi_r, full_lo = 0, 0, 0
+        full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
+    dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs,
                        Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
-                       UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT)
+                       UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
                        offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
-                       FAST, UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT)
+                       FAST, UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq *= scale
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
@@ -554,7 +693,8 @@ def _autotuned(kind, fn):
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
-    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT"]
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT",
+           "HAS_WINDOW", "VARLEN"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
         return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
                                prune_configs_by={"early_config_prune": prune})(fn)
@@ -594,7 +734,7 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_window=False, varlen=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
     tensor cores' smallest k), the padding masked on loads and stores. HAS_DROPOUT=False compiles the
     dropout mask away."""
@@ -602,7 +742,8 @@ def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False):
                 HAS_ALIBI=bool(has_alibi),
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
-                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout))
+                DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout),
+                HAS_WINDOW=bool(has_window), VARLEN=bool(varlen))
 
 
 def _dropout_args(dropout_p, seed, fallback):
@@ -610,6 +751,21 @@ def _dropout_args(dropout_p, seed, fallback):
     seed pointer is never read, so any tensor (`fallback`) stands in for it."""
     return dict(Seed=seed if seed is not None else fallback, drop_p=float(dropout_p),
                 drop_scale=1.0 / (1.0 - dropout_p))
+
+
+def _window_args(wl, wr, causal, Tq, Tk):
+    """The kernels' run-time window bounds WL, WR (-1 = unlimited becomes a bound no row reaches) and
+    whether there is a window at all. Causal rows see no key right of them: WR = 0."""
+    big = Tq + Tk
+    has = wl >= 0 or (wr >= 0 and not causal)
+    return (min(wl, big) if wl >= 0 else big, 0 if causal else (min(wr, big) if wr >= 0 else big)), has
+
+
+def _seq_args(cu_q, cu_k):
+    """The kernels' CuQ, CuK, n_seq and SEARCH (binary search steps). Dense calls pass any tensor as
+    the (never read) cumulative lengths."""
+    n_seq = cu_q.numel() - 1
+    return cu_q, cu_k, n_seq, max(1, n_seq.bit_length())
 
 
 def _empty_like(t):
@@ -633,45 +789,49 @@ def _strides(*ts):
 @torch.library.custom_op("flashsigmoid::fwd", mutates_args=())
 def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torch.Tensor],
          causal: bool, bias: float, scale: float, exact: bool, deterministic: bool,
-         dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None) -> torch.Tensor:
+         dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
+         wl: int = -1, wr: int = -1) -> torch.Tensor:
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     # decoding: the split-K kernel fills the GPU (section Decoding below); it has no dropout (inference
-    # has none), so a short query with dropout, e.g. a training step on short rows, takes the prefill kernel
-    if Tq <= DECODE_MAX_TQ and dropout_p == 0.0:
+    # has none) and no window, so a short query with dropout (e.g. a training step on short rows) or
+    # a window takes the prefill kernel, whose key loop reads the window's blocks only
+    if Tq <= DECODE_MAX_TQ and dropout_p == 0.0 and not has_window:
         _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
         return o
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
-             _bucket(Tq), _bucket(Tk)),
-            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0),
+             _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
              **_dropout_args(dropout_p, seed, q)})
     return o
 
 
 @_fwd.register_fake
-def _(q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None):
+def _(q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None, wl=-1, wr=-1):
     return _empty_like(q)
 
 
 @torch.library.custom_op("flashsigmoid::bwd", mutates_args=())
 def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
          alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float, exact: bool,
-         deterministic: bool, dropout_p: float = 0.0,
-         seed: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         deterministic: bool, dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
+         wl: int = -1, wr: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
-    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0),
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
             **_dropout_args(dropout_p, seed, q)}
     # dropout's 1/(1-p) on dQ and dK rides in `scale`, their last factor (1 exactly without dropout)
     common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
-    buckets = (_bucket(Tq), _bucket(Tk))
+    buckets = (_bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
     atomic = not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
@@ -686,24 +846,108 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 @_bwd.register_fake
-def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None):
+def _(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p=0.0, seed=None, wl=-1, wr=-1):
     return _empty_like(q), _empty_like(k), _empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, alibi, *args, dropout_p, seed = inputs
+    q, k, v, alibi, *args, dropout_p, seed, wl, wr = inputs
     # O(T) memory: no T x T tensor is kept, not even the dropout mask: the backward regenerates it
     # from the seed, kept as the forward saw it (the generator may have moved on by then)
     ctx.save_for_backward(q, k, v, alibi, seed)
     ctx.args = (*args, dropout_p)  # causal, bias, scale, exact, deterministic, dropout_p
+    ctx.window = (wl, wr)
 
 
 def _backward(ctx, do):
     q, k, v, alibi, seed = ctx.saved_tensors
-    return *_bwd(do, q, k, v, alibi, *ctx.args, seed), *[None] * 8
+    return *_bwd(do, q, k, v, alibi, *ctx.args, seed, *ctx.window), *[None] * 10
 
 
 _fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+# Packed variable-length sequences: q (total_q, H, D), k and v (total_k, Hkv, D), sequence s in rows
+# cu_q[s]:cu_q[s+1] and cu_k[s]:cu_k[s+1]. The kernels see (1, H, total, D) views and tile the packed
+# rows as one long sequence, each row masked to its own sequence's keys (VARLEN): the grid is the
+# dense kernel's, whatever the number of sequences, so padding cu_seqlens with empty sequences (a
+# static shape for torch.compile, no host sync) costs nothing.
+
+def _packed(*ts):
+    return [t.unsqueeze(0).transpose(1, 2) for t in ts]
+
+
+@torch.library.custom_op("flashsigmoid::fwd_varlen", mutates_args=())
+def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool, bias: float, scale: float,
+                exact: bool, deterministic: bool, dropout_p: float, seed: Optional[torch.Tensor], wl: int,
+                wr: int) -> torch.Tensor:
+    q, k, v = (_lastdim_contig(t) for t in (q, k, v))
+    o = q.new_empty(q.shape)
+    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    q4, k4, v4, o4 = _packed(q, k, v, o)
+    _launch("fwd", Tq, (H, 1),
+            (q4, k4, v4, o4, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, o4),
+             _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+             **_dropout_args(dropout_p, seed, q)})
+    return o
+
+
+@_fwd_varlen.register_fake
+def _(q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr):
+    return q.new_empty(q.shape)
+
+
+@torch.library.custom_op("flashsigmoid::bwd_varlen", mutates_args=())
+def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor,
+                cu_k: torch.Tensor, max_q: int, max_k: int, alibi: Optional[torch.Tensor], causal: bool,
+                bias: float, scale: float, exact: bool, deterministic: bool, dropout_p: float,
+                seed: Optional[torch.Tensor], wl: int, wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
+    dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
+    slopes = alibi if alibi is not None else q  # never read without ALiBi
+    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+            **_dropout_args(dropout_p, seed, q)}
+    q4, k4, v4, do4, dq4, dk4, dv4 = _packed(q, k, v, do, dq, dk, dv)
+    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
+    buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
+    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN  # as the dense backward
+    acc4 = _packed(torch.zeros(q.shape, device=q.device, dtype=torch.float32))[0] if atomic else dq4
+    _launch("dkdv", Tk, (Hkv, 1), (q4, k4, v4, do4, dk4, dv4, acc4, slopes, *common, *_strides(dk4, dv4, acc4),
+                                   *buckets), {**meta, "ATOMIC_DQ": atomic})
+    if not atomic:
+        _launch("dq", Tq, (H, 1), (q4, k4, v4, do4, dq4, slopes, *common, *_strides(dq4), *buckets), meta)
+    else:
+        dq4.copy_(acc4)
+    return dq, dk, dv
+
+
+@_bwd_varlen.register_fake
+def _(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed,
+      wl, wr):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _setup_context_varlen(ctx, inputs, output):
+    q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args, seed, wl, wr = inputs
+    ctx.save_for_backward(q, k, v, cu_q, cu_k, alibi, seed)  # the dropout seed as the forward saw it
+    ctx.args, ctx.n_inputs = (max_q, max_k, *args), len(inputs)
+    ctx.window = (wl, wr)
+
+
+def _backward_varlen(ctx, do):
+    q, k, v, cu_q, cu_k, alibi, seed = ctx.saved_tensors
+    max_q, max_k, *args = ctx.args  # ..., deterministic, dropout_p
+    return (*_bwd_varlen(do, q, k, v, cu_q, cu_k, max_q, max_k, alibi, *args, seed, *ctx.window),
+            *[None] * (ctx.n_inputs - 3))
+
+
+_fwd_varlen.register_autograd(_backward_varlen, setup_context=_setup_context_varlen)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -943,6 +1187,16 @@ def _check(q, k, v, alibi_slopes, bias, scale):
         raise ValueError(f"scale must be finite, got {scale}")
 
 
+def _window(window):
+    """window=None or (left, right), ints >= -1 (-1 = unlimited), FlashAttention's window_size."""
+    if window is None:
+        return -1, -1
+    if (not isinstance(window, (tuple, list)) or len(window) != 2
+            or not all(isinstance(w, int) and not isinstance(w, bool) and w >= -1 for w in window)):
+        raise ValueError(f"window must be None or (left, right) with ints >= -1 (-1 = unlimited), got {window!r}")
+    return int(window[0]), int(window[1])
+
+
 def _check_dropout(dropout_p, seed):
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be a number in [0, 1), got {dropout_p!r}")
@@ -991,7 +1245,7 @@ def dropout_mask(seed, B, H, Tq, Tk, dropout_p, device):
 
 
 def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slopes=None, exact=None,
-                      deterministic=None, dropout_p=0.0, seed=None):
+                      deterministic=None, dropout_p=0.0, seed=None, window=None):
     """Sigmoid attention O = sigmoid(scale * q k^T + bias + ALiBi) v, fused (see module docstring).
 
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0, any D from 1 to 256 (tiles are D padded to
@@ -1008,8 +1262,12 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     gives the same mask and dropout_mask(seed, ...) shows it. None (default) draws one from torch's
     generator of q's device (see new_seed): reproducible under torch.manual_seed. Read only when
     dropout_p > 0; the forward's seed is kept for the backward.
+    window: None, or (left, right) as FlashAttention's window_size: query i (at absolute position
+    i + Tk - Tq) sees keys i - left <= j <= i + right, -1 = unlimited on that side; causal makes
+    right 0. Key blocks outside every row's window are skipped: the cost grows with the window, not T.
     Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
+    wl, wr = _window(window)
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
                                      and k.shape[2] > 0) else bias
     bias = float(bias) if bias is not None else 0.0
@@ -1027,10 +1285,70 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()
-    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), dropout_p, seed)
+    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), dropout_p, seed,
+                wl, wr)
 
 
-__all__ = ["sigmoid_attention", "dropout_mask", "new_seed", "EXACT_SIGMOID", "AUTOTUNE"]
+def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *, causal=True,
+                             bias=None, scale=None, alibi_slopes=None, window=None, exact=None, deterministic=None,
+                             dropout_p=0.0, seed=None, check=True):
+    """sigmoid_attention over packed sequences of different lengths, as flash_attn_varlen_func.
+
+    q: (total_q, H, D); k, v: (total_k, Hkv, D); cu_seqlens_q, cu_seqlens_k: int32 (B + 1,), the
+    cumulative lengths (sequence s is rows cu_seqlens_q[s]:cu_seqlens_q[s+1] of q and
+    cu_seqlens_k[s]:cu_seqlens_k[s+1] of k and v; empty sequences are allowed). Each sequence is
+    attended on its own, bottom-right aligned as in the dense kernel (query i of a sequence sits at
+    position i + Tk_s - Tq_s), with the causal mask, window and ALiBi distances of that sequence.
+    bias: default -ln(max_seqlen_k). max_seqlen_*: the longest sequence (the bias default, the
+    autotuning bucket and the backward's mode use it; the kernels do not need it). check=True reads
+    cu_seqlens on the host once to name a bad one (a device sync); check=False trusts them.
+    dropout: the mask of (seed, 0, h, i, j) with i, j the packed row and key (dropout_mask(seed, 1, H,
+    total_q, total_k, ...) shows it). Other arguments as sigmoid_attention. Returns (total_q, H, D).
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 3:
+            raise ValueError(f"{name} must be a 3-D tensor (total, heads, D), got "
+                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    for name, m in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise ValueError(f"{name}={m!r} must be an int >= 1")
+    for name, cu, total in (("cu_seqlens_q", cu_seqlens_q, q.shape[0]), ("cu_seqlens_k", cu_seqlens_k, k.shape[0])):
+        if not isinstance(cu, torch.Tensor) or cu.dtype != torch.int32 or cu.dim() != 1 or cu.numel() < 2:
+            raise ValueError(f"{name} must be an int32 tensor of shape (B + 1,), got "
+                             + (f"{cu.dtype} {tuple(cu.shape)}" if isinstance(cu, torch.Tensor) else type(cu).__name__))
+        if cu.device != q.device:
+            raise ValueError(f"device mismatch: {name} on {cu.device}, q on {q.device}")
+    if cu_seqlens_q.numel() != cu_seqlens_k.numel():
+        raise ValueError(f"cu_seqlens_q has {cu_seqlens_q.numel() - 1} sequences, cu_seqlens_k "
+                         f"{cu_seqlens_k.numel() - 1}")
+    if check:
+        cq, ck = torch.stack([cu_seqlens_q, cu_seqlens_k]).tolist()
+        for name, cu, total, m in (("cu_seqlens_q", cq, q.shape[0], max_seqlen_q),
+                                   ("cu_seqlens_k", ck, k.shape[0], max_seqlen_k)):
+            lens = [b - a for a, b in zip(cu, cu[1:])]
+            if cu[0] != 0 or min(lens) < 0 or cu[-1] != total:
+                raise ValueError(f"{name} must rise from 0 to the {total} packed rows, got {cu}")
+            if max(lens) > m:
+                raise ValueError(f"{name} holds a sequence of {max(lens)} > max_seqlen={m}")
+    q4, k4, v4 = _packed(q, k, v)
+    bias = -math.log(max_seqlen_k) if bias is None else float(bias)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    _check(q4, k4, v4, alibi_slopes, bias, scale)
+    wl, wr = _window(window)
+    _check_dropout(dropout_p, seed)
+    dropout_p = float(dropout_p)
+    seed = _seed_tensor(seed, q.device) if dropout_p > 0 else None
+    if alibi_slopes is not None:
+        alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
+    exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
+    if deterministic is None:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+    return _fwd_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, alibi_slopes, bool(causal),
+                       bias, scale, exact, bool(deterministic), dropout_p, seed, wl, wr)
+
+
+__all__ = ["sigmoid_attention", "sigmoid_attention_varlen", "dropout_mask", "new_seed", "EXACT_SIGMOID",
+           "AUTOTUNE"]
 
 
 if __name__ == "__main__":

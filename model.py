@@ -11,6 +11,7 @@ Softmax attention (through PyTorch SDPA) stays as an option, so the two can be c
 
 import math
 import inspect
+from collections import namedtuple
 from dataclasses import dataclass, fields
 
 import torch
@@ -49,6 +50,7 @@ class GPTConfig:
     mlp: str = "gelu"
     init: str = "paper"  # paper: N(0, 1/fan_in) linears, N(0, 1/d) embeddings; gpt2: N(0, 0.02)
     rope_theta: float = 10000.0
+    attn_window: int | None = None  # None = full; w: token i attends to keys i - w .. i (itself and w before)
 
     def __post_init__(self):
         for name, ok in CHOICES.items():
@@ -69,6 +71,9 @@ class GPTConfig:
             raise ValueError(f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}")
         if self.pos_encoding == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"rope needs an even head dim, got {self.n_embd // self.n_head}")
+        if self.attn_window is not None and (not isinstance(self.attn_window, int) or isinstance(self.attn_window, bool)
+                                             or self.attn_window < 0):
+            raise ValueError(f"attn_window={self.attn_window!r} must be None (full attention) or an integer >= 0")
 
     @property
     def attn_bias(self):
@@ -77,6 +82,11 @@ class GPTConfig:
             return head_biases(alibi_slopes(self.n_head) if self.pos_encoding == "alibi" else None,
                                self.n_head, self.block_size)
         return -math.log(self.block_size) if self.sigmoid_bias is None else self.sigmoid_bias
+
+    @property
+    def window(self):
+        """attn_window as (left, right) for the attention functions (FlashAttention's window_size)."""
+        return None if self.attn_window is None else (self.attn_window, 0)
 
 
 def alibi_slopes(n_head):
@@ -101,15 +111,57 @@ def distance(Tq, Tk, q_offset, device):
     return (torch.arange(Tq, device=device) + q_offset)[:, None] - torch.arange(Tk, device=device)
 
 
+Documents = namedtuple("Documents", "pos ids cu")
+
+
+def documents(idx, eot):
+    """Packed documents of a batch idx (B, T) whose documents each end with token eot: per token its
+    position inside its document (B, T), its document's number in the row (B, T), and the int32
+    cumulative lengths of all documents of the flattened B*T tokens, padded with empty documents to
+    B*T + 1 entries (a fixed shape: no host sync, no recompiles)."""
+    B, T = idx.shape
+    t = torch.arange(T, device=idx.device)
+    starts = torch.ones_like(idx, dtype=torch.bool)
+    starts[:, 1:] = idx[:, :-1] == eot  # a document starts each row and follows each eot
+    pos = t - torch.where(starts, t, 0).cummax(1).values
+    flat = starts.view(-1)
+    n = B * T
+    cu = torch.full((n + 1,), n, dtype=torch.int32, device=idx.device)
+    slot = torch.where(flat, flat.cumsum(0) - 1, n)  # the k-th start goes to cu[k], the others to cu[n]
+    cu.scatter_(0, slot, torch.where(flat, torch.arange(n, device=idx.device), n).to(torch.int32))
+    return Documents(pos, starts.cumsum(1), cu)
+
+
+def other_documents(docs):
+    """True where key j is in another document than query i: (B, 1, T, T), for the materialised paths."""
+    return docs.ids[:, None, :, None] != docs.ids[:, None, None, :]
+
+
+def window_mask(dist, causal, window):
+    """True where key j is hidden from query i, for dist = i - j: future keys when causal, and keys
+    outside window = (left, right) (i - left <= j <= i + right, -1 = unlimited; FlashAttention's
+    window_size). None when nothing is hidden."""
+    left, right = (-1, -1) if window is None else window
+    mask = None
+    for hide, on in ((dist < 0, causal), (dist > left, left >= 0), (dist < -right, right >= 0)):
+        if on:
+            mask = hide if mask is None else mask | hide
+    return mask
+
+
 def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slopes=None, q_offset=None,
-                            upcast=True, dropout_p=0.0, training=False, stats=None, dropout_mask=None):
+                            upcast=True, dropout_p=0.0, training=False, stats=None, dropout_mask=None, window=None,
+                            hide=None):
     """The reference sigmoid attention, materialised (Tq x Tk), in the conventions of the kernel's
     flashsigmoid.sigmoid_attention: O = sigmoid(scale q.k_j + bias - slope_h * dist_ij) V, no row
     normalisation. causal: dist = i - j and future keys at -inf (weight exactly 0); else dist = |i - j|.
     q (B, nh, Tq, hs), k/v (B, nkv, Tk, hs); scale defaults to 1/sqrt(hs); query i sits at absolute
     position i + q_offset, by default Tk - Tq (bottom-right, as with a KV cache). upcast computes in at
     least fp32 (fp64 for double inputs), as the paper says; upcast=False in the input dtype.
-    A dict `stats` receives the largest row mass sum_j p_ij (softmax's is always 1).
+    window = (left, right): query i sees only keys i - left <= j <= i + right (-1 = unlimited), the
+    others at -inf as the future ones; hide: a bool tensor broadcastable to (B, nh, Tq, Tk), True
+    where a key is hidden too (other documents). A dict `stats` receives the largest row mass
+    sum_j p_ij (softmax's is always 1).
     Dropout on the weights p: F.dropout(p, dropout_p, training), or, given `dropout_mask` (bool,
     broadcastable to (B, nh, Tq, Tk), True = keep; the kernel's own is flashsigmoid.dropout_mask), that
     mask with the same 1/(1 - dropout_p) scaling, training or not: the reference of the kernel's dropout."""
@@ -125,8 +177,11 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
     dist = distance(Tq, Tk, Tk - Tq if q_offset is None else q_offset, q.device)
     if alibi_slopes is not None:  # the true distance: sigmoid is not shift-invariant
         s = s - alibi_slopes.to(s.dtype).view(1, nh, 1, 1) * (dist if causal else dist.abs())
-    if causal:
-        s = s.masked_fill(dist < 0, float("-inf"))
+    hidden = window_mask(dist, causal, window)
+    if hide is not None:
+        hidden = hide if hidden is None else hidden | hide
+    if hidden is not None:
+        s = s.masked_fill(hidden, float("-inf"))
     p = torch.sigmoid(s)
     if stats is not None:
         stats["row_mass_max"] = p.sum(-1).max().item()
@@ -138,11 +193,11 @@ def sigmoid_attention_torch(q, k, v, *, bias, causal=True, scale=None, alibi_slo
 
 
 def rope(x, pos, theta):
-    """Rotary embedding of x (B, T, nh, hs) at absolute positions pos (T,)."""
+    """Rotary embedding of x (B, T, nh, hs) at absolute positions pos (T,) or (B, T)."""
     hs = x.size(-1)
     f = torch.promote_types(x.dtype, torch.float32)
     inv = theta ** (-torch.arange(0, hs, 2, device=x.device, dtype=f) / hs)
-    ang = pos.to(f)[:, None, None] * inv  # (T, 1, hs/2)
+    ang = pos.to(f)[..., None, None] * inv  # ([B,] T, 1, hs/2)
     cos, sin = ang.cos(), ang.sin()
     x1, x2 = x.to(f).chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
@@ -203,7 +258,7 @@ class CausalSelfAttention(nn.Module):
         self.config = config
         self.stats = None  # a dict while GPT.attention_stats runs
 
-    def forward(self, x, pos, cache=None, layer=0):
+    def forward(self, x, pos, cache=None, layer=0, docs=None):
         B, T, C = x.size()
         qkv = self.c_attn(x)
         q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
@@ -221,13 +276,15 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.view(B, T, self.nkv, self.hs).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        y = self.c_proj(self.attend(q, k, v).transpose(1, 2).contiguous().view(B, T, C))
+        y = self.c_proj(self.attend(q, k, v, docs).transpose(1, 2).contiguous().view(B, T, C))
         if self.stats is not None:
             self.stats["out_rms"] = y.float().pow(2).mean().sqrt().item()
         return y
 
-    def attend(self, q, k, v):
-        cfg, Tq, Tk = self.config, q.size(2), k.size(2)
+    def attend(self, q, k, v, docs=None):
+        """q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs); docs: documents() of the batch, whose documents
+        then attend only within themselves (Tq = Tk), or None."""
+        cfg, (B, _, Tq, hs), Tk = self.config, q.shape, k.size(2)
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
             if self.stats is None and (self.attn_impl == "triton" or (self.attn_impl == "auto" and q.is_cuda
@@ -235,20 +292,29 @@ class CausalSelfAttention(nn.Module):
                 # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel.
                 # Its dropout seed comes from torch's generator (seed=None), which train.py seeds and
                 # checkpoints, so runs stay reproducible and resume exactly as on the PyTorch path.
-                return flashsigmoid.sigmoid_attention(q.to(v.dtype), k.to(v.dtype), v, causal=True,
-                                                      bias=cfg.attn_bias, alibi_slopes=self.slopes,
-                                                      dropout_p=drop)
+                q, k = q.to(v.dtype), k.to(v.dtype)
+                if docs is not None:  # the documents of the flattened batch as packed sequences
+                    packed = [t.transpose(1, 2).reshape(B * t.size(2), t.size(1), hs) for t in (q, k, v)]
+                    y = flashsigmoid.sigmoid_attention_varlen(*packed, docs.cu, docs.cu, Tq, Tk, causal=True,
+                                                              bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                                                              window=cfg.window, dropout_p=drop, check=False)
+                    return y.view(B, Tq, self.nh, hs).transpose(1, 2)
+                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                                                      dropout_p=drop, window=cfg.window)
             return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
-                                           training=self.training, stats=self.stats)
-        # softmax: SDPA picks the fastest kernel; ALiBi and cached decoding need an explicit mask
-        # (SDPA's is_causal aligns top-left, a KV cache needs bottom-right). A single query (decoding
-        # without ALiBi) is the last position and sees every key: no mask to build at each step.
+                                           training=self.training, stats=self.stats, window=cfg.window,
+                                           hide=None if docs is None else other_documents(docs))
+        # softmax: SDPA picks the fastest kernel; ALiBi, a window, documents and cached decoding need an
+        # explicit mask (SDPA's is_causal aligns top-left, a KV cache needs bottom-right). A single query
+        # (decoding without ALiBi or a window) is the last position and sees every key: no mask to build.
         mask = None
-        if self.slopes is not None or (Tq != Tk and Tq > 1):
+        if self.slopes is not None or (Tq != Tk and Tq > 1) or cfg.window is not None or docs is not None:
             dist = distance(Tq, Tk, Tk - Tq, q.device)
-            mask = torch.zeros(Tq, Tk, device=q.device).masked_fill(dist < 0, float("-inf"))
+            hidden = window_mask(dist, True, cfg.window)
+            hidden = hidden if docs is None else hidden | other_documents(docs)
+            mask = torch.zeros(hidden.shape, device=q.device).masked_fill(hidden, float("-inf"))
             if self.slopes is not None:
-                mask = mask - self.slopes.view(-1, 1, 1) * dist  # (nh, Tq, Tk)
+                mask = mask - self.slopes.view(-1, 1, 1) * dist  # ([B,] nh, Tq, Tk)
             mask = mask.to(q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
                                               is_causal=mask is None and Tq > 1, enable_gqa=self.nkv != self.nh)
@@ -285,8 +351,8 @@ class Block(nn.Module):
         self.mlp_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, pos, cache=None, layer=0):
-        a = self.attn_post_norm(self.attn(self.attn_norm(x), pos, cache, layer))
+    def forward(self, x, pos, cache=None, layer=0, docs=None):
+        a = self.attn_post_norm(self.attn(self.attn_norm(x), pos, cache, layer, docs))
         x = x + self.drop(a if self.attn_scale is None else a * self.attn_scale)
         m = self.mlp_post_norm(self.mlp(self.mlp_norm(x)))
         return x + self.drop(m if self.mlp_scale is None else m * self.mlp_scale)
@@ -328,10 +394,19 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, cache=None):
+    def forward(self, idx, targets=None, cache=None, eot=None):
+        """idx (B, T) tokens; targets (B, T) or None (then only the last position's logits); cache: a
+        KVCache to extend. eot: the end-of-text token: each row's documents (each ending with eot)
+        then attend only within themselves, their positions starting at 0 (packed training data)."""
         B, T = idx.size()
         start = cache.pos if cache is not None else 0
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
+        docs = None
+        if eot is not None:
+            if cache is not None:
+                raise ValueError("eot (document masking) does not work with a KV cache")
+            docs = documents(idx, eot)
+            pos = docs.pos
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         if self.transformer.wpe is not None:
             if start + T > self.config.block_size:
@@ -340,7 +415,7 @@ class GPT(nn.Module):
             x = x + self.transformer.wpe(pos)
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, pos, cache, i)
+            x = block(x, pos, cache, i, docs)
         if cache is not None:
             cache.pos += T
         x = self.transformer.ln_f(x)

@@ -45,6 +45,7 @@ dataset = "openwebtext"  # data/<dataset>/, or a path, holding train.bin/val.bin
 gradient_accumulation_steps = 5 * 8  # global: divided among the processes
 batch_size = 12  # per process, per micro-step
 block_size = 1024
+doc_mask = False  # the documents of a row (each ending with the end-of-text token) attend only within themselves
 # model (see model.GPTConfig)
 n_layer = 12
 n_head = 12
@@ -62,6 +63,7 @@ layerscale = None
 mlp = "gelu"
 init = "paper"
 rope_theta = 10000.0
+attn_window = None  # sliding-window attention: None = full; w = each token sees itself and the w tokens before
 # optimizer: AdamW
 learning_rate = 6e-4
 max_iters = 600000
@@ -86,7 +88,8 @@ attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it appli
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
-optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=(float, str), layerscale=float, compile=bool, eval_block_size=int)
+optional = dict(n_kv_head=int, vocab_size=int, sigmoid_bias=(float, str), layerscale=float, compile=bool,
+                eval_block_size=int, attn_window=int)
 config_keys = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))]
 configure(globals(), sys.argv[1:], optional)
 config = {k: globals()[k] for k in config_keys}  # for logging and checkpoints
@@ -171,6 +174,17 @@ def shard_paths(split):
 
 
 shards = {split: shard_paths(split) for split in dict.fromkeys(("train", "val", *split_names))}
+# doc_mask: the end-of-text token that ends each document. GPT-2 BPE data (no meta.pkl) has tiktoken's
+# 50256 after each document (data/common.py); other tokenizers name theirs in meta.pkl as 'eot'.
+# Character-level data has none: no documents to mask, an error rather than a silent no-op.
+eot = None
+if doc_mask:
+    meta_path = os.path.join(data_dir, "meta.pkl")
+    meta = pickle.load(open(meta_path, "rb")) if os.path.exists(meta_path) else {"eot": 50256}
+    if meta.get("eot") is None:
+        raise SystemExit(f"error: doc_mask=True needs documents that end with an end-of-text token, but the "
+                         f"dataset {dataset!r} has none (its meta.pkl has no 'eot': character-level data?)")
+    eot = int(meta["eot"])
 SPLIT_IDS = dict(train=0, val=1, test=4)  # in get_batch's seed; train and val keep the ids of older runs
 
 
@@ -226,6 +240,8 @@ try:
 except ValueError as e:
     raise SystemExit(f"error: {e}")
 model_args = dict(gptconf.__dict__)
+if eot is not None and not 0 <= eot < gptconf.vocab_size:
+    raise SystemExit(f"error: doc_mask: the end-of-text token {eot} is not in the model's vocabulary of {gptconf.vocab_size}")
 if eval_block_size and eval_block_size > gptconf.block_size and gptconf.pos_encoding == "learned":
     raise SystemExit(f"error: eval_block_size={eval_block_size} exceeds block_size={gptconf.block_size}, "
                      "which learned positions cannot do (alibi, rope and none can)")
@@ -335,7 +351,7 @@ def estimate_loss():
         for k in range(eval_iters):
             X, Y = get_batch(split, k, 0, for_eval=True, T=eval_block_size)  # the same batches every time
             with ctx:
-                _, loss = model(X, Y)
+                _, loss = model(X, Y, eot=eot)
             losses[k] = loss
         out[split] = all_mean(losses.mean()).item()
     model.train()
@@ -406,7 +422,7 @@ while True:
         elif ddp:
             model.set_requires_gradient_sync(last)
         with ctx:
-            _, loss = model(X, Y)
+            _, loss = model(X, Y, eot=eot)
             loss = loss / gradient_accumulation_steps
         # the next micro-step's batch is assembled while the GPU runs this forward pass
         X, Y = get_batch("train", iter_num + last, 0 if last else micro + 1)

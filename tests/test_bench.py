@@ -69,6 +69,43 @@ def test_kernel_check_compares_with_the_model_reference():
     assert not ok and errs[0] == pytest.approx(0.05, rel=0.1), errs
 
 
+@pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_window_check_and_table_column():
+    """--window: check_kernel compares the windowed kernel with the windowed reference (and fails a
+    kernel that ignores the window); the table gains the full/window device-time ratio."""
+    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, "cpu", window=(5, 0))
+    assert ok and max(errs) < 2e-2, errs
+
+    class NoWindow:
+        @staticmethod
+        def sigmoid_attention(q, k, v, window=None, **kw):
+            return flashsigmoid.sigmoid_attention(q, k, v, **kw)
+    errs, ok = bench.check_kernel(NoWindow, 1, 2, 40, 16, "cpu", window=(5, 0))
+    assert not ok, errs
+    row = {"shape": [1, 2, 64, 16], "check_ok": True}
+    for name, ms in (("kernel", 2.0), ("kernel_window", 0.5)):
+        row[name] = {"fwd_tflops": 10.0, "fb_tflops": 5.0, "peak_mib": 1.0, "fb_graph_ms": ms, "fwd_graph_ms": ms / 2}
+    table = bench.format_table([row], ["kernel", "kernel_window"]).splitlines()
+    assert table[-3].endswith("graph full/window fwd / f+b |") and table[-1].endswith("| 4.00 / 4.00 |"), table
+
+
+@pytest.mark.skipif(flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+def test_docs_kernel_is_the_varlen_kernel_over_documents_of_each_row():
+    """--doc_len L times sigmoid_attention_varlen over the (B, H, T, D) buffers read as (B*T, H, D):
+    documents of L tokens (here checked against the dense reference per document)."""
+    import math
+    import torch
+    B, H, T, D, L = 2, 2, 24, 16, 10
+    q, k, v = (torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(s)) for s in range(3))
+    got = bench.docs_kernel(flashsigmoid, L)(q, k, v).reshape(B * T, H, D)
+    packed = [t.reshape(B * T, H, D) for t in (q, k, v)]
+    for start in [b * T + t for b in range(B) for t in range(0, T, L)]:
+        end = min(start + L, (start // T + 1) * T)
+        qs, ks, vs = (t[start:end].transpose(0, 1)[None] for t in packed)
+        want = sigmoid_attention_torch(qs, ks, vs, bias=-math.log(T))[0].transpose(0, 1)
+        torch.testing.assert_close(got[start:end], want, rtol=1e-5, atol=1e-6)
+
+
 def test_decode_mode_runs_on_cpu_and_writes_its_table(tmp_path, monkeypatch):
     """--mode=decode end to end on a tiny model (the CPU's PyTorch attention): a row per model and batch
     with positive tokens/s, the softmax baseline's ratio, the path each took; JSON and table under $OUT."""

@@ -9,10 +9,10 @@ pytestmark = pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Tr
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def tiny(attn_impl, pos_encoding="alibi"):
+def tiny(attn_impl, pos_encoding="alibi", **kw):
     torch.manual_seed(0)
     cfg = M.GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=2, n_kv_head=1, n_embd=32,
-                      pos_encoding=pos_encoding)
+                      pos_encoding=pos_encoding, **kw)
     return M.GPT(cfg, attn_impl=attn_impl).to(DEV)
 
 
@@ -49,6 +49,27 @@ def test_compiled_kernel_step_matches_reference_attention():
     _, loss_ref = ref(x, x)
     loss_ref.backward()
     tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)  # GPU: tanh.approx, tf32
+    torch.testing.assert_close(loss, loss_ref, **tol)
+    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+
+
+@pytest.mark.parametrize("kw,eot", [(dict(attn_window=5), None), (dict(pos_encoding="rope"), 7),
+                                    (dict(pos_encoding="learned", attn_window=5), 7)], ids=str)
+def test_window_and_documents_trace_to_one_graph_and_match_the_reference(kw, eot):
+    """A sliding window and document masking (the varlen kernel, cu_seqlens built in the graph) keep
+    the model one graph, and the compiled step gives the PyTorch path's loss and gradients."""
+    m, ref = tiny("triton", **kw), tiny("torch", **kw)
+    ref.load_state_dict(m.state_dict())
+    x = torch.randint(0, 64, (2, 32), device=DEV, generator=torch.Generator(DEV).manual_seed(1))
+    x[:, ::6] = 7  # documents of 6 tokens, each ending with 7
+    ex = torch._dynamo.explain(m)(x, x, eot=eot)
+    assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
+    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x, eot=eot)
+    loss.backward()
+    _, loss_ref = ref(x, x, eot=eot)
+    loss_ref.backward()
+    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)
     torch.testing.assert_close(loss, loss_ref, **tol)
     for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")

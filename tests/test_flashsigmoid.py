@@ -50,10 +50,10 @@ def _run(fn, q, k, v, do, **kw):
     return o, dq, dk, dv
 
 
-def _ref64(q, k, v, do, causal, bias, slopes):
+def _ref64(q, k, v, do, causal, bias, slopes, window=None):
     return _run(lambda a, b, c, **kw: sigmoid_attention_torch(
-        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double()),
-                q.double(), k.double(), v.double(), do.double())
+        a, b, c, causal=causal, bias=bias, alibi_slopes=None if slopes is None else slopes.double(),
+        window=window), q.double(), k.double(), v.double(), do.double())
 
 
 def _rel(a, b):
@@ -91,22 +91,262 @@ CPU_CASES = [
     *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
 @pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
 def test_cpu_against_float64(case, deterministic):
+    _check_float64(case, deterministic)
+
+
+def _check_float64(case, deterministic, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
     got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes,
-               deterministic=deterministic)
-    ref = _ref64(q, k, v, do, causal, bias, slopes)
+               deterministic=deterministic, window=window)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, window)
     tol = 2e-5 if dtype == torch.float32 else 5e-3
     for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
         assert a.shape == b.shape and a.dtype == dtype, name
         assert _rel(a, b) < tol, (name, _rel(a, b))
     if dtype == torch.float16:  # the paper's criterion against a same-precision PyTorch version
         same = _run(lambda a, b_, c, **kw: sigmoid_attention_torch(a, b_, c, causal=causal, bias=bias,
-                                                                   alibi_slopes=slopes, upcast=False), q, k, v, do)
+                                                                   alibi_slopes=slopes, upcast=False,
+                                                                   window=window), q, k, v, do)
         for name, a, s, b in zip(("o", "dq", "dk", "dv"), got, same, ref):
             ek = (a.double() - b).abs().max().item()
             et = (s.double() - b).abs().max().item()
             assert ek <= 2 * et + 1e-3 * max(1.0, b.abs().max().item()), (name, ek, et)
+
+
+# (case as CPU_CASES, window): windows of 0, small, larger than T, one-sided, with ALiBi, GQA/MQA,
+# decoding, Tq != Tk both ways, causal (right forced to 0) and not
+WINDOW_CASES = [
+    ((1, 2, 2, 113, 113, 32, True, True, torch.float32), (0, 0)),
+    ((1, 4, 2, 113, 113, 16, True, True, torch.float16), (17, -1)),
+    ((1, 2, 1, 70, 70, 40, True, False, torch.float32), (200, 0)),
+    ((1, 2, 2, 97, 97, 16, False, True, torch.float32), (9, 30)),
+    ((1, 2, 2, 65, 65, 16, False, False, torch.float16), (-1, 5)),
+    ((1, 2, 2, 65, 65, 16, False, True, torch.float32), (12, -1)),
+    ((2, 4, 1, 33, 150, 32, True, True, torch.float16), (40, 0)),
+    ((1, 4, 2, 150, 33, 16, False, True, torch.float32), (3, 7)),
+    ((1, 4, 2, 150, 33, 16, True, True, torch.float32), (5, -1)),
+    ((1, 4, 2, 1, 200, 64, True, True, torch.float32), (31, 0)),
+    ((1, 6, 2, 200, 200, 24, True, True, torch.float16), (50, -1)),
+    ((1, 2, 2, 40, 60, 16, False, True, torch.float32), (0, 0)),
+    ((1, 2, 1, 96, 96, 16, False, True, torch.float16), (1000, 1000)),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case,window", WINDOW_CASES, ids=lambda c: str(c).replace(" ", "").replace("torch.", ""))
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_against_float64(case, window, deterministic):
+    _check_float64(case, deterministic, window)
+
+
+@cpu_only
+@pytest.mark.parametrize("blocks", [dict(fwd=(16, 16), dkdv=(16, 16), dq=(16, 16)),
+                                    dict(fwd=(64, 32), dkdv=(32, 64), dq=(64, 32))], ids=["16", "64"])
+@pytest.mark.parametrize("case,window", [WINDOW_CASES[1], WINDOW_CASES[3], WINDOW_CASES[6], WINDOW_CASES[8]],
+                         ids=["causal", "two-sided", "mqa-prefill", "tq>tk"])
+def test_cpu_window_other_block_sizes(monkeypatch, blocks, case, window):
+    # the window's block ranges are arithmetic on the block sizes: check them at other tiles too
+    monkeypatch.setattr(flashsigmoid, "_INTERP_CFG", blocks)
+    _check_float64(case, False, window)
+
+
+def _garbage(t, rows):
+    """t with NaN and inf written into rows (dim 2): a kernel that reads them returns non-finite values."""
+    t = t.clone()
+    t[:, :, rows] = float("nan")
+    t[:, :, rows.start] = float("inf")
+    return t
+
+
+@cpu_only
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_never_reads_blocks_outside(causal, deterministic):
+    """Blocks outside every row's window are skipped, not masked: NaN and inf written there change
+    nothing. The garbage fills whole blocks of the interpreter's tiles (only blocks partly inside a
+    window are read, and masked)."""
+    assert flashsigmoid._INTERP_CFG == {"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)}
+    # keys left of the window: queries at 180..199 see keys >= 130, so keys 0..127 (4 dK/dV blocks of
+    # 32, 8 forward/dQ blocks of 16) are never read; their dK and dV are exactly 0
+    window = (50, 0 if causal else 3)
+    q, k, v, do, bias, slopes = _inputs(1, 4, 2, 20, 200, 16, torch.float32, seed=11)
+    got = _run(sigmoid_attention, q, _garbage(k, slice(0, 128)), _garbage(v, slice(0, 128)), do, causal=causal,
+               bias=bias, alibi_slopes=slopes, window=window, deterministic=deterministic)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, window)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, (name, _rel(a, b))
+    assert (got[2][:, :, :128] == 0).all() and (got[3][:, :, :128] == 0).all()
+    # query rows past the window's left reach: key block 0..31 is seen by rows <= 31 + 10 only, so the
+    # dK/dV programs of that block never read q and dO rows 64..127
+    q, k, v, do, bias, slopes = _inputs(1, 2, 1, 128, 128, 16, torch.float32, seed=12)
+    got = _run(sigmoid_attention, _garbage(q, slice(64, 128)), k, v, _garbage(do, slice(64, 128)), causal=causal,
+               bias=bias, alibi_slopes=slopes, window=(10, 0 if causal else 2), deterministic=deterministic)
+    ref = _ref64(q, k, v, do, causal, bias, slopes, (10, 0 if causal else 2))
+    for name, a, b in zip(("dk", "dv"), got[2:], ref[2:]):
+        assert _rel(a[:, :, :32], b[:, :, :32]) < 2e-5, name
+    if causal:
+        return
+    # keys right of the window: rows 0..31 (one forward/dQ block) see keys <= 35, so keys 48..127 are
+    # never read for them (later rows do read them and are not checked)
+    q, k, v, do, bias, slopes = _inputs(1, 2, 2, 128, 128, 16, torch.float32, seed=13)
+    got = _run(sigmoid_attention, q, _garbage(k, slice(48, 128)), _garbage(v, slice(48, 128)), do, causal=False,
+               bias=bias, alibi_slopes=slopes, window=(-1, 4), deterministic=deterministic)
+    ref = _ref64(q, k, v, do, False, bias, slopes, (-1, 4))
+    assert _rel(got[0][:, :, :32], ref[0][:, :, :32]) < 2e-5
+    if deterministic:  # the atomic dQ also takes the (NaN) shares of the dK/dV programs of keys 32..63
+        assert _rel(got[1][:, :, :32], ref[1][:, :, :32]) < 2e-5
+
+
+@pytest.mark.parametrize("window", [(-2, 0), (1.5, 0), "8", (1, 2, 3), (True, 0), (4,)], ids=str)
+def test_bad_window_raises(window):
+    with pytest.raises(ValueError, match="window") as e:
+        sigmoid_attention(*(_t(1, 2, 8, 16),) * 3, window=window)
+    assert repr(window) in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# packed variable-length sequences (sigmoid_attention_varlen)
+# ---------------------------------------------------------------------------------------------
+
+def _cu(lens, device=DEV):
+    return torch.tensor([0] + [sum(lens[:i + 1]) for i in range(len(lens))], dtype=torch.int32, device=device)
+
+
+def _varlen_inputs(lq, lk, H, Hkv, D, dtype, seed, alibi=True, device=DEV):
+    q, k, v, do, bias, slopes = _inputs(1, H, Hkv, sum(lq), sum(lk), D, dtype, seed, device=device, alibi=alibi)
+    packed = lambda t: t[0].transpose(0, 1)  # noqa: E731  (total, heads, D) views, as a model's are
+    return packed(q), packed(k), packed(v), packed(do), bias, slopes, _cu(lq, device), _cu(lk, device)
+
+
+def _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window=None, mask=None, p=0.0):
+    """Each sequence through the dense float64 reference on its own, the results packed again; mask:
+    dropout's keep mask over the packed rows and keys, (1, H, total_q, total_k)."""
+    def fn(q, k, v):
+        outs = []
+        for s in range(len(cu_q) - 1):
+            qs, ks, vs = (t[c[s]:c[s + 1]].transpose(0, 1)[None] for t, c in ((q, cu_q), (k, cu_k), (v, cu_k)))
+            ms = None if mask is None else mask[:, :, cu_q[s]:cu_q[s + 1], cu_k[s]:cu_k[s + 1]]
+            outs.append(sigmoid_attention_torch(qs, ks, vs, causal=causal, bias=bias, window=window,
+                                                alibi_slopes=None if slopes is None else slopes.double(),
+                                                dropout_p=p, dropout_mask=ms)[0].transpose(0, 1))
+        return torch.cat(outs)
+    return _run(lambda a, b, c, **kw: fn(a, b, c), q.double(), k.double(), v.double(), do.double())
+
+
+# (query lengths, key lengths, H, Hkv, D, causal, alibi, dtype, window): odd lengths, sequences of 1 and
+# of 0 (trailing empty ones pad cu_seqlens to a fixed size), Tq != Tk per sequence both ways, GQA/MQA
+VARLEN_CASES = [
+    ([37, 1, 64, 20], [37, 1, 64, 20], 2, 1, 16, True, True, torch.float32, None),
+    ([1, 1, 1], [1, 1, 1], 2, 2, 32, True, False, torch.float16, None),
+    ([5, 30, 1], [40, 10, 33], 4, 2, 16, True, True, torch.float32, None),
+    ([5, 30, 17], [40, 10, 3], 4, 1, 40, False, True, torch.float16, None),
+    ([50, 0, 33], [50, 0, 33], 2, 1, 16, True, True, torch.float32, (7, 0)),
+    ([40, 33], [20, 60], 2, 2, 16, False, False, torch.float32, (5, 3)),
+    ([100, 3, 90, 2], [100, 3, 90, 2], 4, 2, 64, True, True, torch.float16, None),
+    ([13, 70, 0, 0, 0], [13, 70, 0, 0, 0], 2, 2, 16, False, True, torch.float32, None),
+    ([33, 65], [33, 65], 6, 2, 24, True, True, torch.float16, (20, -1)),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", VARLEN_CASES, ids=lambda c: f"{c[0]}{c[1]}H{c[2]}kv{c[3]}D{c[4]}"
+                         f"{'c' if c[5] else 'n'}{'A' if c[6] else ''}{str(c[7])[-2:]}w{c[8]}".replace(" ", ""))
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_varlen_against_float64_per_sequence(case, deterministic):
+    lq, lk, H, Hkv, D, causal, alibi, dtype, window = case
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, Hkv, D, dtype, seed=sum(lq) + 7 * sum(lk),
+                                                          alibi=alibi)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+        deterministic=deterministic), q, k, v, do)
+    ref = _varlen_ref64(q, k, v, do, cu_q, cu_k, causal, bias, slopes, window)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert a.shape == b.shape and a.dtype == dtype, name
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+
+
+@cpu_only
+def test_cpu_varlen_of_equal_lengths_is_the_dense_batch_and_bias_defaults_to_max_seqlen_k():
+    """B sequences of T rows each are the dense (B, H, T, D) problem; bias None = -ln(max_seqlen_k)."""
+    B, H, T, D = 3, 2, 29, 16
+    q, k, v, do, _, slopes = _inputs(B, H, H, T, T, D, torch.float32, seed=21)
+    pack = lambda t: t.transpose(1, 2).reshape(B * T, H, D)  # noqa: E731
+    cu = _cu([T] * B)
+    got = flashsigmoid.sigmoid_attention_varlen(pack(q), pack(k), pack(v), cu, cu, T, T, alibi_slopes=slopes)
+    want = sigmoid_attention(q, k, v, alibi_slopes=slopes, bias=-math.log(T))
+    torch.testing.assert_close(got, pack(want), rtol=1e-5, atol=1e-6)
+    # a larger max_seqlen_k only changes the default bias
+    got = flashsigmoid.sigmoid_attention_varlen(pack(q), pack(k), pack(v), cu, cu, T, 4 * T, alibi_slopes=slopes)
+    want = sigmoid_attention(q, k, v, alibi_slopes=slopes, bias=-math.log(4 * T))
+    torch.testing.assert_close(got, pack(want), rtol=1e-5, atol=1e-6)
+
+
+@cpu_only
+def test_cpu_varlen_custom_ops_pass_opcheck_and_compile_without_graph_breaks():
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs([7, 12], [9, 12], 2, 1, 16, torch.float32, seed=4)
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd_varlen.default,
+                          (q.requires_grad_(True), k, v, cu_q, cu_k, 12, 12, slopes, True, bias, 0.25, True, False, 0.2,
+                           torch.tensor(7), 3, -1),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.flashsigmoid.bwd_varlen.default,
+                          (do, q.detach(), k, v, cu_q, cu_k, 12, 12, None, False, bias, 0.25, True, False, 0.0, None,
+                           -1, -1),
+                          test_utils=("test_schema", "test_faketensor"))
+
+    def f(q, k, v):
+        return flashsigmoid.sigmoid_attention_varlen(q, k, v, cu_q, cu_k, 12, 12, bias=bias, alibi_slopes=slopes,
+                                                     check=False).square().sum()
+    qq, qr = (q.detach().clone().requires_grad_(True) for _ in range(2))
+    torch.compile(f, backend="aot_eager", fullgraph=True)(qq, k, v).backward()  # fullgraph: no graph break
+    f(qr, k, v).backward()
+    assert torch.allclose(qq.grad, qr.grad, rtol=1e-5, atol=1e-6)
+
+
+def _vt(*s, dtype=torch.float16):
+    return torch.randn(*s, dtype=dtype, device=DEV)
+
+
+@pytest.mark.parametrize("args,needle", [
+    ((_vt(2, 4, 8, 16), _vt(8, 4, 16), _vt(8, 4, 16), _cu([8]), _cu([8]), 8, 8), "3-D"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([8]).long(), _cu([8]), 8, 8), "int32"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([8])[None], _cu([8]), 8, 8), "(B + 1,)"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([8]), 8, 8), "2 sequences"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 4]), _cu([3, 5]), 8, 8), "the 8 packed rows"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]) + 1, _cu([3, 5]), 8, 8), "from 0"),
+    ((_vt(8, 4, 16),) * 3 + (torch.tensor([0, 5, 3, 8], dtype=torch.int32, device=DEV), _cu([3, 0, 5]), 8, 8), "rise"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([3, 5]), 4, 8), "max_seqlen=4"),
+    ((_vt(8, 4, 16),) * 3 + (_cu([3, 5]), _cu([3, 5]), 8, 0), "max_seqlen_k=0"),
+    ((_vt(8, 4, 16), _vt(8, 3, 16), _vt(8, 3, 16), _cu([8]), _cu([8]), 8, 8), "Hkv=3"),
+], ids=["4-D", "int64", "2-D", "count", "total", "start", "falling", "max_seqlen", "max_seqlen-0", "heads"])
+def test_bad_varlen_inputs_raise(args, needle):
+    with pytest.raises(ValueError) as e:
+        flashsigmoid.sigmoid_attention_varlen(*args)
+    assert needle in str(e.value), str(e.value)
+
+
+VARLEN_GPU_CASES = [  # (query lengths, key lengths, H, Hkv, D, causal, alibi, window)
+    ([1000, 1, 3000, 77, 4], [1000, 1, 3000, 77, 4], 8, 2, 64, True, True, None),
+    ([512, 700, 129], [2048, 700, 3000], 4, 4, 128, True, True, None),
+    ([333, 4096, 0, 0], [333, 4096, 0, 0], 4, 1, 96, False, True, None),
+    ([2500, 1700], [2500, 1700], 4, 2, 64, True, True, (256, 0)),
+]
+
+
+@gpu
+@pytest.mark.parametrize("case", VARLEN_GPU_CASES, ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_gpu_bf16_varlen(case, deterministic):
+    # bf16 against the fp32 per-sequence reference, the paper's criterion as _check_paper
+    lq, lk, H, Hkv, D, causal, alibi, window = case
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, Hkv, D, torch.bfloat16, seed=1, alibi=alibi)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+        deterministic=deterministic), q, k, v, do)
+    ref = _varlen_ref64(q.float(), k.float(), v.float(), do.float(), cu_q, cu_k, causal, bias, slopes, window)
+    for name, a, r in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, r) < 2e-2, (name, _rel(a, r), case)
 
 
 @cpu_only
@@ -213,14 +453,14 @@ def test_gpu_device_mismatch():
 # GPU: bf16 against an fp32 reference, with the paper's criterion
 # ---------------------------------------------------------------------------------------------
 
-def _check_paper(case, exact, seed=0, dropout_p=0.0, deterministic=None):
+def _check_paper(case, exact, seed=0, dropout_p=0.0, deterministic=None, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=seed, alibi=alibi)
     # with dropout, the references apply the kernel's own mask (dropout_mask of the same seed)
     mask = flashsigmoid.dropout_mask(seed, B, H, Tq, Tk, dropout_p, DEV) if dropout_p else None
-    drop = dict(dropout_p=dropout_p, dropout_mask=mask)
+    drop = dict(dropout_p=dropout_p, dropout_mask=mask, window=window)
     got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, exact=exact,
-               dropout_p=dropout_p, seed=seed, deterministic=deterministic)
+               dropout_p=dropout_p, seed=seed, deterministic=deterministic, window=window)
     ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
                                                              **drop),
                q.float(), k.float(), v.float(), do.float())
@@ -257,6 +497,34 @@ def test_gpu_bf16_paper_criterion(case, exact):
                                   (1, 2, 1, 16384, 16384, 128, True, False)], ids=str)
 def test_gpu_bf16_long(case):
     _check_paper(case, exact=False)
+
+
+# (case as GPU_CASES, window): the bench's shape, windows of 0 and past T, one-sided, Tq != Tk, GQA
+GPU_WINDOW_CASES = [
+    ((1, 4, 2, 8192, 8192, 64, True, True), (1024, 0)), ((2, 8, 2, 2048, 2048, 128, True, True), (256, -1)),
+    ((1, 4, 4, 1000, 3000, 64, True, True), (700, 0)), ((1, 4, 2, 4096, 4096, 64, False, True), (300, 300)),
+    ((1, 2, 2, 777, 777, 96, False, False), (-1, 50)), ((1, 4, 2, 300, 300, 40, True, True), (0, 0)),
+    ((1, 2, 1, 513, 513, 256, True, True), (5000, 0)), ((1, 4, 1, 1, 4000, 128, True, True), (100, 0)),
+    ((1, 4, 2, 3000, 1000, 64, False, True), (60, 9)),
+]
+
+
+@gpu
+@pytest.mark.parametrize("case,window", GPU_WINDOW_CASES, ids=str)
+def test_gpu_bf16_window(case, window):
+    _check_paper(case, exact=False, window=window)
+
+
+@gpu
+@pytest.mark.parametrize("default", range(8))
+def test_gpu_window_every_tile_config(monkeypatch, default):
+    # the window's block ranges are arithmetic on the tile sizes: each table config of each kernel
+    # (the fixed-config path takes entry _DEFAULT of its table), both backward modes
+    monkeypatch.setattr(flashsigmoid, "_DEFAULT", default)
+    for atomic_from in (1, 1 << 30):  # the atomic dQ, then the dQ kernel
+        monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", atomic_from)
+        _check_paper((1, 4, 2, 2100, 2100, 64, True, True), exact=False, window=(333, 0))
+        _check_paper((1, 2, 2, 999, 1500, 128, False, True), exact=False, window=(100, 40))
 
 
 @gpu
@@ -308,6 +576,10 @@ def test_custom_op_passes_torch_library_opcheck():
     torch.library.opcheck(torch.ops.flashsigmoid.bwd.default,
                           (do, q.detach(), k, v, None, True, bias, 0.25, True, False, 0.3, seed),
                           test_utils=("test_schema", "test_faketensor"))
+    # with a window (the two trailing ints)
+    torch.library.opcheck(torch.ops.flashsigmoid.fwd.default,
+                          (q, k, v, slopes, False, bias, 0.25, True, False, 0.0, None, 3, 2),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
 
 
 @gpu
@@ -532,6 +804,42 @@ def test_cpu_dropout_against_float64(case, deterministic):
     other = _ref64_drop(q, k, v, do, causal, bias, slopes, flashsigmoid.dropout_mask(seed + 1, B, H, Tq, Tk, p, DEV), p)
     for name, a, b in zip(("o", "dq", "dk", "dv"), got, other):
         assert _rel(a, b) > 20 * tol, name
+
+
+@cpu_only
+@pytest.mark.parametrize("case,window,p", [((1, 4, 2, 90, 90, 32, True, True, torch.float32), (20, 0), 0.2),
+                                           ((1, 2, 1, 50, 70, 16, False, True, torch.float16), (5, 7), 0.1)], ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_window_with_dropout_against_float64(case, window, p, deterministic):
+    """A window and dropout together: the reference with the window and the kernel's own keep mask."""
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=31)
+    got = _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes, window=window,
+               dropout_p=p, seed=17, deterministic=deterministic)
+    ref = _run(lambda a, b, c, **kw: sigmoid_attention_torch(
+        a, b, c, causal=causal, bias=bias, alibi_slopes=slopes.double(), window=window, dropout_p=p,
+        dropout_mask=flashsigmoid.dropout_mask(17, B, H, Tq, Tk, p, DEV)), q.double(), k.double(), v.double(), do.double())
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+
+
+@cpu_only
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_varlen_with_dropout_against_float64_per_sequence(deterministic):
+    """Packed sequences with dropout: the mask of the packed rows and keys (dropout_mask with B = 1 over
+    total_q x total_k), each sequence's block of it applied by the per-sequence reference."""
+    lq, lk, H, p, seed = [37, 1, 50, 0, 20], [37, 1, 64, 0, 9], 4, 0.25, 5
+    q, k, v, do, bias, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, H, 2, 16, torch.float32, seed=8)
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), bias=bias, alibi_slopes=slopes, dropout_p=p, seed=seed,
+        deterministic=deterministic), q, k, v, do)
+    mask = flashsigmoid.dropout_mask(seed, 1, H, sum(lq), sum(lk), p, DEV)
+    ref = _varlen_ref64(q, k, v, do, cu_q, cu_k, True, bias, slopes, mask=mask, p=p)
+    other = _varlen_ref64(q, k, v, do, cu_q, cu_k, True, bias, slopes, p=p,
+                          mask=flashsigmoid.dropout_mask(seed + 1, 1, H, sum(lq), sum(lk), p, DEV))
+    for name, a, b, c in zip(("o", "dq", "dk", "dv"), got, ref, other):
+        assert _rel(a, b) < 2e-5 and _rel(a, c) > 1e-2, (name, _rel(a, b), _rel(a, c))
 
 
 def _one_hot_run(T_q, T_k, H, p, seed, dtype=torch.float32, **kw):

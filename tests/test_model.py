@@ -30,11 +30,13 @@ def rand(*shape, seed, dtype=torch.float32):
     return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
 
 
-def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid", causal=True, scale=None):
+def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid", causal=True, scale=None, window=None):
     """Explicit float64 reference, loops over (b, h, i, j): query i sits at absolute position
     pos_i = i + Tk - Tq; logit = scale q_i.k_j + bias - m_h |pos_i - j|, scale 1/sqrt(d) unless given;
-    causal: keys j > pos_i left out. sigmoid: O_i = sum_j sigmoid(logit_ij) v_j; softmax: the
-    row-normalised exp instead."""
+    causal: keys j > pos_i left out; window (left, right): keys j < pos_i - left and j > pos_i + right
+    left out (-1: no limit). sigmoid: O_i = sum_j sigmoid(logit_ij) v_j; softmax: the row-normalised
+    exp instead."""
+    left, right = window or (-1, -1)
     q, k, v = q.double(), k.double(), v.double()
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
@@ -45,7 +47,8 @@ def ref_attention(q, k, v, bias, slopes=None, kind="sigmoid", causal=True, scale
             hk = h // (H // Hkv)  # the kv head of query head h's group
             for i in range(Tq):
                 pos = i + Tk - Tq
-                keys = list(range(pos + 1) if causal else range(Tk))
+                keys = [j for j in (range(pos + 1) if causal else range(Tk))
+                        if (left < 0 or j >= pos - left) and (right < 0 or j <= pos + right)]
                 logits = []
                 for j in keys:
                     s = float(q[b, h, i] @ k[b, hk, j]) * scale + bias
@@ -187,6 +190,159 @@ def test_softmax_alibi_matches_manual_softmax(n_kv, Tq):
                rand(2, n_kv, 7, 8, seed=19, dtype=torch.float64))
     want = ref_attention(q, k, v, 0.0, alibi_slopes(4), kind="softmax")
     torch.testing.assert_close(attn.attend(q, k, v), want, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# sliding window
+
+
+@pytest.mark.parametrize("causal,window", [(True, (0, 0)), (True, (2, -1)), (True, (3, 5)), (False, (2, 1)),
+                                           (False, (-1, 0)), (False, (0, 3)), (False, (20, 20))], ids=str)
+@pytest.mark.parametrize("n_kv,Tq,Tk", [(4, 9, 9), (2, 3, 9), (1, 9, 4)], ids=["square", "gqa-q-offset", "mqa-tq>tk"])
+def test_sigmoid_attention_window_matches_float64_formula(causal, window, n_kv, Tq, Tk):
+    """window=(left, right): query i (at absolute position i + Tk - Tq) sees keys i - left .. i + right
+    only (-1 = no limit; causal caps right at 0), the others get weight exactly 0; with ALiBi and GQA."""
+    H, D = 4, 8
+    f64 = torch.float64
+    q, k, v = rand(2, H, Tq, D, seed=60, dtype=f64), rand(2, n_kv, Tk, D, seed=61, dtype=f64), \
+        rand(2, n_kv, Tk, D, seed=62, dtype=f64)
+    got = sigmoid_attention_torch(q, k, v, bias=-1.1, causal=causal, alibi_slopes=alibi_slopes(H), window=window)
+    want = ref_attention(q, k, v, -1.1, alibi_slopes(H), causal=causal, window=window)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    if 0 <= window[0] < Tk - 1:  # the window hides something: not the full attention
+        assert not torch.allclose(got, sigmoid_attention_torch(q, k, v, bias=-1.1, causal=causal,
+                                                               alibi_slopes=alibi_slopes(H)))
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("pos", ["alibi", "rope"])
+def test_attention_module_with_window_matches_float64_formula(attention, pos):
+    """attn_window=w: CausalSelfAttention.attend sees keys i - w .. i, for sigmoid and softmax (the
+    latter through SDPA with an explicit mask), with fewer queries than keys (a KV cache)."""
+    cfg = tiny(attention=attention, pos_encoding=pos, n_kv_head=2, attn_window=3)
+    assert cfg.window == (3, 0)
+    attn = M.CausalSelfAttention(cfg).double().eval()
+    f64 = torch.float64
+    for Tq in (7, 2):
+        q, k, v = rand(2, 4, Tq, 8, seed=63, dtype=f64), rand(2, 2, 7, 8, seed=64, dtype=f64), \
+            rand(2, 2, 7, 8, seed=65, dtype=f64)
+        bias = cfg.attn_bias if attention == "sigmoid" else 0.0
+        want = ref_attention(q, k, v, bias, attn.slopes, kind=attention, window=(3, 0))
+        torch.testing.assert_close(attn.attend(q, k, v), want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_model_with_window_sees_only_its_receptive_field(attention):
+    """attn_window=w in 2 layers: the logits at t depend on tokens t - 2w .. t only (each layer reaches
+    w back), so changing a token further back changes nothing, and changing t - 2w does."""
+    w, t = 2, 12
+    m = make_model(attention=attention, attn_window=w, double=True)
+    idx = torch.randint(0, 23, (1, 16), generator=torch.Generator().manual_seed(66))
+    with torch.no_grad():
+        base, _ = m(idx, targets=idx)
+        for j, changes in ((t - 2 * w - 1, False), (0, False), (t - 2 * w, True), (t, True)):
+            idx2 = idx.clone()
+            idx2[0, j] = (idx[0, j] + 1) % 23
+            out, _ = m(idx2, targets=idx2)
+            assert torch.allclose(out[0, t], base[0, t], rtol=0, atol=1e-12) != changes, (j, changes)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_cached_decode_with_window_equals_full_forward(attention):
+    """With the KV cache the window applies in absolute positions: each decoded token's logits equal
+    the full forward's."""
+    m = make_model(attention=attention, attn_window=3, double=True)
+    seq = torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(67))
+    cache = M.KVCache(2)
+    with torch.no_grad():
+        m(seq[:, :5], cache=cache)
+        for t in range(5, 16):
+            logits, _ = m(seq[:, t:t + 1], cache=cache)
+            torch.testing.assert_close(logits, m(seq[:, :t + 1])[0], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@pytest.mark.parametrize("kw", [dict(attn_window=3), dict(attn_window=0, n_kv_head=2, pos_encoding="rope")], ids=str)
+def test_kernel_path_with_window_equals_torch_path(kw):
+    """attn_impl='triton' (the kernel; the interpreter on a CPU) gives the PyTorch path's loss and
+    gradients with a window."""
+    idx = torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(68))
+    losses, grads = [], []
+    for impl in ("triton", "torch"):
+        torch.manual_seed(0)
+        m = GPT(tiny(**kw), attn_impl=impl)
+        _, loss = m(idx, targets=idx)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(m.transformer.h[0].attn.c_attn.weight.grad)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# packed documents (GPT.forward's eot)
+
+
+def test_documents_gives_positions_numbers_and_padded_cu_seqlens():
+    """documents(idx, eot): a document starts each row and after each eot; positions restart there;
+    the cumulative lengths of the flattened batch's documents are padded to B*T + 1 entries."""
+    idx = torch.tensor([[1, 2, 9, 3, 4, 5], [9, 1, 2, 3, 9, 9], [1, 2, 3, 4, 5, 9]])
+    docs = M.documents(idx, 9)
+    assert docs.pos.tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 1, 2, 3, 0], [0, 1, 2, 3, 4, 5]]
+    assert docs.ids.tolist() == [[1, 1, 1, 2, 2, 2], [1, 2, 2, 2, 2, 3], [1, 1, 1, 1, 1, 1]]
+    assert docs.cu.dtype == torch.int32 and docs.cu.tolist() == [0, 3, 6, 7, 11, 12] + [18] * 13
+
+
+def _two_docs(seed, lens=(5, 7), eot=22):
+    """A batch of 2 rows, [doc a, eot | doc b] and [doc c | eot | doc d, eot] (documents end with eot)."""
+    g = torch.Generator().manual_seed(seed)
+    docs = [torch.randint(0, eot, (n,), generator=g) for n in (*lens, 2, 9)]
+    for d in docs[:1] + docs[2:]:
+        d[-1] = eot
+    docs[3] = torch.cat([torch.tensor([eot]), docs[3]])  # a document of the eot alone
+    return torch.stack([torch.cat(docs[:2]), torch.cat(docs[2:])]), [[docs[0], docs[1]], [docs[2], docs[3][:1], docs[3][1:]]]
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_documents_attend_only_within_themselves(attention, pos):
+    """forward(idx, eot=...): each document's logits are those of the model run on that document alone
+    (positions restart, no attention across), and differ from the run without eot."""
+    m = make_model(attention=attention, pos_encoding=pos, n_kv_head=2, double=True)
+    idx, rows = _two_docs(70)
+    with torch.no_grad():
+        logits, _ = m(idx, targets=idx, eot=22)
+        plain, _ = m(idx, targets=idx)
+        for b, docs in enumerate(rows):
+            t = 0
+            for d in docs:
+                alone, _ = m(d[None], targets=d[None])
+                torch.testing.assert_close(logits[b, t:t + len(d)], alone[0], rtol=1e-9, atol=1e-9)
+                t += len(d)
+    assert not torch.allclose(logits[0, 5:], plain[0, 5:], atol=1e-3)
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@pytest.mark.parametrize("kw", [dict(), dict(pos_encoding="rope", attn_window=3, n_kv_head=2)], ids=str)
+def test_kernel_path_with_documents_equals_torch_path(kw):
+    """attn_impl='triton' takes sigmoid_attention_varlen over the flattened batch's documents (the
+    interpreter on a CPU): the loss and gradients of the PyTorch path's block-diagonal mask."""
+    idx, _ = _two_docs(71)
+    losses, grads = [], []
+    for impl in ("triton", "torch"):
+        torch.manual_seed(0)
+        m = GPT(tiny(**kw), attn_impl=impl)
+        _, loss = m(idx, targets=idx, eot=22)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(m.transformer.h[0].attn.c_attn.weight.grad)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_documents_with_a_kv_cache_raise():
+    with pytest.raises(ValueError, match="KV cache"):
+        make_model()(_prompt(), cache=M.KVCache(2), eot=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,6 +592,9 @@ def test_embeddings_are_tied_to_the_lm_head():
     (dict(n_head=4, n_kv_head=3), "n_kv_head=3"),
     (dict(pos_encoding="rope", n_embd=36, n_head=4), "9"),  # rope needs an even head dim
     (dict(dropout=1.0), "dropout=1.0"),
+    (dict(attn_window=-1), "attn_window=-1"),
+    (dict(attn_window=2.5), "attn_window=2.5"),
+    (dict(attn_window=True), "attn_window=True"),
 ])
 def test_bad_config_values_raise_value_error_naming_them(kw, needle):
     """GPTConfig rejects bad values with a ValueError that names the value."""

@@ -36,8 +36,13 @@ def compile_all(kinds=None):
     # the dK/dV kernel in both backward modes: dQ by atomic adds, or by the dQ kernel
     variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
                 ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
+    base = list(variants)
     # with attention dropout (the Philox mask in every kernel): the 16-bit tables at D = 64 and 128
-    variants += [(f"{name}-drop", kind, {**extra, "HAS_DROPOUT": True}) for name, kind, extra in variants]
+    variants += [(f"{name}-drop", kind, {**extra, "HAS_DROPOUT": True}) for name, kind, extra in base]
+    # with a sliding window, and over packed sequences (the first config of each table: these change
+    # loop bounds and masks, not tiles)
+    variants += [(f"{name}-{v}", kind, {**extra, flag: True}) for name, kind, extra in base
+                 for v, flag in (("window", "HAS_WINDOW"), ("varlen", "VARLEN"))]
     out = {}
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
@@ -49,7 +54,7 @@ def compile_all(kinds=None):
                     continue
                 meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
-                for c in (cfgs[:1] if D & (D - 1) else cfgs):
+                for c in (cfgs[:1] if D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") else cfgs):
                     consts = {**meta, **dict(zip(names, c[:-2]))}
                     sig, attrs = {}, {}
                     for i, n in enumerate(fn.arg_names):
@@ -59,13 +64,15 @@ def compile_all(kinds=None):
                             fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
                             sig[n] = "*fp32" if fp32 else ptr
                             attrs[(i,)] = [["tt.divisibility", 16]]
+                        elif n in ("CuQ", "CuK"):
+                            sig[n] = "*i32"
                         elif n in ("scale", "hscale", "hbias", "drop_p", "drop_scale"):
                             sig[n] = "fp32"
                         elif n == "Seed":  # dropout's seed, an int64 tensor of one element
                             sig[n] = "*i64"
                         else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
                             sig[n] = "i32"
-                            if n != "off_q":
+                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH"):  # (those are not specialised)
                                 attrs[(i,)] = [["tt.divisibility", 16]]
                     src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
                     k = triton.compile(src, target=GPUTarget("cuda", 90, 32),

@@ -5,6 +5,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,6 +156,65 @@ def test_resume_from_a_checkpoint_that_holds_attn_impl(trained, dataset, tmp_pat
     assert ck["iter_num"] == TRAINED_ITERS + 2 and "attn_impl" not in ck["model_args"]
 
 
+def test_attn_window_trains_is_checkpointed_and_old_checkpoints_load(dataset, tmp_path):
+    """--attn_window=w trains a sliding-window model (a loss other than full attention's), stored in
+    the checkpoint's model_args; a checkpoint written before the option (no such key) resumes with
+    full attention."""
+    full = run_train(dataset, tmp_path / "full", max_iters=3, eval_interval=1000)
+    assert full.returncode == 0, explain(full)
+    p = run_train(dataset, tmp_path / "w", max_iters=3, eval_interval=3, eval_iters=2, attn_window=4)
+    assert p.returncode == 0, explain(p)
+    lw, lf = train_losses(read_log(tmp_path / "w")), train_losses(read_log(tmp_path / "full"))
+    assert lw[1] == pytest.approx(lf[1], rel=0.05) and lw[3] != lf[3]  # same start, a different model
+    ck = load_ckpt(tmp_path / "w")
+    assert ck["model_args"]["attn_window"] == 4 and config_from_dict(ck["model_args"]).window == (4, 0)
+    del ck["model_args"]["attn_window"]  # as written before the option existed
+    torch.save(ck, tmp_path / "w" / "ckpt.pt")
+    r = run_train(dataset, tmp_path / "w", max_iters=4, eval_interval=4, eval_iters=2, init_from="resume")
+    assert r.returncode == 0, explain(r)
+    assert load_ckpt(tmp_path / "w")["model_args"]["attn_window"] is None
+
+
+def write_doc_dataset(d, eot=29, n_tokens=(20_000, 4_000), seed=0):
+    """A tokenised dataset of short documents, each ending with the end-of-text token eot, named in
+    meta.pkl: a document counts up from a random start by a random step (mod eot), 3 to 25 tokens."""
+    rng = np.random.default_rng(seed)
+    d.mkdir(parents=True, exist_ok=True)
+    for split, n in zip(("train", "val"), n_tokens):
+        ids = []
+        while len(ids) < n:
+            start, step, m = rng.integers(0, eot), rng.integers(1, 4), rng.integers(3, 26)
+            ids += [(start + step * i) % eot for i in range(m - 1)] + [eot]
+        np.array(ids, dtype=np.uint16).tofile(d / f"{split}.bin")
+    with open(d / "meta.pkl", "wb") as f:
+        pickle.dump(dict(vocab_size=eot + 1, eot=eot), f)
+    return d
+
+
+def test_doc_mask_trains_on_documents_with_the_kernel_and_pytorch_alike(tmp_path):
+    """--doc_mask=True on data of short documents (several per row): documents attend only within
+    themselves, so the first loss differs from that of the same weights and batch without it; the
+    kernel path (sigmoid_attention_varlen, the interpreter on a CPU) gives the PyTorch path's losses."""
+    data = write_doc_dataset(tmp_path / "docs")
+    opts = dict(max_iters=3, eval_interval=3, eval_iters=2)
+    runs = {}
+    for name, extra in (("plain", {}), ("docs", dict(doc_mask=True)), ("kernel", dict(doc_mask=True, attn_impl="triton"))):
+        p = run_train(data, tmp_path / name, **opts, **extra)
+        assert p.returncode == 0, explain(p)
+        runs[name] = train_losses(read_log(tmp_path / name))
+    assert runs["docs"][1] != pytest.approx(runs["plain"][1], rel=1e-4)
+    for i in (1, 2, 3):
+        assert runs["kernel"][i] == pytest.approx(runs["docs"][i], rel=1e-4), (i, runs)
+    assert load_ckpt(tmp_path / "docs")["config"]["doc_mask"] is True
+
+
+def test_doc_mask_without_an_end_of_text_token_exits(dataset, tmp_path):
+    """Character-level data has no end-of-text token: --doc_mask=True is an error naming it, not a no-op."""
+    p = run_train(dataset, tmp_path / "out", max_iters=1, doc_mask=True)
+    assert p.returncode != 0 and "doc_mask" in p.stderr and "'eot'" in p.stderr, explain(p)
+    assert "Traceback" not in p.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # configuration errors
 
@@ -176,9 +236,10 @@ def test_resume_from_a_checkpoint_that_holds_attn_impl(trained, dataset, tmp_pat
     (["--eval_splits=val,bogus"], "bogus"),
     (["--eval_splits=val,val"], "twice"),
     (["--eval_splits=train,test"], "lacks 'val'"),  # training picks its best checkpoint by val loss
+    (["--attn_window=-3"], "attn_window=-3"),
 ], ids=["unknown-key", "type-str", "type-float", "attention", "attn_impl", "init_from", "dtype", "log_interval-0",
         "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value", "eval_splits-bogus",
-        "eval_splits-twice", "eval_splits-no-val"])
+        "eval_splits-twice", "eval_splits-no-val", "attn_window-neg"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
     """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
