@@ -2,6 +2,7 @@
 FlashSigmoid: fused sigmoid attention in Triton (forward and backward).
 
     O = sigmoid(S) V,   S = scale * Q K^T + b + A,   no row normalisation
+    b: one float, or one per head (bias=(H,) tensor; it rides as a second row of the slopes)
     A[h, i, j] = -slope_h * (i - j)       causal ALiBi (true distance: sigmoid is not shift invariant)
     A[h, i, j] = -slope_h * |i - j|       non-causal ALiBi (symmetric)
     masked entries (causal j > i, padded keys j >= Tk, keys outside the window) have S = -inf, so
@@ -306,7 +307,8 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                 DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
-                HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
+                HEAD_BIAS: tl.constexpr):
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -328,6 +330,8 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     hslope = 0.0
     if HAS_ALIBI:
         hslope = 0.5 * tl.load(Slopes + h)
+    if HEAD_BIAS:  # a bias per head: the second row of Slopes (H = the grid's heads)
+        hbias = 0.5 * tl.load(Slopes + tl.num_programs(1) + h)
     offs_m_abs = offs_m + off_q
     offs_n0 = tl.arange(0, BLOCK_N)
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
@@ -445,7 +449,8 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                      DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr,
                      Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
-                     HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                     HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
+                HEAD_BIAS: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
@@ -507,20 +512,23 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         hslope = 0.0
         if HAS_ALIBI:
             hslope = 0.5 * tl.load(Slopes + h)
+        hb = hbias
+        if HEAD_BIAS:  # a bias per head: the second row of Slopes (the grid has the kv heads)
+            hb = 0.5 * tl.load(Slopes + tl.num_programs(1) * GROUP + h)
         # diagonal steps (masked), full steps (unmasked), the Tq tail (masked)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
-                                 stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hbias,
+                                 stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hb,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ,
                                  seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
-                                 hbias, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
+                                 hb, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
                                  seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
-                                 hbias, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
+                                 hb, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
                                  seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
     dk *= scale
@@ -569,7 +577,8 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    BLOCK_N2: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                    DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
-                   HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                   HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
+                HEAD_BIAS: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -593,6 +602,8 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     hslope = 0.0
     if HAS_ALIBI:
         hslope = 0.5 * tl.load(Slopes + h)
+    if HEAD_BIAS:  # a bias per head: the second row of Slopes (H = the grid's heads)
+        hbias = 0.5 * tl.load(Slopes + tl.num_programs(1) + h)
     offs_m_abs = offs_m + off_q
     offs_n0 = tl.arange(0, BLOCK_N2)
     k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
@@ -693,7 +704,7 @@ def _autotuned(kind, fn):
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
     configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
-    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT",
+    key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT", "HEAD_BIAS",
            "HAS_WINDOW", "VARLEN"]
     if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
         return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
@@ -734,7 +745,8 @@ def _bucket(n):
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_window=False, varlen=False):
+def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_window=False, varlen=False,
+          head_bias=False):
     """The kernels' constexprs. Tiles are HEAD_DIM wide: D padded to a power of two (at least 16, the
     tensor cores' smallest k), the padding masked on loads and stores. HAS_DROPOUT=False compiles the
     dropout mask away."""
@@ -743,7 +755,12 @@ def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_win
                 FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
                 DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout),
-                HAS_WINDOW=bool(has_window), VARLEN=bool(varlen))
+                HAS_WINDOW=bool(has_window), VARLEN=bool(varlen), HEAD_BIAS=bool(head_bias))
+
+
+def _head_bias(alibi):
+    """A bias per head rides in `alibi` as its second row: (2, H) = [slopes (0 without ALiBi), biases]."""
+    return alibi is not None and alibi.dim() == 2
 
 
 def _dropout_args(dropout_p, seed, fallback):
@@ -806,7 +823,7 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
     _launch("fwd", Tq, (H, B),
             (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
              _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
-            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window, head_bias=_head_bias(alibi)),
              **_dropout_args(dropout_p, seed, q)})
     return o
 
@@ -827,7 +844,7 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window),
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window, head_bias=_head_bias(alibi)),
             **_dropout_args(dropout_p, seed, q)}
     # dropout's 1/(1-p) on dQ and dK rides in `scale`, their last factor (1 exactly without dropout)
     common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
@@ -891,7 +908,7 @@ def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.T
     _launch("fwd", Tq, (H, 1),
             (q4, k4, v4, o4, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, o4),
              _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
-            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True, head_bias=_head_bias(alibi)),
              **_dropout_args(dropout_p, seed, q)})
     return o
 
@@ -911,7 +928,7 @@ def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True),
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True, head_bias=_head_bias(alibi)),
             **_dropout_args(dropout_p, seed, q)}
     q4, k4, v4, do4, dq4, dk4, dv4 = _packed(q, k, v, do, dq, dk, dv)
     common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
@@ -998,7 +1015,7 @@ def _decode_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q, keys_per_sp
                    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
                    BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
-                   DOT_PREC: tl.constexpr):
+                   DOT_PREC: tl.constexpr, HEAD_BIAS: tl.constexpr):
     # neighbouring programs are the row blocks of one split: they read the same keys (L2 hits)
     split = tl.program_id(0) // n_row_blocks
     rb = tl.program_id(0) % n_row_blocks
@@ -1017,6 +1034,9 @@ def _decode_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q, keys_per_sp
     hslope = tl.zeros([BLOCK_M], dtype=tl.float32)
     if HAS_ALIBI:  # per row: the rows of a tile belong to different heads
         hslope = 0.5 * tl.load(Slopes + h, mask=rmask, other=0.0)
+    hb = tl.zeros([BLOCK_M], dtype=tl.float32) + hbias
+    if HEAD_BIAS:  # a bias per head: the second row of Slopes
+        hb = 0.5 * tl.load(Slopes + tl.num_programs(1) * GROUP + h, mask=rmask, other=0.0)
     pos = i + off_q  # absolute positions, bottom-right aligned
     lo = split * keys_per_split
     hi = tl.minimum(lo + keys_per_split, Tk)
@@ -1035,7 +1055,7 @@ def _decode_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q, keys_per_sp
         if UPCAST:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
-        t = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * hscale + hbias
+        t = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * hscale + hb[:, None]
         if HAS_ALIBI:
             dist = (pos[:, None] - offs_n[None, :]).to(tl.float32)
             if not CAUSAL:
@@ -1117,10 +1137,10 @@ def _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact):
     """O of a short query (Tq <= DECODE_MAX_TQ) into o by the split-K decode kernel."""
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
-    m = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact)
+    m = _meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, head_bias=_head_bias(alibi))
     # the constexprs this kernel takes, by name: keys that other kernels' features add to _meta stay out
     meta = {n: m[n] for n in ("GROUP", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "FAST", "UPCAST",
-                              "ROUND_F16", "DOT_PREC")}
+                              "ROUND_F16", "DOT_PREC", "HEAD_BIAS")}
     rows = meta["GROUP"] * Tq
     block_m, block_n, stages, warps = _decode_config(meta["HEAD_DIM"], q.element_size(), rows)
     n_rb = _cdiv(rows, block_m)
@@ -1187,6 +1207,22 @@ def _check(q, k, v, alibi_slopes, bias, scale):
         raise ValueError(f"scale must be finite, got {scale}")
 
 
+def _head_params(bias, alibi_slopes, H, device):
+    """(float bias, slopes for the kernels): slopes as fp32, and a (H,) tensor bias, one per head, as
+    the second row of a (2, H) slopes tensor (first row 0 without ALiBi; see _head_bias)."""
+    if alibi_slopes is not None:
+        alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
+    if not isinstance(bias, torch.Tensor):
+        return bias, alibi_slopes
+    if tuple(bias.shape) != (H,) or bias.device != device:
+        raise ValueError(f"a tensor bias must have shape (H,) = ({H},) on {device}, got {tuple(bias.shape)} "
+                         f"on {bias.device}")
+    if not torch.isfinite(bias).all():
+        raise ValueError(f"bias must be finite, got {bias.tolist()}")
+    slopes = alibi_slopes if alibi_slopes is not None else torch.zeros(H, device=device)
+    return 0.0, torch.stack([slopes, bias.to(torch.float32)]).contiguous()
+
+
 def _window(window):
     """window=None or (left, right), ints >= -1 (-1 = unlimited), FlashAttention's window_size."""
     if window is None:
@@ -1250,7 +1286,8 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
 
     q: (B, H, Tq, D); k, v: (B, Hkv, Tk, D), H % Hkv == 0, any D from 1 to 256 (tiles are D padded to
     a power of two); fp16/bf16 (fp32: slower, exact dots).
-    bias: float, default -ln(Tk); scale: default 1/sqrt(D); alibi_slopes: None or (H,) tensor.
+    bias: float, default -ln(Tk), or a (H,) tensor, a bias per head; scale: default 1/sqrt(D);
+    alibi_slopes: None or (H,) tensor.
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
     tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a
     bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
@@ -1270,17 +1307,16 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     wl, wr = _window(window)
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
                                      and k.shape[2] > 0) else bias
-    bias = float(bias) if bias is not None else 0.0
+    bias = bias if isinstance(bias, torch.Tensor) else float(bias) if bias is not None else 0.0
     scale = 1.0 / math.sqrt(q.shape[-1]) if (scale is None and isinstance(q, torch.Tensor)
                                              and q.dim() == 4) else scale
     scale = float(scale) if scale is not None else 1.0
-    _check(q, k, v, alibi_slopes, bias, scale)
+    _check(q, k, v, alibi_slopes, 0.0 if isinstance(bias, torch.Tensor) else bias, scale)
     _check_dropout(dropout_p, seed)
     dropout_p = float(dropout_p)
     # no dropout: no seed drawn either, so a dropout_p=0 call leaves torch's RNG stream untouched
     seed = _seed_tensor(seed, q.device) if dropout_p > 0 else None
-    if alibi_slopes is not None:
-        alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
+    bias, alibi_slopes = _head_params(bias, alibi_slopes, q.shape[1], q.device)
     # fp32 callers asked for fp32 accuracy: tanh.approx (~5e-4 relative) would dominate their error
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
@@ -1331,15 +1367,14 @@ def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, 
             if max(lens) > m:
                 raise ValueError(f"{name} holds a sequence of {max(lens)} > max_seqlen={m}")
     q4, k4, v4 = _packed(q, k, v)
-    bias = -math.log(max_seqlen_k) if bias is None else float(bias)
+    bias = -math.log(max_seqlen_k) if bias is None else bias if isinstance(bias, torch.Tensor) else float(bias)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    _check(q4, k4, v4, alibi_slopes, bias, scale)
+    _check(q4, k4, v4, alibi_slopes, 0.0 if isinstance(bias, torch.Tensor) else bias, scale)
     wl, wr = _window(window)
     _check_dropout(dropout_p, seed)
     dropout_p = float(dropout_p)
     seed = _seed_tensor(seed, q.device) if dropout_p > 0 else None
-    if alibi_slopes is not None:
-        alibi_slopes = alibi_slopes.to(torch.float32).contiguous()
+    bias, alibi_slopes = _head_params(bias, alibi_slopes, q.shape[1], q.device)
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()

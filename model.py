@@ -255,6 +255,9 @@ class CausalSelfAttention(nn.Module):
         self.k_norm = nn.RMSNorm(self.hs, eps=1e-5) if config.qk_norm else nn.Identity()
         self.register_buffer("slopes", alibi_slopes(self.nh) if config.pos_encoding == "alibi" else None,
                              persistent=False)
+        # b: the config's float, or with sigmoid_bias='per_head' a buffer of one per head (on the model's device)
+        bias = config.attn_bias
+        self.register_buffer("head_bias", bias if isinstance(bias, torch.Tensor) else None, persistent=False)
         self.config = config
         self.stats = None  # a dict while GPT.attention_stats runs
 
@@ -281,6 +284,10 @@ class CausalSelfAttention(nn.Module):
             self.stats["out_rms"] = y.float().pow(2).mean().sqrt().item()
         return y
 
+    @property
+    def attn_bias(self):  # b, a float or (nh,) tensor
+        return self.head_bias if self.head_bias is not None else self.config.attn_bias
+
     def attend(self, q, k, v, docs=None):
         """q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs); docs: documents() of the batch, whose documents
         then attend only within themselves (Tq = Tk), or None."""
@@ -296,12 +303,12 @@ class CausalSelfAttention(nn.Module):
                 if docs is not None:  # the documents of the flattened batch as packed sequences
                     packed = [t.transpose(1, 2).reshape(B * t.size(2), t.size(1), hs) for t in (q, k, v)]
                     y = flashsigmoid.sigmoid_attention_varlen(*packed, docs.cu, docs.cu, Tq, Tk, causal=True,
-                                                              bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                                                              bias=self.attn_bias, alibi_slopes=self.slopes,
                                                               window=cfg.window, dropout_p=drop, check=False)
                     return y.view(B, Tq, self.nh, hs).transpose(1, 2)
-                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=cfg.attn_bias, alibi_slopes=self.slopes,
+                return flashsigmoid.sigmoid_attention(q, k, v, causal=True, bias=self.attn_bias, alibi_slopes=self.slopes,
                                                       dropout_p=drop, window=cfg.window)
-            return sigmoid_attention_torch(q, k, v, bias=cfg.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
+            return sigmoid_attention_torch(q, k, v, bias=self.attn_bias, alibi_slopes=self.slopes, dropout_p=drop,
                                            training=self.training, stats=self.stats, window=cfg.window,
                                            hide=None if docs is None else other_documents(docs))
         # softmax: SDPA picks the fastest kernel; ALiBi, a window, documents and cached decoding need an

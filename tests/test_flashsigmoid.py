@@ -1077,3 +1077,59 @@ def test_cpu_dropout_short_queries_take_the_prefill_kernel(decode_calls):
         assert _rel(a, b) < 2e-5, name
     sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
     assert decode_calls
+
+
+# A bias per head (bias=(H,) tensor: model.py's sigmoid_bias='per_head'): each head adds its own b_h;
+# prefill, decoding (Tq <= DECODE_MAX_TQ) and packed sequences, with and without ALiBi.
+HEAD_BIAS_CASES = [  # (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype)
+    (2, 4, 2, 37, 37, 32, True, True, torch.float32),
+    (1, 4, 4, 3, 50, 16, True, True, torch.float32),  # decode kernel
+    (1, 4, 1, 20, 33, 16, False, False, torch.float32),
+    (1, 2, 2, 45, 45, 40, True, True, torch.float16),
+]
+
+
+@cpu_only
+@pytest.mark.parametrize("case", HEAD_BIAS_CASES, ids=str)
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_cpu_per_head_bias_against_float64(case, deterministic):
+    B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
+    q, k, v, do, _, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + Tk, alibi=alibi)
+    bias = torch.linspace(-6.0, 1.5, H)  # far apart: a head given another's bias would show
+    got = _run(lambda a, b, c, **kw: sigmoid_attention(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes,
+                                                       deterministic=deterministic), q, k, v, do)
+    ref = _ref64(q, k, v, do, causal, bias.double(), slopes)
+    tol = 2e-5 if dtype == torch.float32 else 5e-3
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < tol, (name, _rel(a, b))
+
+
+@cpu_only
+def test_cpu_per_head_bias_varlen_and_errors():
+    lq, lk = [5, 17, 1], [9, 17, 30]
+    q, k, v, do, _, slopes, cu_q, cu_k = _varlen_inputs(lq, lk, 4, 2, 32, torch.float32, seed=3)
+    bias = torch.tensor([-5.0, -2.0, 0.5, -1.0])
+    got = _run(lambda a, b, c, **kw: flashsigmoid.sigmoid_attention_varlen(
+        a, b, c, cu_q, cu_k, max(lq), max(lk), bias=bias, alibi_slopes=slopes), q, k, v, do)
+    ref = _varlen_ref64(q, k, v, do, cu_q, cu_k, True, bias.double(), slopes)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-5, (name, _rel(a, b))
+    q, k, v = (torch.randn(1, 4, 8, 16) for _ in range(3))
+    with pytest.raises(ValueError, match=r"shape \(H,\) = \(4,\)"):
+        sigmoid_attention(q, k, v, bias=torch.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        sigmoid_attention(q, k, v, bias=torch.tensor([0.0, float("nan"), 0.0, 0.0]))
+
+
+@gpu
+@pytest.mark.parametrize("case", [(2, 8, 2, 1024, 1024, 64, True, True), (1, 4, 4, 1, 777, 128, True, True),
+                                  (1, 4, 2, 300, 2100, 96, True, False)], ids=str)
+def test_gpu_bf16_per_head_bias(case):
+    B, H, Hkv, Tq, Tk, D, causal, alibi = case
+    q, k, v, do, _, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=Tq, alibi=alibi)
+    bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+    got = _run(lambda a, b, c, **kw: sigmoid_attention(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes),
+               q, k, v, do)
+    ref = _ref64(q, k, v, do, causal, bias.double(), slopes)
+    for name, a, b in zip(("o", "dq", "dk", "dv"), got, ref):
+        assert _rel(a, b) < 2e-2, (name, _rel(a, b))

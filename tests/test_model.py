@@ -914,3 +914,24 @@ def test_cached_decoding_on_the_kernel(n_kv, monkeypatch):
             logits, _ = kernel(seq[:, t:t + 1], cache=cache)
             assert [s[2] for s in calls] == [1, 1]  # both layers, one query each
             torch.testing.assert_close(logits, ref(seq[:, :t + 1])[0], rtol=1e-4, atol=1e-4)
+
+
+def test_per_head_bias_formula_and_attention():
+    """sigmoid_bias='per_head': b_h = -ln min(T, 1/(1 - exp(-m_h))) with ALiBi, -ln T for every head
+    without; the attention adds each head's own b_h (PyTorch path)."""
+    from model import head_biases
+    m = alibi_slopes(4)
+    b = tiny(block_size=64, n_head=4, sigmoid_bias="per_head").attn_bias
+    assert torch.allclose(b, torch.tensor([-math.log(min(64, 1 / (1 - math.exp(-s)))) for s in m.tolist()]))
+    assert b[0] > b[-1]  # the most local head (largest slope) counts the fewest keys
+    assert torch.allclose(tiny(n_head=4, pos_encoding="rope", sigmoid_bias="per_head").attn_bias,
+                          torch.full((4,), -math.log(tiny().block_size)))
+    assert torch.allclose(head_biases(torch.tensor([1e-6]), 1, 32), torch.tensor([-math.log(32)]))  # capped at T
+    with pytest.raises(ValueError, match="per_head"):
+        tiny(sigmoid_bias="per_layer")
+    cfg = tiny(block_size=32, n_head=4, sigmoid_bias="per_head")
+    attn = M.CausalSelfAttention(cfg, attn_impl="torch")
+    q, k, v = (torch.randn(2, 4, 32, cfg.n_embd // 4) for _ in range(3))
+    want = torch.cat([sigmoid_attention_torch(q[:, h:h + 1], k[:, h:h + 1], v[:, h:h + 1], bias=cfg.attn_bias[h].item(),
+                                              alibi_slopes=attn.slopes[h:h + 1]) for h in range(4)], dim=1)
+    assert torch.allclose(attn.attend(q, k, v), want, atol=1e-6)
