@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from configurator import configure
+import model as model_module
 from model import GPT, config_from_dict, sigmoid_attention_torch
 
 # the four standard shapes, and the 124M model's long-context one
@@ -334,6 +335,7 @@ GPT2_BASELINE = ["--attention=softmax", "--pos_encoding=learned", "--norm=pre", 
 TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
                   "sigmoid_gpt2arch": ("configs/gpt2_124m_softmax.py", ["--attention=sigmoid"]),
                   "softmax": ("configs/gpt2_124m_softmax.py", []),
+                  "sigmoid_fusedqk": ("configs/gpt2_124m.py", ["--fused_qk_norm=True"]),
                   "paper_1b": ("configs/paper_1b.py", []),
                   "paper_1b_softmax": ("configs/paper_1b.py", GPT2_BASELINE)}
 
@@ -416,6 +418,8 @@ def model_config(path, extra, T):
 def kernel_group(name):
     """Coarse class of a CUDA kernel name from a profile of a compiled training step."""
     n = name.lower()
+    if "qknorm" in n:  # qknorm.py's kernels (their names end like FlashSigmoid's)
+        return "norm fusions"
     if any(s in n for s in ("_fwd_kernel", "_bwd_dkdv", "_bwd_dq", "flash", "fmha", "attention", "cudnn")):
         return "attention"
     if any(s in n for s in ("gemm", "nvjet", "xmma", "cutlass", "matmul", "aten::mm", "aten::addmm", "aten::bmm")):
@@ -439,6 +443,8 @@ def profile_train(args):
     for B, T in parse_shapes(args.train_shapes):
         for name in args.train_variants:
             torch.manual_seed(0)
+            # train.py's run-time QK-norm choice, which the model config does not hold
+            model_module.FUSED_QK_NORM = "auto" if "--fused_qk_norm=True" in TRAIN_VARIANTS[name][1] else False
             model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
             opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
             fwd = torch.compile(model) if cuda else model

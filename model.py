@@ -24,8 +24,9 @@ try:  # the fused Triton kernels; optional (no Triton on macOS/Windows, or no GP
 except Exception:  # noqa: BLE001 - any import failure means "not available"
     flashsigmoid = qknorm = None
 # QK-norm through qknorm.py's one-pass kernels (the maths of the nn.RMSNorm modules, whose weights they
-# use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never
-FUSED_QK_NORM = "auto"
+# use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never.
+# Off until its speed is measured in one run against nn.RMSNorm (BENCHMARKS.md); train.py --fused_qk_norm
+FUSED_QK_NORM = False
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
                norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), init=("paper", "gpt2"))

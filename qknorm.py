@@ -30,7 +30,7 @@ BLOCK_R = 32  # rows (token x head) per program
 
 
 @triton.jit
-def _fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
+def _qknorm_fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
                 NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
                 BLOCK_R: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -52,7 +52,7 @@ def _fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
 
 
 @triton.jit
-def _bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
+def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
                 NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
                 BLOCK_R: tl.constexpr):
     pid = tl.program_id(0)
@@ -92,7 +92,7 @@ def _fwd(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int,
     B, T, hs, n = _shape(x, nh, nkv)
     q, k = x.new_empty(B, T, nh, hs, dtype=dtype), x.new_empty(B, T, nkv, hs, dtype=dtype)
     r = x.new_empty(n, dtype=torch.float32)
-    _fwd_kernel[(triton.cdiv(n, BLOCK_R),)](x, wq, wk, q, k, r, eps, n, x.stride(1), NH=nh, NKV=nkv, HS=hs,
+    _qknorm_fwd_kernel[(triton.cdiv(n, BLOCK_R),)](x, wq, wk, q, k, r, eps, n, x.stride(1), NH=nh, NKV=nkv, HS=hs,
                                             HS_PAD=triton.next_power_of_2(hs), BLOCK_R=BLOCK_R)
     return q, k, r
 
@@ -113,7 +113,7 @@ def _bwd(dq: torch.Tensor, dk: torch.Tensor, x: torch.Tensor, wq: torch.Tensor, 
     grid = triton.cdiv(n, BLOCK_R)
     hp = triton.next_power_of_2(hs)
     dw = torch.empty(2, grid, hp, device=x.device, dtype=torch.float32)
-    _bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), NH=nh, NKV=nkv, HS=hs, HS_PAD=hp,
+    _qknorm_bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), NH=nh, NKV=nkv, HS=hs, HS_PAD=hp,
                          BLOCK_R=BLOCK_R)
     return dx, dw[0, :, :hs].sum(0).to(wq.dtype), dw[1, :, :hs].sum(0).to(wk.dtype)
 

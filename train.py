@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+import model as model_module
 from configurator import configure
 from model import GPT, config_from_dict
 
@@ -85,6 +86,7 @@ device = "auto"  # auto, cpu, cuda, cuda:1, mps
 dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
 compile = None  # None: torch.compile on CUDA only
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
+fused_qk_norm = False  # QK-norm through qknorm.py's Triton kernels on CUDA (one pass each way; see BENCHMARKS)
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
@@ -236,6 +238,7 @@ else:
     model_args = {**config, "vocab_size": vocab_size}
 try:
     gptconf = config_from_dict(model_args)  # drops the keys that are not GPTConfig's
+    model_module.FUSED_QK_NORM = "auto" if fused_qk_norm else False  # a run-time choice, like attn_impl
     model = GPT(gptconf, attn_impl)
 except ValueError as e:
     raise SystemExit(f"error: {e}")

@@ -21,6 +21,8 @@ def test_train_variants_differ_only_where_meant():
     assert {**vars(twin), **{k: getattr(big, k) for k in ("attention", "pos_encoding", "norm", "qk_norm")}} == vars(big)
     assert (big.n_layer, big.n_embd, big.mlp) == (24, 2048, "swiglu")
     assert bench.baseline_of("paper_1b") == "paper_1b_softmax" and bench.baseline_of("sigmoid") == "softmax"
+    # the fused QK-norm A/B: the same model, only train.py's run-time fused_qk_norm differs
+    assert vars(bench.model_config(*bench.TRAIN_VARIANTS["sigmoid_fusedqk"], 512)) == vars(recipe)
 
 
 def test_model_config_parses_overrides_as_train_py_does():
@@ -43,6 +45,7 @@ def test_kernel_groups():
     assert g("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>") == "optimizer"
     assert g("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_3") == "norm fusions"
     assert g("triton_poi_fused_gelu_5") == "other"
+    assert g("_qknorm_fwd_kernel") == g("_qknorm_bwd_kernel") == "norm fusions"
 
 
 def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():
