@@ -30,32 +30,10 @@ BLOCK_R = 32  # rows (token x head) per program
 
 
 @triton.jit
-def _qknorm_fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
-                NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
-                BLOCK_R: tl.constexpr):
-    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-    cols = tl.arange(0, HS_PAD)
-    t, h = rows // (NH + NKV), rows % (NH + NKV)
-    is_q = h < NH
-    mask = (rows < n_rows)[:, None] & (cols < HS)[None, :]
-    x = tl.load(X + t[:, None].to(tl.int64) * stride_xt + h[:, None] * HS + cols[None, :], mask=mask,
-                other=0.0).to(tl.float32)
-    r = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / HS + eps)  # (BLOCK_R,)
-    wq = tl.load(Wq + cols, mask=cols < HS, other=0.0).to(tl.float32)
-    wk = tl.load(Wk + cols, mask=cols < HS, other=0.0).to(tl.float32)
-    y = x * r[:, None] * tl.where(is_q[:, None], wq[None, :], wk[None, :])
-    tq = t.to(tl.int64) * (NH * HS) + h * HS
-    tk = t.to(tl.int64) * (NKV * HS) + (h - NH) * HS
-    tl.store(Q + tq[:, None] + cols[None, :], y.to(Q.dtype.element_ty), mask=mask & is_q[:, None])
-    tl.store(K + tk[:, None] + cols[None, :], y.to(K.dtype.element_ty), mask=mask & ~is_q[:, None])
-    tl.store(R + rows, r, mask=rows < n_rows)  # saved for the backward: no second reduction there
-
-
-@triton.jit
-def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
-                NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
-                BLOCK_R: tl.constexpr):
-    pid = tl.program_id(0)
+def _rows(pid, X, Wq, Wk, n_rows, stride_xt, NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr,
+          HS_PAD: tl.constexpr, BLOCK_R: tl.constexpr):
+    # A program's BLOCK_R rows (token t, head h): x in fp32, each row's gain, and where its q or k
+    # head sits in Q (B, T, NH, HS) or K (B, T, NKV, HS), both contiguous.
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = tl.arange(0, HS_PAD)
     t, h = rows // (NH + NKV), rows % (NH + NKV)
@@ -63,16 +41,40 @@ def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
     mask = (rows < n_rows)[:, None] & (cols < HS)[None, :]
     x = tl.load(X + t[:, None].to(tl.int64) * stride_xt + h[:, None] * HS + cols[None, :], mask=mask,
                 other=0.0).to(tl.float32)
-    r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
-    tq = t.to(tl.int64) * (NH * HS) + h * HS
-    tk = t.to(tl.int64) * (NKV * HS) + (h - NH) * HS
-    dq = tl.load(DQ + tq[:, None] + cols[None, :], mask=mask & is_q[:, None], other=0.0)
-    dk = tl.load(DK + tk[:, None] + cols[None, :], mask=mask & ~is_q[:, None], other=0.0)
-    dy = dq.to(tl.float32) + dk.to(tl.float32)  # each row is either a q or a k head
     wq = tl.load(Wq + cols, mask=cols < HS, other=0.0).to(tl.float32)
     wk = tl.load(Wk + cols, mask=cols < HS, other=0.0).to(tl.float32)
+    w = tl.where(is_q[:, None], wq[None, :], wk[None, :])
+    q_at = (t.to(tl.int64) * (NH * HS) + h * HS)[:, None] + cols[None, :]
+    k_at = (t.to(tl.int64) * (NKV * HS) + (h - NH) * HS)[:, None] + cols[None, :]
+    return rows, cols, is_q, mask, x, w, q_at, k_at
+
+
+@triton.jit
+def _qknorm_fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
+                       NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
+                       BLOCK_R: tl.constexpr):
+    rows, cols, is_q, mask, x, w, q_at, k_at = _rows(tl.program_id(0), X, Wq, Wk, n_rows, stride_xt,
+                                                     NH, NKV, HS, HS_PAD, BLOCK_R)
+    r = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / HS + eps)  # (BLOCK_R,)
+    y = x * r[:, None] * w
+    tl.store(Q + q_at, y.to(Q.dtype.element_ty), mask=mask & is_q[:, None])
+    tl.store(K + k_at, y.to(K.dtype.element_ty), mask=mask & ~is_q[:, None])
+    tl.store(R + rows, r, mask=rows < n_rows)  # saved for the backward: no second reduction there
+
+
+@triton.jit
+def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
+                       NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
+                       BLOCK_R: tl.constexpr):
+    pid = tl.program_id(0)
+    rows, cols, is_q, mask, x, w, q_at, k_at = _rows(pid, X, Wq, Wk, n_rows, stride_xt,
+                                                     NH, NKV, HS, HS_PAD, BLOCK_R)
+    r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
+    dq = tl.load(DQ + q_at, mask=mask & is_q[:, None], other=0.0)
+    dk = tl.load(DK + k_at, mask=mask & ~is_q[:, None], other=0.0)
+    dy = dq.to(tl.float32) + dk.to(tl.float32)  # each row is either a q or a k head
     xr = x * r[:, None]
-    g = dy * tl.where(is_q[:, None], wq[None, :], wk[None, :])
+    g = dy * w
     dx = r[:, None] * (g - xr * (tl.sum(g * xr, axis=1) / HS)[:, None])
     # dX is (B, T, (NH + NKV) HS), contiguous
     tl.store(DX + rows[:, None].to(tl.int64) * HS + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
