@@ -62,6 +62,10 @@ def _rel(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
+def _case_id(c):  # (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype)
+    return "B{}H{}kv{}q{}k{}D{}{}{}{}".format(*c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:])
+
+
 # (B, H, Hkv, Tq, Tk, D, causal, alibi, dtype): odd lengths, decoding (Tq=1), chunked prefill
 # (Tq < Tk), Tq > Tk, GQA/MQA, all head dims, causal or not.
 CPU_CASES = [
@@ -87,8 +91,7 @@ CPU_CASES = [
 
 
 @cpu_only
-@pytest.mark.parametrize("case", CPU_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}".format(
-    *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
+@pytest.mark.parametrize("case", CPU_CASES, ids=_case_id)
 @pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
 def test_cpu_against_float64(case, deterministic):
     _check_float64(case, deterministic)
@@ -654,8 +657,7 @@ DECODE_CASES = [
 
 
 @cpu_only
-@pytest.mark.parametrize("case", DECODE_CASES, ids=lambda c: "B{}H{}kv{}q{}k{}D{}{}{}{}".format(
-    *c[:6], "c" if c[6] else "n", "A" if c[7] else "", str(c[8])[-2:]))
+@pytest.mark.parametrize("case", DECODE_CASES, ids=_case_id)
 def test_cpu_decode_against_float64(case, decode_calls, monkeypatch):
     # short splits, so that the CPU-sized caches split several ways and the reduce runs
     monkeypatch.setattr(flashsigmoid, "DECODE_MIN_SPLIT_KEYS", 16)

@@ -261,22 +261,27 @@ def test_cached_decode_with_window_equals_full_forward(attention):
             torch.testing.assert_close(logits, m(seq[:, :t + 1])[0], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
-@pytest.mark.parametrize("kw", [dict(attn_window=3), dict(attn_window=0, n_kv_head=2, pos_encoding="rope")], ids=str)
-def test_kernel_path_with_window_equals_torch_path(kw):
-    """attn_impl='triton' (the kernel; the interpreter on a CPU) gives the PyTorch path's loss and
-    gradients with a window."""
-    idx = torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(68))
+def _assert_kernel_path_is_torch_path(kw, idx, **forward_kw):
+    """The same tiny model (kw) on attn_impl='triton' (the interpreter on a CPU) and 'torch': equal loss
+    and first-layer qkv gradient."""
     losses, grads = [], []
     for impl in ("triton", "torch"):
         torch.manual_seed(0)
         m = GPT(tiny(**kw), attn_impl=impl)
-        _, loss = m(idx, targets=idx)
+        _, loss = m(idx, targets=idx, **forward_kw)
         loss.backward()
         losses.append(loss.item())
         grads.append(m.transformer.h[0].attn.c_attn.weight.grad)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@pytest.mark.parametrize("kw", [dict(attn_window=3), dict(attn_window=0, n_kv_head=2, pos_encoding="rope")], ids=str)
+def test_kernel_path_with_window_equals_torch_path(kw):
+    """attn_impl='triton' (the kernel; the interpreter on a CPU) gives the PyTorch path's loss and
+    gradients with a window."""
+    _assert_kernel_path_is_torch_path(kw, torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(68)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,17 +332,7 @@ def test_documents_attend_only_within_themselves(attention, pos):
 def test_kernel_path_with_documents_equals_torch_path(kw):
     """attn_impl='triton' takes sigmoid_attention_varlen over the flattened batch's documents (the
     interpreter on a CPU): the loss and gradients of the PyTorch path's block-diagonal mask."""
-    idx, _ = _two_docs(71)
-    losses, grads = [], []
-    for impl in ("triton", "torch"):
-        torch.manual_seed(0)
-        m = GPT(tiny(**kw), attn_impl=impl)
-        _, loss = m(idx, targets=idx, eot=22)
-        loss.backward()
-        losses.append(loss.item())
-        grads.append(m.transformer.h[0].attn.c_attn.weight.grad)
-    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    _assert_kernel_path_is_torch_path(kw, _two_docs(71)[0], eot=22)
 
 
 def test_documents_with_a_kv_cache_raise():
