@@ -1,0 +1,63 @@
+"""Issue 12's learning-rate sweep: best val loss per arm and learning rate, from train.py logs named
+ARM_lrLR[-sSEED].jsonl (results/gutenberg/lr_sweep/), mean over the seeds present; a markdown table
+and, with matplotlib, a plot of best val loss against the learning rate.
+$ python results/lr_sweep.py results/gutenberg/lr_sweep [--out results/gutenberg/lr_sweep.png]"""
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+
+
+def best_val(path):
+    vals = [e["val_loss"] for e in map(json.loads, open(path)) if e.get("event") == "eval" and e.get("iter", 0) > 0
+            and "eval_block_size" not in e]
+    return min(vals) if vals else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dir")
+    ap.add_argument("--out", default=None, help="plot file (png); none: the table only")
+    args = ap.parse_args()
+    runs = collections.defaultdict(list)  # (arm, lr) -> [best val per seed]
+    for path in sorted(glob.glob(os.path.join(args.dir, "*_lr*.jsonl"))):
+        m = re.fullmatch(r"(.+)_lr([0-9.e-]+?)(?:-s(\d+))?\.jsonl", os.path.basename(path))
+        if m and (v := best_val(path)) is not None:
+            runs[m[1], float(m[2])].append(v)
+    arms = sorted({a for a, _ in runs})
+    lrs = sorted({lr for _, lr in runs})
+    mean = {key: sum(v) / len(v) for key, v in runs.items()}
+    print("| lr | " + " | ".join(arms) + (" | difference |" if len(arms) == 2 else " |"))
+    print("|---" * (len(arms) + 1 + (len(arms) == 2)) + "|")
+    for lr in lrs:
+        cells = [f"{mean[a, lr]:.4f}" + (f" ({len(runs[a, lr])} seeds)" if len(runs[a, lr]) > 1 else "")
+                 if (a, lr) in mean else "" for a in arms]
+        diff = (f" | {mean[arms[0], lr] - mean[arms[1], lr]:+.4f}" if len(arms) == 2 and all((a, lr) in mean for a in arms)
+                else " |" if len(arms) == 2 else "")
+        print(f"| {lr:g} | " + " | ".join(cells) + diff + " |")
+    for a in arms:
+        lr = min((lr for b, lr in mean if b == a), key=lambda lr: mean[a, lr])
+        print(f"best {a}: lr {lr:g}, val {mean[a, lr]:.4f}")
+    if args.out:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for a in arms:
+            xs = [lr for lr in lrs if (a, lr) in mean]
+            ax.plot(xs, [mean[a, lr] for lr in xs], marker="o", label=a)
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel("best val loss")
+        ax.set_title(f"learning-rate sweep ({os.path.basename(os.path.normpath(args.dir))})")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.out, dpi=120)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
