@@ -11,6 +11,8 @@
 #   OUT_ROOT=/tmp/g bash results/gutenberg.sh --max_iters=100   # extra args go to every train.py
 #   ONLY="sigmoid@5e-4 sigmoid@2e-3 softmax_alibi@2e-3" bash results/gutenberg.sh   # NAME@LR: that run at
 #                                                   # learning rate LR (issue 12's sweep; out dir -lrLR)
+#   FINAL_EVAL=0 ...                                # no final evaluations (a sweep: choose on val only;
+#                                                   # python results/lr_sweep.py OUT_ROOT tabulates it)
 # Needs data/gutenberg with test.bin (see configs/gutenberg.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +84,7 @@ eval_cmd() {  # the best checkpoint, once: val and test at T; val at 2T and 4T w
 }
 EXTRA=("$@")
 run_all train_cmd
-run_all eval_cmd
+[ "${FINAL_EVAL:-1}" = 0 ] || run_all eval_cmd  # sweeps skip it: test is read once, for the final rows
 
 logs=(); labels=()
 for r in "${runs[@]}"; do logs+=("$(outdir "$r")/log.jsonl"); labels+=("${r/:1337/}"); done

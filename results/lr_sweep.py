@@ -1,7 +1,9 @@
-"""Issue 12's learning-rate sweep: best val loss per arm and learning rate, from train.py logs named
-ARM_lrLR[-sSEED].jsonl (results/gutenberg/lr_sweep/), mean over the seeds present; a markdown table
-and, with matplotlib, a plot of best val loss against the learning rate.
-$ python results/lr_sweep.py results/gutenberg/lr_sweep [--out results/gutenberg/lr_sweep.png]"""
+"""Issue 12's learning-rate sweep: best val loss per arm and learning rate, mean over the seeds
+present; a markdown table and, with matplotlib, a plot of best val loss against the learning rate.
+Reads train.py logs named ARM_lrLR[-sSEED].jsonl in a folder (results/gutenberg/lr_sweep/), or the
+out dirs that results/gutenberg.sh's NAME@LR runs write (out-gutenberg-ARM-lrLR[-sSEED]/log.jsonl):
+$ python results/lr_sweep.py results/gutenberg/lr_sweep [--out results/gutenberg/lr_sweep.png]
+$ python results/lr_sweep.py OUT_ROOT   # after ONLY="sigmoid@2e-3 ..." OUT_ROOT=... bash results/gutenberg.sh"""
 import argparse
 import collections
 import glob
@@ -22,8 +24,11 @@ def main():
     ap.add_argument("--out", default=None, help="plot file (png); none: the table only")
     args = ap.parse_args()
     runs = collections.defaultdict(list)  # (arm, lr) -> [best val per seed]
-    for path in sorted(glob.glob(os.path.join(args.dir, "*_lr*.jsonl"))):
-        m = re.fullmatch(r"(.+)_lr([0-9.e-]+?)(?:-s(\d+))?\.jsonl", os.path.basename(path))
+    logs = [(p, os.path.basename(p)[:-len(".jsonl")]) for p in glob.glob(os.path.join(args.dir, "*_lr*.jsonl"))]
+    logs += [(p, os.path.basename(os.path.dirname(p))[len("out-gutenberg-"):].replace("-lr", "_lr", 1))
+             for p in glob.glob(os.path.join(args.dir, "out-gutenberg-*-lr*", "log.jsonl"))]
+    for path, name in sorted(logs):
+        m = re.fullmatch(r"(.+)_lr([0-9.e-]+?)(?:-s(\d+))?", name)
         if m and (v := best_val(path)) is not None:
             runs[m[1], float(m[2])].append(v)
     arms = sorted({a for a, _ in runs})
