@@ -336,13 +336,17 @@ TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
                   "sigmoid_gpt2arch": ("configs/gpt2_124m_softmax.py", ["--attention=sigmoid"]),
                   "softmax": ("configs/gpt2_124m_softmax.py", []),
                   "sigmoid_fusedqk": ("configs/gpt2_124m.py", ["--fused_qk_norm=True"]),
+                  # the step replayed from CUDA graphs (train.py --compile_mode=reduce-overhead), both arms
+                  "sigmoid_cg": ("configs/gpt2_124m.py", ["--compile_mode=reduce-overhead"]),
+                  "sigmoid_fusedqk_cg": ("configs/gpt2_124m.py", ["--fused_qk_norm=True", "--compile_mode=reduce-overhead"]),
+                  "softmax_cg": ("configs/gpt2_124m_softmax.py", ["--compile_mode=reduce-overhead"]),
                   "paper_1b": ("configs/paper_1b.py", []),
                   "paper_1b_softmax": ("configs/paper_1b.py", GPT2_BASELINE)}
 
 
 def baseline_of(name):
-    """The softmax row a variant's tokens/s is compared with."""
-    return "paper_1b_softmax" if name.startswith("paper_1b") else "softmax"
+    """The softmax row a variant's tokens/s is compared with (CUDA-graph variants: softmax's, likewise)."""
+    return "paper_1b_softmax" if name.startswith("paper_1b") else "softmax_cg" if name.endswith("_cg") else "softmax"
 
 
 def bench_train(args):

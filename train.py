@@ -85,6 +85,8 @@ parallel = "ddp"  # 'ddp' or 'fsdp' (FSDP2 fully_shard) when run under torchrun
 device = "auto"  # auto, cpu, cuda, cuda:1, mps
 dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
 compile = None  # None: torch.compile on CUDA only
+compile_mode = "default"  # torch.compile's mode; "reduce-overhead" replays the model from CUDA graphs, taking the
+# host's per-kernel launch cost out of the step (one process only; not yet run on a GPU: bench.py's *_cg variants)
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
 fused_qk_norm = False  # QK-norm through qknorm.py's Triton kernels on CUDA (one pass each way; see BENCHMARKS)
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
@@ -104,7 +106,8 @@ for key in ("max_iters", "warmup_iters", "lr_decay_iters", "learning_rate", "min
 if eval_block_size is not None and eval_block_size < 1:
     raise SystemExit(f"error: eval_block_size={eval_block_size} must be at least 1")
 for key, ok in dict(init_from=("scratch", "resume"), parallel=("ddp", "fsdp"),
-                    dtype=("auto", "float32", "bfloat16", "float16")).items():
+                    dtype=("auto", "float32", "bfloat16", "float16"),
+                    compile_mode=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")).items():
     if config[key] not in ok:
         raise SystemExit(f"error: {key}={config[key]!r} is not one of {ok}")
 split_names = eval_splits.split(",")
@@ -143,6 +146,9 @@ if dtype == "auto":
     dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device_type == "cuda" else "float32"
 if compile is None:
     compile = device_type == "cuda"
+cuda_graphs = compile and device_type == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
+if cuda_graphs and ddp:
+    raise SystemExit(f"error: compile_mode={compile_mode!r} (CUDA graphs) runs in one process only, not under torchrun")
 tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
 if master:
     print(f"tokens per iteration: {tokens_per_iter:,} ({world_size} process(es) x {gradient_accumulation_steps} "
@@ -286,7 +292,7 @@ if checkpoint is not None:
 if compile:
     if master:
         print("compiling the model... (takes a minute)")
-    model = torch.compile(model)
+    model = torch.compile(model, mode=compile_mode)
 if ddp and parallel == "ddp":
     from torch.nn.parallel import DistributedDataParallel as DDP
     model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
@@ -353,6 +359,8 @@ def estimate_loss():
         losses = torch.zeros(eval_iters, device=device)  # kept on the device: no host sync per batch
         for k in range(eval_iters):
             X, Y = get_batch(split, k, 0, for_eval=True, T=eval_block_size)  # the same batches every time
+            if cuda_graphs:  # a new replay may reuse the last one's outputs: loss is copied out below
+                torch.compiler.cudagraph_mark_step_begin()
             with ctx:
                 _, loss = model(X, Y, eot=eot)
             losses[k] = loss
@@ -424,6 +432,8 @@ while True:
             model.require_backward_grad_sync = last
         elif ddp:
             model.set_requires_gradient_sync(last)
+        if cuda_graphs:  # the last step's outputs may be reused: its loss was copied out (loss_sum)
+            torch.compiler.cudagraph_mark_step_begin()
         with ctx:
             _, loss = model(X, Y, eot=eot)
             loss = loss / gradient_accumulation_steps

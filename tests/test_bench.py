@@ -23,6 +23,11 @@ def test_train_variants_differ_only_where_meant():
     assert bench.baseline_of("paper_1b") == "paper_1b_softmax" and bench.baseline_of("sigmoid") == "softmax"
     # the fused QK-norm A/B: the same model, only train.py's run-time fused_qk_norm differs
     assert vars(bench.model_config(*bench.TRAIN_VARIANTS["sigmoid_fusedqk"], 512)) == vars(recipe)
+    # the CUDA-graph A/B: the same models, both arms replayed, each compared with its own kind
+    for name, base in (("sigmoid_cg", recipe), ("sigmoid_fusedqk_cg", recipe), ("softmax_cg", softmax)):
+        assert vars(bench.model_config(*bench.TRAIN_VARIANTS[name], 512)) == vars(base)
+        assert "--compile_mode=reduce-overhead" in bench.TRAIN_VARIANTS[name][1]
+        assert bench.baseline_of(name) == "softmax_cg"
 
 
 def test_model_config_parses_overrides_as_train_py_does():

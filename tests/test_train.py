@@ -237,9 +237,10 @@ def test_doc_mask_without_an_end_of_text_token_exits(dataset, tmp_path):
     (["--eval_splits=val,val"], "twice"),
     (["--eval_splits=train,test"], "lacks 'val'"),  # training picks its best checkpoint by val loss
     (["--attn_window=-3"], "attn_window=-3"),
+    (["--compile_mode=fast"], "compile_mode='fast'"),
 ], ids=["unknown-key", "type-str", "type-float", "attention", "attn_impl", "init_from", "dtype", "log_interval-0",
         "batch_size-neg", "max_iters-neg", "eval_block_size-0", "n_head", "no-value", "eval_splits-bogus",
-        "eval_splits-twice", "eval_splits-no-val", "attn_window-neg"])
+        "eval_splits-twice", "eval_splits-no-val", "attn_window-neg", "compile_mode"])
 def test_bad_config_exits_naming_it(dataset, tmp_path, args, needle):
     """Bad keys, types and choices exit non-zero with an error naming them, and no traceback."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=args)
