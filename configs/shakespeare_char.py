@@ -3,6 +3,8 @@
 # Why RoPE here, not the paper's ALiBi: on this char-level task ALiBi reached a worse best val loss
 # (H200, BENCHMARKS.md: ALiBi 1.476 and 1.485 over two seeds, RoPE 1.4445, the softmax twin 1.4659
 # in the same run; one seed each, chosen on val). --pos_encoding=alibi gives the paper's recipe.
+# Against softmax with this same recipe (--attention=softmax), three seeds each: best val 1.4579 vs
+# 1.4548 (H200, 2026-12-02, BENCHMARKS.md), a tie within the seed spread of 0.008.
 # First: python data/shakespeare_char/prepare.py
 out_dir = "out-shakespeare-char"
 eval_interval = 250  # small data: evaluate often, keep the best checkpoint only
