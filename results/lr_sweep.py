@@ -7,15 +7,10 @@ $ python results/lr_sweep.py OUT_ROOT   # after ONLY="sigmoid@2e-3 ..." OUT_ROOT
 import argparse
 import collections
 import glob
-import json
 import os
 import re
 
-
-def best_val(path):
-    vals = [e["val_loss"] for e in map(json.loads, open(path)) if e.get("event") == "eval" and e.get("iter", 0) > 0
-            and "eval_block_size" not in e]
-    return min(vals) if vals else None
+from gutenberg_table import summarize  # the best of training's evaluations, as the results table reads it
 
 
 def main():
@@ -29,19 +24,21 @@ def main():
              for p in glob.glob(os.path.join(args.dir, "out-gutenberg-*-lr*", "log.jsonl"))]
     for path, name in sorted(logs):
         m = re.fullmatch(r"(.+)_lr([0-9.e-]+?)(?:-s(\d+))?", name)
-        if m and (v := best_val(path)) is not None:
-            runs[m[1], float(m[2])].append(v)
+        if m and (best := summarize(path)[0]) is not None:
+            runs[m[1], float(m[2])].append(best["val_loss"])
     arms = sorted({a for a, _ in runs})
     lrs = sorted({lr for _, lr in runs})
     mean = {key: sum(v) / len(v) for key, v in runs.items()}
-    print("| lr | " + " | ".join(arms) + (" | difference |" if len(arms) == 2 else " |"))
-    print("|---" * (len(arms) + 1 + (len(arms) == 2)) + "|")
+    pair = len(arms) == 2  # two arms: a column of their difference
+    head = ["lr", *arms] + (["difference"] if pair else [])
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for lr in lrs:
-        cells = [f"{mean[a, lr]:.4f}" + (f" ({len(runs[a, lr])} seeds)" if len(runs[a, lr]) > 1 else "")
-                 if (a, lr) in mean else "" for a in arms]
-        diff = (f" | {mean[arms[0], lr] - mean[arms[1], lr]:+.4f}" if len(arms) == 2 and all((a, lr) in mean for a in arms)
-                else " |" if len(arms) == 2 else "")
-        print(f"| {lr:g} | " + " | ".join(cells) + diff + " |")
+        cells = [f"{lr:g}"] + [f"{mean[a, lr]:.4f}" + (f" ({len(runs[a, lr])} seeds)" if len(runs[a, lr]) > 1 else "")
+                               if (a, lr) in mean else "" for a in arms]
+        if pair:
+            both = all((a, lr) in mean for a in arms)
+            cells.append(f"{mean[arms[0], lr] - mean[arms[1], lr]:+.4f}" if both else "")
+        print("| " + " | ".join(cells) + " |")
     for a in arms:
         lr = min((lr for b, lr in mean if b == a), key=lambda lr: mean[a, lr])
         print(f"best {a}: lr {lr:g}, val {mean[a, lr]:.4f}")
