@@ -3,8 +3,8 @@
 # ablations, same data, tokens and seed; then each best checkpoint evaluated once more: val at T, 2T
 # and 4T (length extrapolation) and the held-out test split at T; then the tables and curves.
 #   bash results/gutenberg.sh                       # one GPU, one run after another
-#   PARALLEL=1 bash results/gutenberg.sh            # MAX_PARALLEL (9) at a time on one GPU (~13 GB
-#                                                   # each; timings then meaningless)
+#   PARALLEL=1 bash results/gutenberg.sh            # MAX_PARALLEL (7) at a time on one GPU (~17 GB
+#                                                   # each on an H200, 9 ran out of memory; timings then meaningless)
 #   SEEDS="1337 1338" EXTRA_SEEDS="1339" bash results/gutenberg.sh   # every run with each of SEEDS,
 #                                                   # sigmoid and softmax also with EXTRA_SEEDS
 #   ONLY="sigmoid softmax" bash results/gutenberg.sh   # just these rows (names below)
@@ -37,6 +37,9 @@ declare -A ARGS=(
   [softmax_alibi_long]="--attention=softmax --max_iters=3000 --lr_decay_iters=3000"
   [torchattn]="--attn_impl=torch"                                # the materialised attention, not the kernel
   [perhead]="--sigmoid_bias=per_head"                            # b_h from each ALiBi head's reach
+  # the 12 x 768 comparison: same tokens, lr halved with the width (not tuned at this size); ~35 GB each
+  [scale_sigmoid]="--n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3"
+  [scale_softmax_alibi]="--attention=softmax --n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3"
 )
 NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
 if [ -n "${ONLY:-}" ]; then
@@ -56,7 +59,7 @@ run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel;
     local cmd; cmd=$("$1" "$r") || continue
     echo "+ $cmd"
     if [ "${PARALLEL:-0}" = 1 ]; then
-      while [ "$(jobs -rp | wc -l)" -ge "${MAX_PARALLEL:-9}" ]; do wait -n || true; done
+      while [ "$(jobs -rp | wc -l)" -ge "${MAX_PARALLEL:-7}" ]; do wait -n || true; done
       { bash -c "$cmd" || echo "$cmd" >> "$failed"; } &
     else
       bash -c "$cmd" || echo "$cmd" >> "$failed"
