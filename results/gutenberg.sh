@@ -40,6 +40,10 @@ declare -A ARGS=(
   # the 12 x 768 comparison: same tokens, lr halved with the width (not tuned at this size); ~35 GB each
   [scale_sigmoid]="--n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3"
   [scale_softmax_alibi]="--attention=softmax --n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3"
+  # LayerScale 1e-4, the best sigmoid candidate of run 21, and softmax given the same (equal footing)
+  [softmax_alibi_ls1e-4]="--attention=softmax --layerscale=1e-4"
+  [scale_ls1e-4]="--n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3 --layerscale=1e-4"
+  [scale_softmax_alibi_ls1e-4]="--attention=softmax --n_layer=12 --n_head=12 --n_embd=768 --learning_rate=2e-3 --layerscale=1e-4"
 )
 NAMES=(sigmoid softmax softmax_alibi nobias prenorm rope noqknorm)
 if [ -n "${ONLY:-}" ]; then
