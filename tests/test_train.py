@@ -257,6 +257,27 @@ def test_cuda_device_without_cuda_exits(dataset, tmp_path):
     assert p.returncode != 0 and "device='cuda'" in p.stderr and "Traceback" not in p.stderr, explain(p)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_step_trains_like_the_default_step_and_resumes(dataset, tmp_path):
+    """--compile_mode=reduce-overhead replays the compiled step from CUDA graphs, whose outputs the next
+    replay overwrites: with 2 micro-steps and the loss read one step late, the logged losses must still
+    be this step's (close to the default mode's, same seed: only autotune picks may differ), and a
+    resume under graphs continues the same run."""
+    opts = dict(device="cuda", compile=True, gradient_accumulation_steps=2, eval_interval=4, eval_iters=2)
+    a = run_train(dataset, tmp_path / "a", max_iters=8, timeout=600, **opts)
+    assert a.returncode == 0, explain(a)
+    b1 = run_train(dataset, tmp_path / "b", max_iters=4, timeout=600, compile_mode="reduce-overhead", **opts)
+    assert b1.returncode == 0, explain(b1)
+    b2 = run_train(dataset, tmp_path / "b", max_iters=8, timeout=600, compile_mode="reduce-overhead",
+                   init_from="resume", **opts)
+    assert b2.returncode == 0, explain(b2)
+    la, lb = train_losses(read_log(tmp_path / "a")), train_losses(read_log(tmp_path / "b"))
+    assert sorted(lb) == list(range(1, 9)) and len(set(lb.values())) == 8  # every iter once, each its own loss
+    assert all(abs(la[i] - lb[i]) < 0.02 for i in la), (la, lb)
+    evals = [e["val_loss"] for e in read_log(tmp_path / "b") if e["event"] == "eval"]
+    assert evals[-1] < evals[0], evals
+
+
 def test_missing_config_file_exits(dataset, tmp_path):
     """A config file that does not exist: clean non-zero exit naming the file."""
     p = run_train(dataset, tmp_path / "out", max_iters=1, extra=[str(tmp_path / "nope.py")])
