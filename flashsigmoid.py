@@ -839,6 +839,13 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
          deterministic: bool, dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
          wl: int = -1, wr: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dq, dk, dv = _empty_like(q), _empty_like(k), _empty_like(v)
+    _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr, dq, dk, dv)
+    return dq, dk, dv
+
+
+def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr, dq, dk, dv):
+    """The backward's kernels, writing dq, dk, dv (B, H, T, D) of any strides whose last is 1: the
+    custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient)."""
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
@@ -859,7 +866,6 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
     else:
         dq.copy_(acc)
-    return dq, dk, dv
 
 
 @_bwd.register_fake
@@ -1304,6 +1310,13 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     right 0. Key blocks outside every row's window are skipped: the cost grows with the window, not T.
     Returns (B, H, Tq, D), laid out in memory like q (see _empty_like).
     """
+    return _fwd(q, k, v, *_op_args(q, k, v, causal, bias, scale, alibi_slopes, exact, deterministic, dropout_p,
+                                   seed, window))
+
+
+def _op_args(q, k, v, causal, bias, scale, alibi_slopes, exact, deterministic, dropout_p, seed, window):
+    """sigmoid_attention's arguments checked and as the custom op takes them, after q, k, v: (alibi,
+    causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr)."""
     wl, wr = _window(window)
     bias = -math.log(k.shape[2]) if (bias is None and isinstance(k, torch.Tensor) and k.dim() == 4
                                      and k.shape[2] > 0) else bias
@@ -1321,8 +1334,7 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     exact = (EXACT_SIGMOID or q.dtype == torch.float32) if exact is None else bool(exact)
     if deterministic is None:
         deterministic = torch.are_deterministic_algorithms_enabled()
-    return _fwd(q, k, v, alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), dropout_p, seed,
-                wl, wr)
+    return alibi_slopes, bool(causal), bias, scale, exact, bool(deterministic), dropout_p, seed, wl, wr
 
 
 def sigmoid_attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *, causal=True,

@@ -25,7 +25,8 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
     flashsigmoid = qknorm = None
 # QK-norm through qknorm.py's one-pass kernels (the maths of the nn.RMSNorm modules, whose weights they
 # use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never.
-# Off until its speed is measured in one run against nn.RMSNorm (BENCHMARKS.md); train.py --fused_qk_norm
+# On the kernel (no RoPE, no KV cache, no documents) QK-norm and attention run as one op
+# (qknorm.qk_norm_sigmoid_attention). Off until faster in a measured run (BENCHMARKS.md); train.py --fused_qk_norm
 FUSED_QK_NORM = False
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
@@ -265,8 +266,16 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, pos, cache=None, layer=0, docs=None):
         B, T, C = x.size()
         qkv = self.c_attn(x)
+        fused = self.config.qk_norm and qknorm is not None and (FUSED_QK_NORM is True or (FUSED_QK_NORM and x.is_cuda))
+        if fused and self.on_kernel(x) and cache is None and docs is None and self.config.pos_encoding != "rope":
+            # QK-norm and the kernel as one op: its backward writes qkv's gradient in place, no cat
+            y = qknorm.qk_norm_sigmoid_attention(qkv, self.q_norm.weight, self.k_norm.weight, self.nh, self.nkv,
+                                                 self.q_norm.eps, bias=self.attn_bias, alibi_slopes=self.slopes,
+                                                 dropout_p=self.config.dropout if self.training else 0.0,
+                                                 window=self.config.window)
+            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
         q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
-        if self.config.qk_norm and qknorm is not None and (FUSED_QK_NORM is True or (FUSED_QK_NORM and x.is_cuda)):
+        if fused:
             # one pass over memory each way, q and k straight from the projection, in v's dtype
             q, k = qknorm.qk_rmsnorm(qkv[..., :(self.nh + self.nkv) * self.hs], self.q_norm.weight,
                                      self.k_norm.weight, self.nh, self.nkv, self.q_norm.eps, dtype=v.dtype)
@@ -289,14 +298,18 @@ class CausalSelfAttention(nn.Module):
     def attn_bias(self):  # b, a float or (nh,) tensor
         return self.head_bias if self.head_bias is not None else self.config.attn_bias
 
+    def on_kernel(self, x):
+        """Whether sigmoid attention runs on the FlashSigmoid kernel (see attn_impl) for input x."""
+        return self.config.attention == "sigmoid" and self.stats is None and (
+            self.attn_impl == "triton" or (self.attn_impl == "auto" and x.is_cuda and flashsigmoid is not None))
+
     def attend(self, q, k, v, docs=None):
         """q (B, nh, Tq, hs), k and v (B, nkv, Tk, hs); docs: documents() of the batch, whose documents
         then attend only within themselves (Tq = Tk), or None."""
         cfg, (B, _, Tq, hs), Tk = self.config, q.shape, k.size(2)
         drop = cfg.dropout if self.training else 0.0
         if cfg.attention == "sigmoid":
-            if self.stats is None and (self.attn_impl == "triton" or (self.attn_impl == "auto" and q.is_cuda
-                                                                     and flashsigmoid is not None)):
+            if self.on_kernel(q):
                 # under autocast the RMSNorm'd q, k come out fp32 while v is bf16: one dtype for the kernel.
                 # Its dropout seed comes from torch's generator (seed=None), which train.py seeds and
                 # checkpoints, so runs stay reproducible and resume exactly as on the PyTorch path.

@@ -17,13 +17,20 @@ the projection's gradient, each a pass over memory (BENCHMARKS.md, profile of 20
 Like flashsigmoid.py, the host side is a pair of custom ops with fake implementations, so
 torch.compile traces through without a graph break; on a CPU the kernels run under
 TRITON_INTERPRET=1 (the tests), otherwise model.py uses nn.RMSNorm.
+
+qk_norm_sigmoid_attention (at the bottom) fuses the two ops of QK-norm and FlashSigmoid's attention
+into one pair, so that their backward writes the whole projection gradient (dq, dk, dv) in one
+buffer, without the concatenation autograd would add after it; model.py takes it when both run.
 """
 
 import os
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
+
+import flashsigmoid
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 BLOCK_R = 32  # rows (token x head) per program
@@ -63,7 +70,7 @@ def _qknorm_fwd_kernel(X, Wq, Wk, Q, K, R, eps, n_rows, stride_xt,
 
 
 @triton.jit
-def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
+def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt, stride_dxt,
                        NH: tl.constexpr, NKV: tl.constexpr, HS: tl.constexpr, HS_PAD: tl.constexpr,
                        BLOCK_R: tl.constexpr):
     pid = tl.program_id(0)
@@ -76,8 +83,11 @@ def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt,
     xr = x * r[:, None]
     g = dy * w
     dx = r[:, None] * (g - xr * (tl.sum(g * xr, axis=1) / HS)[:, None])
-    # dX is (B, T, (NH + NKV) HS), contiguous
-    tl.store(DX + rows[:, None].to(tl.int64) * HS + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+    # dX: token t's q and k heads at t * stride_dxt (the q, k part of a projection-shaped gradient)
+    t = rows // (NH + NKV)
+    h = rows % (NH + NKV)
+    dx_at = (t.to(tl.int64) * stride_dxt + h * HS)[:, None] + cols[None, :]
+    tl.store(DX + dx_at, dx.to(DX.dtype.element_ty), mask=mask)
     dw = dy * xr
     tl.store(DW + pid * HS_PAD + cols, tl.sum(tl.where(is_q[:, None], dw, 0.0), axis=0))  # (2, programs, HS_PAD)
     tl.store(DW + (tl.num_programs(0) + pid) * HS_PAD + cols, tl.sum(tl.where(is_q[:, None], 0.0, dw), axis=0))
@@ -112,12 +122,19 @@ def _bwd(dq: torch.Tensor, dk: torch.Tensor, x: torch.Tensor, wq: torch.Tensor, 
     B, T, hs, n = _shape(x, nh, nkv)
     dq, dk = dq.contiguous(), dk.contiguous()  # (B, T, H, hs) memory; a no-op for flashsigmoid's grads
     dx = torch.empty(B, T, (nh + nkv) * hs, device=x.device, dtype=x.dtype)
+    return (dx, *_bwd_into(dq, dk, x, wq, wk, r, nh, nkv, dx))
+
+
+def _bwd_into(dq, dk, x, wq, wk, r, nh, nkv, dx):
+    """The backward kernel, writing dx's q and k heads (dx: (B, T, >= (nh + nkv) hs), last dim
+    contiguous); returns the gains' gradients."""
+    B, T, hs, n = _shape(x, nh, nkv)
     grid = triton.cdiv(n, BLOCK_R)
     hp = triton.next_power_of_2(hs)
     dw = torch.empty(2, grid, hp, device=x.device, dtype=torch.float32)
-    _qknorm_bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), NH=nh, NKV=nkv, HS=hs, HS_PAD=hp,
-                         BLOCK_R=BLOCK_R)
-    return dx, dw[0, :, :hs].sum(0).to(wq.dtype), dw[1, :, :hs].sum(0).to(wk.dtype)
+    _qknorm_bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), dx.stride(1), NH=nh, NKV=nkv, HS=hs,
+                                HS_PAD=hp, BLOCK_R=BLOCK_R)
+    return dw[0, :, :hs].sum(0).to(wq.dtype), dw[1, :, :hs].sum(0).to(wk.dtype)
 
 
 @_bwd.register_fake
@@ -156,3 +173,96 @@ def qk_rmsnorm(x, wq, wk, nh, nkv, eps=1e-5, dtype=None):
         x = x.contiguous()
     q, k, _ = _fwd(x, wq, wk, nh, nkv, float(eps), x.dtype if dtype is None else dtype)
     return q, k
+
+
+# ----------------------------------------------------------------------------------------------
+# QK-norm and FlashSigmoid attention from the packed projection, one op each way. Apart, the
+# backward hands autograd the q, k gradient (from the QK-norm kernel) and v's (from the attention),
+# which it concatenates into the projection's gradient: a copy of all three. Together, the op
+# allocates that gradient once and the two kernels write their parts of it in place.
+# ----------------------------------------------------------------------------------------------
+
+def _parts(qkv, nh, nkv):
+    """hs, the width of the q and k part, and v as (B, nkv, T, hs) view of qkv (B, T, (nh + 2 nkv) hs)."""
+    B, T, C = qkv.shape
+    hs = C // (nh + 2 * nkv)
+    c = (nh + nkv) * hs
+    return hs, c, qkv[..., c:].view(B, T, nkv, hs).transpose(1, 2)
+
+
+@torch.library.custom_op("qknorm::attn_fwd", mutates_args=())
+def _attn_fwd(qkv: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, eps: float,
+              alibi: Optional[torch.Tensor], bias: float, scale: float, exact: bool, deterministic: bool,
+              dropout_p: float, seed: Optional[torch.Tensor], wl: int, wr: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    hs, c, v = _parts(qkv, nh, nkv)
+    q, k, r = _fwd(qkv[..., :c], wq, wk, nh, nkv, eps, qkv.dtype)  # (B, T, nh|nkv, hs), kept for the backward
+    o = flashsigmoid._fwd(q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact, deterministic,
+                          dropout_p, seed, wl, wr)
+    return o, q, k, r
+
+
+@_attn_fwd.register_fake
+def _(qkv, wq, wk, nh, nkv, eps, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr):
+    B, T, _ = qkv.shape
+    hs, c, _ = _parts(qkv, nh, nkv)
+    return (qkv.new_empty(B, T, nh, hs).transpose(1, 2), qkv.new_empty(B, T, nh, hs), qkv.new_empty(B, T, nkv, hs),
+            qkv.new_empty(B * T * (nh + nkv), dtype=torch.float32))
+
+
+@torch.library.custom_op("qknorm::attn_bwd", mutates_args=())
+def _attn_bwd(do: torch.Tensor, qkv: torch.Tensor, q: torch.Tensor, k: torch.Tensor, r: torch.Tensor,
+              wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, alibi: Optional[torch.Tensor], bias: float,
+              scale: float, exact: bool, deterministic: bool, dropout_p: float, seed: Optional[torch.Tensor],
+              wl: int, wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    hs, c, v = _parts(qkv, nh, nkv)
+    dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=qkv.dtype)
+    dq, dk = torch.empty_like(q), torch.empty_like(k)  # the attention's gradients of the normed q, k
+    flashsigmoid._bwd_into(do, q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact,
+                           deterministic, dropout_p, seed, wl, wr, dq.transpose(1, 2), dk.transpose(1, 2),
+                           _parts(dqkv, nh, nkv)[2])  # dv: straight into its part of dqkv
+    dwq, dwk = _bwd_into(dq, dk, qkv[..., :c], wq, wk, r, nh, nkv, dqkv)  # dq, dk: into theirs
+    return dqkv, dwq, dwk
+
+
+@_attn_bwd.register_fake
+def _(do, qkv, q, k, r, wq, wk, nh, nkv, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr):
+    return qkv.new_empty(qkv.shape), wq.new_empty(wq.shape), wk.new_empty(wk.shape)
+
+
+def _attn_setup_context(ctx, inputs, output):
+    qkv, wq, wk, nh, nkv, eps, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr = inputs
+    _, q, k, r = output
+    ctx.mark_non_differentiable(q, k, r)
+    ctx.save_for_backward(qkv, q, k, r, wq, wk, alibi, seed)
+    ctx.args = (nh, nkv, bias, scale, exact, deterministic, dropout_p, wl, wr)
+
+
+def _attn_backward(ctx, do, dq, dk, dr):
+    qkv, q, k, r, wq, wk, alibi, seed = ctx.saved_tensors
+    nh, nkv, bias, scale, exact, deterministic, dropout_p, wl, wr = ctx.args
+    dqkv, dwq, dwk = _attn_bwd(do, qkv, q, k, r, wq, wk, nh, nkv, alibi, bias, scale, exact, deterministic,
+                               dropout_p, seed, wl, wr)
+    return dqkv, dwq, dwk, *[None] * 12
+
+
+_attn_fwd.register_autograd(_attn_backward, setup_context=_attn_setup_context)
+
+
+def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scale=None, alibi_slopes=None,
+                              dropout_p=0.0, seed=None, window=None, exact=None, deterministic=None):
+    """Causal sigmoid attention of QK-normed heads, from the packed projection qkv (B, T, (nh + 2 nkv) hs):
+    flashsigmoid.sigmoid_attention(q, k, v, ...) with q, k = qk_rmsnorm(qkv's q and k part, wq, wk, ...)
+    in qkv's dtype; the keyword arguments are sigmoid_attention's. Returns (B, nh, T, hs), laid out as
+    (B, T, nh, hs). Its backward writes qkv's gradient in one buffer (see above)."""
+    if qkv.dim() != 3 or qkv.shape[-1] % (nh + 2 * nkv):
+        raise ValueError(f"qkv must be (B, T, (nh + 2 * nkv) * hs) with nh={nh}, nkv={nkv}; got {tuple(qkv.shape)}")
+    qkv = qkv.contiguous()
+    hs, c, v = _parts(qkv, nh, nkv)
+    if wq.shape != (hs,) or wk.shape != (hs,):
+        raise ValueError(f"wq and wk must have shape ({hs},); got {tuple(wq.shape)} and {tuple(wk.shape)}")
+    B, T, _ = qkv.shape
+    q, k = qkv[..., :nh * hs].view(B, T, nh, hs).transpose(1, 2), qkv[..., nh * hs:c].view(B, T, nkv, hs).transpose(1, 2)
+    args = flashsigmoid._op_args(q, k, v, True, bias, scale, alibi_slopes, exact, deterministic, dropout_p, seed, window)
+    alibi, _, *rest = args
+    return _attn_fwd(qkv, wq, wk, nh, nkv, float(eps), alibi, *rest)[0]

@@ -73,3 +73,26 @@ def test_window_and_documents_trace_to_one_graph_and_match_the_reference(kw, eot
     torch.testing.assert_close(loss, loss_ref, **tol)
     for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
         torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+
+
+def test_fused_qk_norm_attention_traces_to_one_graph_and_matches_the_reference(monkeypatch):
+    """With FUSED_QK_NORM, QK-norm and the kernel run as one custom op pair (qknorm.py): still one graph,
+    and the compiled step gives the PyTorch path's loss and gradients (gains included)."""
+    monkeypatch.setattr(M, "FUSED_QK_NORM", True)
+    m, ref = tiny("triton"), tiny("torch")
+    for blk in m.transformer.h:  # gains away from 1, so that their gradients and a mix-up would show
+        torch.nn.init.uniform_(blk.attn.q_norm.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(blk.attn.k_norm.weight, 0.5, 1.5)
+    ref.load_state_dict(m.state_dict())
+    x = torch.randint(0, 64, (2, 32), device=DEV)
+    ex = torch._dynamo.explain(m)(x, x)
+    assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
+    assert ex.graphs[0].code.count("torch.ops.qknorm.attn_fwd") == 2  # one per layer
+    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x)
+    loss.backward()
+    _, loss_ref = ref(x, x)
+    loss_ref.backward()
+    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)
+    torch.testing.assert_close(loss, loss_ref, **tol)
+    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")

@@ -95,3 +95,77 @@ def test_model_with_and_without_the_fused_qk_norm(monkeypatch):
     assert abs(out[True][0] - out[False][0]) < 1e-5
     for a, b in zip(out[True][1], out[False][1]):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# QK-norm and FlashSigmoid attention as one op, from the packed projection
+
+
+@pytest.mark.parametrize("nh,nkv,hs,window,per_head,deterministic", [
+    (4, 4, 16, None, False, True),      # the dQ kernel
+    (4, 2, 16, (5, 0), True, False),    # GQA, a window, a bias per head; dQ by atomic adds
+    (2, 1, 24, None, False, False),     # MQA, head dim no power of two; atomic dQ
+])
+def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, hs, window, per_head, deterministic):
+    """qk_norm_sigmoid_attention equals RMSNorm per head (float64) then model.sigmoid_attention_torch,
+    output and the gradients of qkv (all three parts, from one buffer) and of both gains."""
+    import flashsigmoid
+    from model import alibi_slopes, sigmoid_attention_torch
+    monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 16)  # the interpreter's lengths are short
+    g = torch.Generator().manual_seed(nh * hs)
+    B, T, C = 2, 21, (nh + 2 * nkv) * hs  # T > 16: the prefill kernel, not decoding's
+    qkv = torch.randn(B, T, C, generator=g).to(DEV).requires_grad_(True)
+    wq = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    wk = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    slopes = alibi_slopes(nh).to(DEV)
+    bias = -torch.rand(nh, generator=g).to(DEV) * 3 if per_head else -3.0
+    y = qknorm.qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, 1e-5, bias=bias, alibi_slopes=slopes, window=window,
+                                         deterministic=deterministic)
+    assert y.shape == (B, nh, T, hs) and y.transpose(1, 2).is_contiguous()  # laid out as (B, T, nh, hs)
+    dy = torch.randn(y.shape, generator=g).to(DEV)
+    grads = torch.autograd.grad(y, (qkv, wq, wk), dy)
+
+    x64 = qkv.detach().double().requires_grad_(True)
+    (q64, wq64), (k64, wk64) = _reference(x64[..., :(nh + nkv) * hs], wq, wk, nh, nkv, 1e-5)
+    v64 = x64[..., (nh + nkv) * hs:].view(B, T, nkv, hs)
+    y64 = sigmoid_attention_torch(q64.transpose(1, 2), k64.transpose(1, 2), v64.transpose(1, 2),
+                                  bias=bias.double() if per_head else bias, alibi_slopes=slopes.double(), window=window)
+    refs = torch.autograd.grad(y64, (x64, wq64, wk64), dy.double())
+    for name, got, ref in (("y", y, y64), *zip(("dqkv", "dwq", "dwk"), grads, refs)):
+        err = ((got.double() - ref).norm() / ref.norm()).item()
+        assert err < 1e-4, (name, err)
+
+
+def test_model_with_qk_norm_and_attention_fused_on_the_kernel(monkeypatch):
+    """The model on the kernel (attn_impl='triton'), with FUSED_QK_NORM: one op for QK-norm and attention
+    (ALiBi), the same loss and gradients as nn.RMSNorm then the kernel."""
+    import model
+    torch.manual_seed(0)
+    cfg = model.GPTConfig(block_size=20, vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=64)
+    m = model.GPT(cfg, attn_impl="triton").to(DEV)
+    for blk in m.transformer.h:
+        nn.init.uniform_(blk.attn.q_norm.weight, 0.5, 1.5)
+        nn.init.uniform_(blk.attn.k_norm.weight, 0.5, 1.5)
+    idx = torch.randint(64, (2, 20), device=DEV)
+    calls = []
+    monkeypatch.setattr(qknorm, "qk_norm_sigmoid_attention",
+                        lambda *a, _f=qknorm.qk_norm_sigmoid_attention, **kw: calls.append(1) or _f(*a, **kw))
+    out = {}
+    for fused in (False, True):
+        monkeypatch.setattr(model, "FUSED_QK_NORM", fused)
+        m.zero_grad()
+        _, loss = m(idx, idx)
+        loss.backward()
+        out[fused] = (loss.item(), [p.grad.clone() for p in m.parameters()])
+    assert len(calls) == cfg.n_layer  # the fused op ran, once per layer, only when asked for
+    assert abs(out[True][0] - out[False][0]) < 1e-5
+    for a, b in zip(out[True][1], out[False][1]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_qk_norm_attention_opcheck():
+    """The fused op's fake (torch.compile) implementation agrees with the real one, autograd included."""
+    x = torch.randn(1, 20, 4 * 16, device=DEV, requires_grad=True)
+    w = torch.rand(16, device=DEV, requires_grad=True)
+    torch.library.opcheck(qknorm._attn_fwd, (x, w, w.detach().clone().requires_grad_(True), 2, 1, 1e-5, None, -3.0,
+                                             0.25, True, True, 0.0, None, -1, -1))
