@@ -808,6 +808,11 @@ def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, alibi: Optional[torc
          causal: bool, bias: float, scale: float, exact: bool, deterministic: bool,
          dropout_p: float = 0.0, seed: Optional[torch.Tensor] = None,
          wl: int = -1, wr: int = -1) -> torch.Tensor:
+    return _fwd_impl(q, k, v, alibi, causal, bias, scale, exact, dropout_p, seed, wl, wr)
+
+
+def _fwd_impl(q, k, v, alibi, causal, bias, scale, exact, dropout_p, seed, wl, wr):
+    """The forward op's body, also called by qknorm.py's fused op (one dispatch fewer)."""
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     B, H, Tq, D = q.shape

@@ -101,6 +101,10 @@ def _shape(x, nh, nkv):
 @torch.library.custom_op("qknorm::fwd", mutates_args=())
 def _fwd(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, eps: float,
          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _fwd_impl(x, wq, wk, nh, nkv, eps, dtype)
+
+
+def _fwd_impl(x, wq, wk, nh, nkv, eps, dtype):
     B, T, hs, n = _shape(x, nh, nkv)
     q, k = x.new_empty(B, T, nh, hs, dtype=dtype), x.new_empty(B, T, nkv, hs, dtype=dtype)
     r = x.new_empty(n, dtype=torch.float32)
@@ -196,9 +200,9 @@ def _attn_fwd(qkv: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nk
               dropout_p: float, seed: Optional[torch.Tensor], wl: int, wr: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     hs, c, v = _parts(qkv, nh, nkv)
-    q, k, r = _fwd(qkv[..., :c], wq, wk, nh, nkv, eps, qkv.dtype)  # (B, T, nh|nkv, hs), kept for the backward
-    o = flashsigmoid._fwd(q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact, deterministic,
-                          dropout_p, seed, wl, wr)
+    q, k, r = _fwd_impl(qkv[..., :c], wq, wk, nh, nkv, eps, qkv.dtype)  # (B, T, nh|nkv, hs), kept for the backward
+    o = flashsigmoid._fwd_impl(q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact, dropout_p,
+                               seed, wl, wr)
     return o, q, k, r
 
 
