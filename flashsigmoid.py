@@ -741,7 +741,7 @@ def _launch(kind, n, grid_rest, args, meta):
 # registered on the forward
 # ----------------------------------------------------------------------------------------------
 
-def _bucket(n):
+def _bucket(n):  # the next power of two (autotune key buckets, decode tiles)
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
@@ -815,22 +815,30 @@ def _fwd_impl(q, k, v, alibi, causal, bias, scale, exact, dropout_p, seed, wl, w
     """The forward op's body, also called by qknorm.py's fused op (one dispatch fewer)."""
     o = _empty_like(q)
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
+    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no dropout (inference
+    # has none) and no window, so a short query with dropout (e.g. a training step on short rows) or
+    # a window takes the prefill kernel, whose key loop reads the window's blocks only
+    if q.shape[2] <= DECODE_MAX_TQ and dropout_p == 0.0 and not _window_args(wl, wr, causal, q.shape[2], k.shape[2])[1]:
+        _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
+        return o
+    _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, wl, wr)
+    return o
+
+
+def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, wl, wr, seqs=None):
+    """The forward kernel over (B, H, T, D) q, k, v, o (last dims contiguous). seqs: None, or (cu_q, cu_k,
+    max_q, max_k) for packed sequences (the (1, H, total, D) views of the varlen op)."""
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    # decoding: the split-K kernel fills the GPU (section Decoding below); it has no dropout (inference
-    # has none) and no window, so a short query with dropout (e.g. a training step on short rows) or
-    # a window takes the prefill kernel, whose key loop reads the window's blocks only
-    if Tq <= DECODE_MAX_TQ and dropout_p == 0.0 and not has_window:
-        _decode_fwd(q, k, v, o, alibi, causal, bias, scale, exact)
-        return o
+    cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
     _launch("fwd", Tq, (H, B),
-            (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, o),
-             _bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q)),
-            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window, head_bias=_head_bias(alibi)),
+            (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
+             *_strides(q, k, v, o), _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
+            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window,
+                     varlen=seqs is not None, head_bias=_head_bias(alibi)),
              **_dropout_args(dropout_p, seed, q)})
-    return o
 
 
 @_fwd.register_fake
@@ -848,22 +856,27 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return dq, dk, dv
 
 
-def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr, dq, dk, dv):
+def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr, dq, dk, dv,
+              seqs=None):
     """The backward's kernels, writing dq, dk, dv (B, H, T, D) of any strides whose last is 1: the
-    custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient)."""
+    custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient).
+    seqs: as _fwd_launch's."""
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window, head_bias=_head_bias(alibi)),
+    cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
+    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window,
+                    varlen=seqs is not None, head_bias=_head_bias(alibi)),
             **_dropout_args(dropout_p, seed, q)}
     # dropout's 1/(1-p) on dQ and dK rides in `scale`, their last factor (1 exactly without dropout)
-    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, *_strides(q, k, v, do))
-    buckets = (_bucket(Tq), _bucket(Tk), *window, *_seq_args(q, q))
+    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
+              *_strides(q, k, v, do))
+    buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
-    atomic = not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
+    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
             {**meta, "ATOMIC_DQ": atomic})
@@ -912,15 +925,8 @@ def _fwd_varlen(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.T
                 wr: int) -> torch.Tensor:
     q, k, v = (_lastdim_contig(t) for t in (q, k, v))
     o = q.new_empty(q.shape)
-    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
-    slopes = alibi if alibi is not None else q  # never read without ALiBi
-    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    q4, k4, v4, o4 = _packed(q, k, v, o)
-    _launch("fwd", Tq, (H, 1),
-            (q4, k4, v4, o4, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, o4),
-             _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
-            {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True, head_bias=_head_bias(alibi)),
-             **_dropout_args(dropout_p, seed, q)})
+    _fwd_launch(*_packed(q, k, v, o), alibi, causal, bias, scale, exact, dropout_p, seed, wl, wr,
+                seqs=(cu_q, cu_k, max_q, max_k))
     return o
 
 
@@ -936,22 +942,8 @@ def _bwd_varlen(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Ten
                 seed: Optional[torch.Tensor], wl: int, wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
-    (Tq, H, D), (Tk, Hkv) = q.shape, k.shape[:2]
-    slopes = alibi if alibi is not None else q  # never read without ALiBi
-    window, has_window = _window_args(wl, wr, causal, Tq, Tk)
-    meta = {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window, varlen=True, head_bias=_head_bias(alibi)),
-            **_dropout_args(dropout_p, seed, q)}
-    q4, k4, v4, do4, dq4, dk4, dv4 = _packed(q, k, v, do, dq, dk, dv)
-    common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, 0, *_strides(q4, k4, v4, do4))
-    buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
-    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN  # as the dense backward
-    acc4 = _packed(torch.zeros(q.shape, device=q.device, dtype=torch.float32))[0] if atomic else dq4
-    _launch("dkdv", Tk, (Hkv, 1), (q4, k4, v4, do4, dk4, dv4, acc4, slopes, *common, *_strides(dk4, dv4, acc4),
-                                   *buckets), {**meta, "ATOMIC_DQ": atomic})
-    if not atomic:
-        _launch("dq", Tq, (H, 1), (q4, k4, v4, do4, dq4, slopes, *common, *_strides(dq4), *buckets), meta)
-    else:
-        dq4.copy_(acc4)
+    _bwd_into(*_packed(do, q, k, v), alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr,
+              *_packed(dq, dk, dv), seqs=(cu_q, cu_k, max_q, max_k))  # dQ's mode as the dense backward's
     return dq, dk, dv
 
 
@@ -1106,13 +1098,10 @@ def _decode_reduce_kernel(P, O, n_splits, stride_ps, stride_pb, stride_ph, strid
 
 
 def _cdiv(a, b):
-    # plain ints: triton.cdiv and triton.next_power_of_2 are ConstexprFunction wrappers in Triton 3.9,
-    # ~4 us a call on the host, which a decoding step (one call per layer per token) would feel
+    # plain ints (and _bucket for the next power of two): triton.cdiv and triton.next_power_of_2 are
+    # ConstexprFunction wrappers in Triton 3.9, ~4 us a call on the host, which a decoding step (one
+    # call per layer per token) would feel
     return -(-a // b)
-
-
-def _pow2(n):
-    return 1 << max(0, n - 1).bit_length()
 
 
 def _num_sms(device):
@@ -1130,10 +1119,10 @@ def _decode_config(head_dim, itemsize, rows):
     at least 16, the tensor cores' smallest m), keys per step. Interpreter: short key steps and at
     most 32 rows, so that the CPU tests cross several key blocks per split and several row blocks."""
     if _INTERPRET:
-        return min(max(16, _pow2(rows)), 32), 16, 1, 4
+        return min(max(16, _bucket(rows)), 32), 16, 1, 4
     max_m, block_n, stages = {"small": (64, 64, 3), "large": (32, 32, 2),
                               "xl": (32, 32, 1)}[_size_class(head_dim, itemsize)]
-    return min(max(16, _pow2(rows)), max_m), block_n, stages, 4
+    return min(max(16, _bucket(rows)), max_m), block_n, stages, 4
 
 
 def decode_splits(Tk, programs, block_n, sms):
