@@ -273,23 +273,24 @@ class CausalSelfAttention(nn.Module):
                                                  self.q_norm.eps, bias=self.attn_bias, alibi_slopes=self.slopes,
                                                  dropout_p=self.config.dropout if self.training else 0.0,
                                                  window=self.config.window)
-            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
-        q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
-        if fused:
-            # one pass over memory each way, q and k straight from the projection, in v's dtype
-            q, k = qknorm.qk_rmsnorm(qkv[..., :(self.nh + self.nkv) * self.hs], self.q_norm.weight,
-                                     self.k_norm.weight, self.nh, self.nkv, self.q_norm.eps, dtype=v.dtype)
         else:
-            q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
-            k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
-        if self.config.pos_encoding == "rope":
-            q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
-        # heads as (B, nh, T, hs) views of (B, T, nh, hs) memory: the kernel answers in the same layout,
-        # so the transpose back before c_proj copies nothing
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.view(B, T, self.nkv, self.hs).transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(layer, k, v)
-        y = self.c_proj(self.attend(q, k, v, docs).transpose(1, 2).contiguous().view(B, T, C))
+            q, k, v = qkv.split([self.nh * self.hs, self.nkv * self.hs, self.nkv * self.hs], dim=2)
+            if fused:
+                # one pass over memory each way, q and k straight from the projection, in v's dtype
+                q, k = qknorm.qk_rmsnorm(qkv[..., :(self.nh + self.nkv) * self.hs], self.q_norm.weight,
+                                         self.k_norm.weight, self.nh, self.nkv, self.q_norm.eps, dtype=v.dtype)
+            else:
+                q = self.q_norm(q.view(B, T, self.nh, self.hs))  # (B, T, nh, hs)
+                k = self.k_norm(k.view(B, T, self.nkv, self.hs))  # (B, T, nkv, hs)
+            if self.config.pos_encoding == "rope":
+                q, k = rope(q, pos, self.config.rope_theta), rope(k, pos, self.config.rope_theta)
+            # heads as (B, nh, T, hs) views of (B, T, nh, hs) memory: the kernel answers in the same layout,
+            # so the transpose back before c_proj copies nothing
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.view(B, T, self.nkv, self.hs).transpose(1, 2)
+            if cache is not None:
+                k, v = cache.update(layer, k, v)
+            y = self.attend(q, k, v, docs)
+        y = self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
         if self.stats is not None:
             self.stats["out_rms"] = y.float().pow(2).mean().sqrt().item()
         return y

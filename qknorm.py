@@ -163,6 +163,11 @@ def _backward(ctx, dq, dk, dr):
 _fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _check_gains(wq, wk, hs):
+    if wq.shape != (hs,) or wk.shape != (hs,):
+        raise ValueError(f"wq and wk must have shape ({hs},); got {tuple(wq.shape)} and {tuple(wk.shape)}")
+
+
 def qk_rmsnorm(x, wq, wk, nh, nkv, eps=1e-5, dtype=None):
     """RMSNorm of each head of q and of k. x: (B, T, (nh + nkv) * hs), the q and k part of a qkv
     projection (a slice of it is fine: its last dim must be contiguous); wq, wk: (hs,) gains.
@@ -171,8 +176,7 @@ def qk_rmsnorm(x, wq, wk, nh, nkv, eps=1e-5, dtype=None):
     if x.dim() != 3 or x.shape[-1] % (nh + nkv):
         raise ValueError(f"x must be (B, T, (nh + nkv) * hs) with nh={nh}, nkv={nkv}; got {tuple(x.shape)}")
     hs = x.shape[-1] // (nh + nkv)
-    if wq.shape != (hs,) or wk.shape != (hs,):
-        raise ValueError(f"wq and wk must have shape ({hs},); got {tuple(wq.shape)} and {tuple(wk.shape)}")
+    _check_gains(wq, wk, hs)
     if x.stride(-1) != 1 or x.stride(0) != x.shape[1] * x.stride(1):  # rows are addressed as token * stride
         x = x.contiguous()
     q, k, _ = _fwd(x, wq, wk, nh, nkv, float(eps), x.dtype if dtype is None else dtype)
@@ -263,8 +267,7 @@ def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scal
         raise ValueError(f"qkv must be (B, T, (nh + 2 * nkv) * hs) with nh={nh}, nkv={nkv}; got {tuple(qkv.shape)}")
     qkv = qkv.contiguous()
     hs, c, v = _parts(qkv, nh, nkv)
-    if wq.shape != (hs,) or wk.shape != (hs,):
-        raise ValueError(f"wq and wk must have shape ({hs},); got {tuple(wq.shape)} and {tuple(wk.shape)}")
+    _check_gains(wq, wk, hs)
     B, T, _ = qkv.shape
     q, k = qkv[..., :nh * hs].view(B, T, nh, hs).transpose(1, 2), qkv[..., nh * hs:c].view(B, T, nkv, hs).transpose(1, 2)
     args = flashsigmoid._op_args(q, k, v, True, bias, scale, alibi_slopes, exact, deterministic, dropout_p, seed, window)

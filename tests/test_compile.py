@@ -16,6 +16,18 @@ def tiny(attn_impl, pos_encoding="alibi", **kw):
     return M.GPT(cfg, attn_impl=attn_impl).to(DEV)
 
 
+def assert_compiled_step_matches(m, ref, x, **kw):
+    """A fullgraph-compiled forward+backward of m gives the loss and gradients of the eager ref model."""
+    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x, **kw)
+    loss.backward()
+    _, loss_ref = ref(x, x, **kw)
+    loss_ref.backward()
+    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)  # GPU: tanh.approx, tf32
+    torch.testing.assert_close(loss, loss_ref, **tol)
+    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+
+
 @pytest.mark.parametrize("pos_encoding", ["alibi", "rope"])
 def test_model_with_kernel_traces_to_one_graph(pos_encoding):
     """torch._dynamo.explain finds a single graph and no graph break in the kernel-backed model."""
@@ -44,14 +56,7 @@ def test_compiled_kernel_step_matches_reference_attention():
     m, ref = tiny("triton"), tiny("torch")
     ref.load_state_dict(m.state_dict())
     x = torch.randint(0, 64, (2, 32), device=DEV)
-    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x)
-    loss.backward()
-    _, loss_ref = ref(x, x)
-    loss_ref.backward()
-    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)  # GPU: tanh.approx, tf32
-    torch.testing.assert_close(loss, loss_ref, **tol)
-    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+    assert_compiled_step_matches(m, ref, x)
 
 
 @pytest.mark.parametrize("kw,eot", [(dict(attn_window=5), None), (dict(pos_encoding="rope"), 7),
@@ -65,14 +70,7 @@ def test_window_and_documents_trace_to_one_graph_and_match_the_reference(kw, eot
     x[:, ::6] = 7  # documents of 6 tokens, each ending with 7
     ex = torch._dynamo.explain(m)(x, x, eot=eot)
     assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
-    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x, eot=eot)
-    loss.backward()
-    _, loss_ref = ref(x, x, eot=eot)
-    loss_ref.backward()
-    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)
-    torch.testing.assert_close(loss, loss_ref, **tol)
-    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+    assert_compiled_step_matches(m, ref, x, eot=eot)
 
 
 def test_fused_qk_norm_attention_traces_to_one_graph_and_matches_the_reference(monkeypatch):
@@ -88,11 +86,4 @@ def test_fused_qk_norm_attention_traces_to_one_graph_and_matches_the_reference(m
     ex = torch._dynamo.explain(m)(x, x)
     assert ex.graph_break_count == 0 and ex.graph_count == 1, ex.break_reasons
     assert ex.graphs[0].code.count("torch.ops.qknorm.attn_fwd") == 2  # one per layer
-    _, loss = torch.compile(m, backend="aot_eager", fullgraph=True)(x, x)
-    loss.backward()
-    _, loss_ref = ref(x, x)
-    loss_ref.backward()
-    tol = dict(rtol=1e-4, atol=1e-5) if DEV == "cpu" else dict(rtol=2e-2, atol=2e-3)
-    torch.testing.assert_close(loss, loss_ref, **tol)
-    for (name, p), p_ref in zip(m.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p.grad, p_ref.grad, **tol, msg=lambda s: f"{name}: {s}")
+    assert_compiled_step_matches(m, ref, x)

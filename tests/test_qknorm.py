@@ -76,15 +76,16 @@ def test_opcheck():
     torch.library.opcheck(qknorm._fwd, (x, w, w.detach().clone().requires_grad_(True), 2, 1, 1e-5, torch.float32))
 
 
-def test_model_with_and_without_the_fused_qk_norm(monkeypatch):
+def _assert_fused_equals_unfused(monkeypatch, attn_impl, T):
+    """A small GQA model's loss and gradients with model.FUSED_QK_NORM off and on agree."""
     import model
     torch.manual_seed(0)
-    cfg = model.GPTConfig(block_size=16, vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=64)
-    m = model.GPT(cfg, attn_impl="torch").to(DEV)
+    cfg = model.GPTConfig(block_size=T, vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=64)
+    m = model.GPT(cfg, attn_impl=attn_impl).to(DEV)
     for blk in m.transformer.h:  # gains away from 1, so a mix-up of wq and wk would show
         nn.init.uniform_(blk.attn.q_norm.weight, 0.5, 1.5)
         nn.init.uniform_(blk.attn.k_norm.weight, 0.5, 1.5)
-    idx = torch.randint(64, (2, 16), device=DEV)
+    idx = torch.randint(64, (2, T), device=DEV)
     out = {}
     for fused in (False, True):
         monkeypatch.setattr(model, "FUSED_QK_NORM", fused)
@@ -95,6 +96,10 @@ def test_model_with_and_without_the_fused_qk_norm(monkeypatch):
     assert abs(out[True][0] - out[False][0]) < 1e-5
     for a, b in zip(out[True][1], out[False][1]):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_model_with_and_without_the_fused_qk_norm(monkeypatch):
+    _assert_fused_equals_unfused(monkeypatch, "torch", 16)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,28 +144,11 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
 def test_model_with_qk_norm_and_attention_fused_on_the_kernel(monkeypatch):
     """The model on the kernel (attn_impl='triton'), with FUSED_QK_NORM: one op for QK-norm and attention
     (ALiBi), the same loss and gradients as nn.RMSNorm then the kernel."""
-    import model
-    torch.manual_seed(0)
-    cfg = model.GPTConfig(block_size=20, vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=64)
-    m = model.GPT(cfg, attn_impl="triton").to(DEV)
-    for blk in m.transformer.h:
-        nn.init.uniform_(blk.attn.q_norm.weight, 0.5, 1.5)
-        nn.init.uniform_(blk.attn.k_norm.weight, 0.5, 1.5)
-    idx = torch.randint(64, (2, 20), device=DEV)
     calls = []
     monkeypatch.setattr(qknorm, "qk_norm_sigmoid_attention",
                         lambda *a, _f=qknorm.qk_norm_sigmoid_attention, **kw: calls.append(1) or _f(*a, **kw))
-    out = {}
-    for fused in (False, True):
-        monkeypatch.setattr(model, "FUSED_QK_NORM", fused)
-        m.zero_grad()
-        _, loss = m(idx, idx)
-        loss.backward()
-        out[fused] = (loss.item(), [p.grad.clone() for p in m.parameters()])
-    assert len(calls) == cfg.n_layer  # the fused op ran, once per layer, only when asked for
-    assert abs(out[True][0] - out[False][0]) < 1e-5
-    for a, b in zip(out[True][1], out[False][1]):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    _assert_fused_equals_unfused(monkeypatch, "triton", 20)
+    assert len(calls) == 2  # the fused op ran, once per layer (2), only when asked for
 
 
 def test_qk_norm_attention_opcheck():
