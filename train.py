@@ -86,7 +86,7 @@ device = "auto"  # auto, cpu, cuda, cuda:1, mps
 dtype = "auto"  # auto (bfloat16 where supported, else float16 on CUDA, float32 elsewhere), float32, bfloat16, float16
 compile = None  # None: torch.compile on CUDA only
 compile_mode = "default"  # torch.compile's mode; "reduce-overhead" replays the model from CUDA graphs, taking the
-# host's per-kernel launch cost out of the step (one process only; not yet run on a GPU: bench.py's *_cg variants)
+# host's per-kernel launch cost out of the step (one process only; BENCHMARKS: bench.py's *_cg variants)
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
 fused_qk_norm = False  # QK-norm through qknorm.py's Triton kernels on CUDA (one pass each way; see BENCHMARKS)
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
@@ -293,6 +293,10 @@ if compile:
     if master:
         print("compiling the model... (takes a minute)")
     model = torch.compile(model, mode=compile_mode)
+if cuda_graphs:  # a backward replay's gradients live in the graphs' memory, which the next micro-step's replay
+    # overwrites: .grad buffers of our own, zeroed not freed, make autograd add each replay's into them
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
 if ddp and parallel == "ddp":
     from torch.nn.parallel import DistributedDataParallel as DDP
     model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
@@ -446,7 +450,7 @@ while True:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=not cuda_graphs)
     iter_num += 1
     if iter_num % log_interval == 0:
         event = dict(event="train", iter=iter_num, loss=to_host(all_mean(loss_sum)), lr=lr,

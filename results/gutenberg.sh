@@ -55,7 +55,8 @@ for s in ${SEEDS:-1337}; do for name in "${NAMES[@]}"; do runs+=("$name:$s"); do
 for s in ${EXTRA_SEEDS:-}; do for n in sigmoid softmax; do [[ " ${NAMES[*]} " == *" $n "* ]] && runs+=("$n:$s"); done; done
 
 outdir() { local n=${1%%:*} s=${1##*:}; local b=${n%%@*}; echo "$OUT_ROOT/out-gutenberg-$b$([[ $n == *@* ]] && echo "-lr${n#*@}")$([ "$s" = 1337 ] || echo "-s$s")"; }
-args() { local n=${1%%:*}; echo "${ARGS[${n%%@*}]}$([[ $n == *@* ]] && echo " --learning_rate=${n#*@}")"; }
+# every row starts from the paper's recipe (configs/gutenberg.py adds LayerScale 1e-4; the ls rows set it again)
+args() { local n=${1%%:*}; echo "--layerscale=None ${ARGS[${n%%@*}]}$([[ $n == *@* ]] && echo " --learning_rate=${n#*@}")"; }
 
 run_all() {  # run_all CMD-BUILDER: one command per run, in turn or in parallel; stops on a failure
   local failed; failed=$(mktemp)

@@ -19,6 +19,9 @@ def tuned(arm):  # lr 4e-3, the best of both arms' sweeps: the seed-1337 rerun (
     return [os.path.join(RUNS, f"{arm}-s1337.jsonl")] + [os.path.join(SWEEP, f"{arm}_lr4e-3-s{s}.jsonl") for s in (1338, 1339)]
 
 
+SEEDS3 = (1337, 1338, 1339)
+
+
 def runs(name, seeds=(1337, 1338)):
     return [os.path.join(RUNS, f"{name}-s{s}.jsonl") for s in seeds]
 
@@ -34,10 +37,12 @@ ROWS = {  # label: (logs, the row it is compared with on the same seeds)
     "sigmoid, bias per head": (runs("perhead"), "sigmoid recipe"),
     "12x768 sigmoid recipe": (runs("scale_sigmoid"), None),
     "12x768 softmax, same recipe": (runs("scale_softmax_alibi"), "12x768 sigmoid recipe"),
-    # not run yet (rows of results/gutenberg.sh): the table says so until their logs are here
+    # run 22: 3x the steps (3000; 6.4 epochs of train, so val turns up after ~2200), and LayerScale 1e-4 at 3 seeds
+    # on both arms, evaluated on test ("ls1e-4b": new runs of the same command; run 21's pair had no test)
     "sigmoid recipe, 3000 steps": (runs("long"), None),
     "softmax, same recipe, 3000 steps": (runs("softmax_alibi_long"), "sigmoid recipe, 3000 steps"),
-    "softmax, same recipe, LayerScale 1e-4": (runs("softmax_alibi_ls1e-4"), "sigmoid, LayerScale 1e-4"),
+    "sigmoid, LayerScale 1e-4, 3 seeds": (runs("ls1e-4b", SEEDS3), "sigmoid recipe"),
+    "softmax, same recipe, LayerScale 1e-4": (runs("softmax_alibi_ls1e-4", SEEDS3), "sigmoid, LayerScale 1e-4, 3 seeds"),
 }
 
 
@@ -101,8 +106,8 @@ def plots(res):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in ("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4", "sigmoid, warmup 300",
-                  "sigmoid, bias per head", "softmax, same recipe, pre-norm"):
+    for label in ("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4, 3 seeds",
+                  "softmax, same recipe, LayerScale 1e-4", "sigmoid, warmup 300", "sigmoid, bias per head"):
         cs = [curve(p) for p in ROWS[label][0]]
         xs = cs[0][0]
         ax.plot(xs, [statistics.mean(c[1][i] for c in cs) for i in range(len(xs))], marker=".",
@@ -115,6 +120,21 @@ def plots(res):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(HERE, "issue12_curves.png"), dpi=120)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))  # 3x the steps: the gap closes, then softmax overfits sooner
+    for label in ("sigmoid recipe, 3000 steps", "softmax, same recipe, 3000 steps"):
+        cs = [curve(p) for p in ROWS[label][0]]
+        xs = cs[0][0]
+        ax.plot(xs, [statistics.mean(c[1][i] for c in cs) for i in range(len(xs))], marker=".",
+                label=f"{label} ({len(cs)} seeds)", ls="-" if "sigmoid" in label else "--")
+    ax.set_ylim(4.15, 4.8)
+    ax.set_xlabel("iteration (32k tokens each; train is 15.3M tokens, so 3000 steps = 6.4 epochs)")
+    ax.set_ylabel("val loss (mean over seeds)")
+    ax.set_title("Gutenberg 6x384, T=1024, lr 4e-3, 3000 steps")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, "issue12_long_curves.png"), dpi=120)
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     sizes = [(29.9, "sigmoid recipe", "softmax, same recipe"), (123.6, "12x768 sigmoid recipe", "12x768 softmax, same recipe")]
