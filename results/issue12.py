@@ -31,7 +31,7 @@ ROWS = {  # label: (logs, the row it is compared with on the same seeds)
     "softmax, same recipe": (tuned("softmax_alibi"), "sigmoid recipe"),
     "softmax, same recipe, pre-norm": (runs("softmax_prenorm"), "softmax, same recipe"),
     "sigmoid, warmup 300": (runs("warmup300"), "sigmoid recipe"),
-    "sigmoid, LayerScale 1e-4": (runs("ls1e-4"), "sigmoid recipe"),
+    "sigmoid, LayerScale 1e-4 (run 21)": (runs("ls1e-4"), "sigmoid recipe"),
     "sigmoid, LayerScale 0.1": (runs("ls0.1"), "sigmoid recipe"),
     "sigmoid, attn_impl=torch": (runs("torchattn"), "sigmoid recipe"),
     "sigmoid, bias per head": (runs("perhead"), "sigmoid recipe"),
@@ -41,8 +41,8 @@ ROWS = {  # label: (logs, the row it is compared with on the same seeds)
     # on both arms, evaluated on test ("ls1e-4b": new runs of the same command; run 21's pair had no test)
     "sigmoid recipe, 3000 steps": (runs("long"), None),
     "softmax, same recipe, 3000 steps": (runs("softmax_alibi_long"), "sigmoid recipe, 3000 steps"),
-    "sigmoid, LayerScale 1e-4, 3 seeds": (runs("ls1e-4b", SEEDS3), "sigmoid recipe"),
-    "softmax, same recipe, LayerScale 1e-4": (runs("softmax_alibi_ls1e-4", SEEDS3), "sigmoid, LayerScale 1e-4, 3 seeds"),
+    "sigmoid, LayerScale 1e-4": (runs("ls1e-4b", SEEDS3), "sigmoid recipe"),
+    "softmax, same recipe, LayerScale 1e-4": (runs("softmax_alibi_ls1e-4", SEEDS3), "sigmoid, LayerScale 1e-4"),
 }
 
 
@@ -106,7 +106,7 @@ def plots(res):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in ("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4, 3 seeds",
+    for label in ("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4",
                   "softmax, same recipe, LayerScale 1e-4", "sigmoid, warmup 300", "sigmoid, bias per head"):
         cs = [curve(p) for p in ROWS[label][0]]
         xs = cs[0][0]
