@@ -105,36 +105,28 @@ def plots(res):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in ("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4",
-                  "softmax, same recipe, LayerScale 1e-4", "sigmoid, warmup 300", "sigmoid, bias per head"):
-        cs = [curve(p) for p in ROWS[label][0]]
-        xs = cs[0][0]
-        ax.plot(xs, [statistics.mean(c[1][i] for c in cs) for i in range(len(xs))], marker=".",
-                label=f"{label} ({len(cs)} seeds)", ls="-" if "sigmoid" in label else "--")
-    ax.set_ylim(4.15, 4.8)
-    ax.set_xlabel("iteration (32k tokens each)")
-    ax.set_ylabel("val loss (mean over seeds)")
-    ax.set_title("Gutenberg 6x384, T=1024, lr 4e-3")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "issue12_curves.png"), dpi=120)
+    def curves(labels, title, xlabel, name):  # val curves, the mean over each row's seeds
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label in labels:
+            cs = [curve(p) for p in ROWS[label][0]]
+            xs = cs[0][0]
+            ax.plot(xs, [statistics.mean(c[1][i] for c in cs) for i in range(len(xs))], marker=".",
+                    label=f"{label} ({len(cs)} seeds)", ls="-" if "sigmoid" in label else "--")
+        ax.set_ylim(4.15, 4.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("val loss (mean over seeds)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(HERE, name), dpi=120)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))  # 3x the steps: the gap closes, then softmax overfits sooner
-    for label in ("sigmoid recipe, 3000 steps", "softmax, same recipe, 3000 steps"):
-        cs = [curve(p) for p in ROWS[label][0]]
-        xs = cs[0][0]
-        ax.plot(xs, [statistics.mean(c[1][i] for c in cs) for i in range(len(xs))], marker=".",
-                label=f"{label} ({len(cs)} seeds)", ls="-" if "sigmoid" in label else "--")
-    ax.set_ylim(4.15, 4.8)
-    ax.set_xlabel("iteration (32k tokens each; train is 15.3M tokens, so 3000 steps = 6.4 epochs)")
-    ax.set_ylabel("val loss (mean over seeds)")
-    ax.set_title("Gutenberg 6x384, T=1024, lr 4e-3, 3000 steps")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "issue12_long_curves.png"), dpi=120)
+    curves(("sigmoid recipe", "softmax, same recipe", "sigmoid, LayerScale 1e-4", "softmax, same recipe, LayerScale 1e-4",
+            "sigmoid, warmup 300", "sigmoid, bias per head"),
+           "Gutenberg 6x384, T=1024, lr 4e-3", "iteration (32k tokens each)", "issue12_curves.png")
+    # 3x the steps: the gap closes, then softmax overfits sooner
+    curves(("sigmoid recipe, 3000 steps", "softmax, same recipe, 3000 steps"), "Gutenberg 6x384, T=1024, lr 4e-3, 3000 steps",
+           "iteration (32k tokens each; train is 15.3M tokens, so 3000 steps = 6.4 epochs)", "issue12_long_curves.png")
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     sizes = [(29.9, "sigmoid recipe", "softmax, same recipe"), (123.6, "12x768 sigmoid recipe", "12x768 softmax, same recipe")]
