@@ -335,10 +335,13 @@ GPT2_BASELINE = ["--attention=softmax", "--pos_encoding=learned", "--norm=pre", 
 TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
                   "sigmoid_gpt2arch": ("configs/gpt2_124m_softmax.py", ["--attention=sigmoid"]),
                   "softmax": ("configs/gpt2_124m_softmax.py", []),
+                  # QK-norm on (train.py's default: one op with the attention) or off (nn.RMSNorm), explicitly
                   "sigmoid_fusedqk": ("configs/gpt2_124m.py", ["--fused_qk_norm=True"]),
+                  "sigmoid_rmsnorm": ("configs/gpt2_124m.py", ["--fused_qk_norm=False"]),
                   # the step replayed from CUDA graphs (train.py --compile_mode=reduce-overhead), both arms
                   "sigmoid_cg": ("configs/gpt2_124m.py", ["--compile_mode=reduce-overhead"]),
                   "sigmoid_fusedqk_cg": ("configs/gpt2_124m.py", ["--fused_qk_norm=True", "--compile_mode=reduce-overhead"]),
+                  "sigmoid_rmsnorm_cg": ("configs/gpt2_124m.py", ["--fused_qk_norm=False", "--compile_mode=reduce-overhead"]),
                   "softmax_cg": ("configs/gpt2_124m_softmax.py", ["--compile_mode=reduce-overhead"]),
                   "paper_1b": ("configs/paper_1b.py", []),
                   "paper_1b_softmax": ("configs/paper_1b.py", GPT2_BASELINE)}
@@ -448,7 +451,7 @@ def profile_train(args):
         for name in args.train_variants:
             torch.manual_seed(0)
             # train.py's run-time QK-norm choice, which the model config does not hold
-            model_module.FUSED_QK_NORM = "auto" if "--fused_qk_norm=True" in TRAIN_VARIANTS[name][1] else False
+            model_module.FUSED_QK_NORM = False if "--fused_qk_norm=False" in TRAIN_VARIANTS[name][1] else "auto"
             model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
             opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
             fwd = torch.compile(model) if cuda else model

@@ -21,6 +21,9 @@ Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
     dV = P^T dO;   dP = dO V^T;   dS = P * (1 - P) * dP
     dQ = scale * dS K;   dK = scale * dS^T Q
 There is no D = rowsum(dO * O) preprocessing and O is not read: sigmoid has no normaliser.
+With QK-norm (q = xq r g, r = 1/rms(xq) per row; qknorm.py's fused op, QKNORM) the dK/dV and dQ
+kernels end in its backward, so they write the gradients of the raw heads x:
+    dx = r (dq g - (x r) mean_d(dq g x r)),   dg = sum over rows of dq (x r)     (likewise for k)
 b and the slopes get no gradient. For GQA/MQA, dK and dV of a kv head sum over its query heads.
 
 Attention dropout (dropout_p = p > 0), inverted so that E[O] is the O without dropout:
@@ -146,6 +149,19 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
         dist = tl.abs((offs_m_abs[:, None] - (start_n + tl.arange(0, BLOCK_N))[None, :]).to(tl.float32))
         return qk * hscale + hbias - hslope * dist
     return qk * hscale + hbias
+
+
+@triton.jit
+def _qkn_backward(dy, x_ptrs, xmask, r_ptrs, rmask, G, offs_d, dm, D: tl.constexpr):
+    # QK-norm's backward in the epilogue (QKNORM): dy, this block's gradient of the normed rows
+    # y = xh g (xh = x r, r = 1/rms(x)), becomes the raw rows' gradient and g's partial sum:
+    #     dx = r (dy g - xh mean_d(dy g xh)),   dg = sum_rows dy xh
+    tl.debug_barrier()  # (keeps the loads below after the main loop: hoisted, their tile held registers through it)
+    r = tl.load(r_ptrs, mask=rmask, other=0.0)
+    xh = tl.load(x_ptrs, mask=xmask, other=0.0).to(tl.float32) * r[:, None]
+    g = tl.load(G + offs_d, mask=dm, other=0.0).to(tl.float32)
+    c = tl.sum(dy * xh * g[None, :], axis=1) / D
+    return r[:, None] * (dy * g[None, :] - xh * c[:, None]), tl.sum(dy * xh, axis=0)
 
 
 @triton.jit
@@ -450,7 +466,8 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      DOT_PREC: tl.constexpr, ATOMIC_DQ: tl.constexpr,
                      Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                      HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
-                HEAD_BIAS: tl.constexpr):
+                     HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
+                     stride_rb, stride_rm, QKNORM: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
@@ -534,12 +551,19 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
     dk *= scale
     if HAS_DROPOUT:
         dv *= drop_scale
-    dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     dv_base = DV + b.to(tl.int64) * stride_dvb + hk.to(tl.int64) * stride_dvh
-    tl.store(dk_base + offs_n[:, None].to(tl.int64) * stride_dkn + offs_d[None, :],
-             dk.to(DK.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
     tl.store(dv_base + offs_n[:, None].to(tl.int64) * stride_dvn + offs_d[None, :],
              dv.to(DV.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
+    tl.static_assert(not (QKNORM and ATOMIC_DQ), "QK-norm's backward in the epilogue needs the dQ kernel")
+    if QKNORM:  # dK of the normed k -> of the raw k; this block's share of k's gain gradient
+        dk, dg = _qkn_backward(dk, XK + b.to(tl.int64) * stride_xb + hk.to(tl.int64) * stride_xh
+                               + offs_n[:, None].to(tl.int64) * stride_xm + offs_d[None, :], nmask[:, None] & dm[None, :],
+                               RK + b.to(tl.int64) * stride_rb + hk + offs_n.to(tl.int64) * stride_rm, nmask,
+                               GK, offs_d, dm, D)
+        tl.store(DG + ((b * tl.num_programs(1) + hk) * tl.num_programs(0) + pid_n).to(tl.int64) * HEAD_DIM + offs_d, dg)
+    dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
+    tl.store(dk_base + offs_n[:, None].to(tl.int64) * stride_dkn + offs_d[None, :],
+             dk.to(DK.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
 
 
 @triton.jit
@@ -578,7 +602,8 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                    DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                    HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
-                HEAD_BIAS: tl.constexpr):
+                   HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
+                   stride_rb, stride_rm, QKNORM: tl.constexpr):
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -631,6 +656,12 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                        FAST, UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
                        WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq *= scale
+    if QKNORM:  # dQ of the normed q -> of the raw q; this block's share of q's gain gradient
+        dq, dg = _qkn_backward(dq, XQ + b.to(tl.int64) * stride_xb + h.to(tl.int64) * stride_xh
+                               + offs_m[:, None].to(tl.int64) * stride_xm + offs_d[None, :], mmask[:, None] & dm[None, :],
+                               RQ + b.to(tl.int64) * stride_rb + h + offs_m.to(tl.int64) * stride_rm, mmask,
+                               GQ, offs_d, dm, D)
+        tl.store(DG + ((b * tl.num_programs(1) + h) * tl.num_programs(0) + pid_m).to(tl.int64) * HEAD_DIM + offs_d, dg)
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
@@ -706,10 +737,13 @@ def _autotuned(kind, fn):
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT", "HEAD_BIAS",
            "HAS_WINDOW", "VARLEN"]
-    if kind == "dkdv":  # trial runs add into the dQ buffer: zero it before each and after the last
-        return triton.autotune(configs, key=key + ["ATOMIC_DQ"], reset_to_zero=["DQ"],
-                               prune_configs_by={"early_config_prune": prune})(fn)
-    return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
+    if kind == "fwd":
+        return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
+    # trial runs add into the dQ buffer, and with other block sizes leave QK-norm's gain partials in
+    # other rows of DG: zero both before each and after the last
+    return triton.autotune(configs, key=key + ["QKNORM"] + (["ATOMIC_DQ"] if kind == "dkdv" else []),
+                           reset_to_zero=["DQ", "DG"] if kind == "dkdv" else ["DG"],
+                           prune_configs_by={"early_config_prune": prune})(fn)
 
 
 _KERNELS = {"fwd": _fwd_kernel, "dkdv": _bwd_dkdv_kernel, "dq": _bwd_dq_kernel}
@@ -785,6 +819,22 @@ def _seq_args(cu_q, cu_k):
     return cu_q, cu_k, n_seq, max(1, n_seq.bit_length())
 
 
+def _qkn_args(qkn, T, fallback):
+    """The backward kernels' QK-norm arguments. qkn: None, or (xq, xk, r, gq, gk, nh, nkv) to end them
+    in QK-norm's backward (QKNORM): xq, xk the raw heads as (B, nh|nkv, T, hs) views of the projection
+    (one set of strides), r (B * T * (nh + nkv),) fp32 their rows' 1/rms laid out as (B, T, nh + nkv)
+    (qknorm.py's forward kernel writes it), gq, gk the gains. Without it the pointers are never read:
+    `fallback` stands in for them."""
+    if qkn is None:
+        f = fallback
+        return dict(XQ=f, XK=f, RQ=f, RK=f, GQ=f, GK=f, stride_xb=0, stride_xh=0, stride_xm=0, stride_rb=0,
+                    stride_rm=0, QKNORM=False)
+    xq, xk, r, gq, gk, nh, nkv = qkn
+    assert xq.stride()[:3] == xk.stride()[:3] and xq.stride(3) == 1
+    return dict(XQ=xq, XK=xk, RQ=r, RK=r[nh:], GQ=gq, GK=gk, stride_xb=xq.stride(0), stride_xh=xq.stride(1),
+                stride_xm=xq.stride(2), stride_rb=T * (nh + nkv), stride_rm=nh + nkv, QKNORM=True)
+
+
 def _empty_like(t):
     """An empty tensor shaped like t (B, H, T, D) in t's memory order: (B, T, H, D) memory when t is a
     view of it (the model's heads split off a projection), else contiguous. Returning outputs and
@@ -857,10 +907,11 @@ def _bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dropout_p, seed, wl, wr, dq, dk, dv,
-              seqs=None):
+              seqs=None, qkn=None):
     """The backward's kernels, writing dq, dk, dv (B, H, T, D) of any strides whose last is 1: the
     custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient).
-    seqs: as _fwd_launch's."""
+    seqs: as _fwd_launch's. qkn (see _qkn_args): q and k are QK-normed heads, dq and dk become those
+    of the raw heads, through the dQ kernel (deterministic); returns the gains' gradients (fp32)."""
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
@@ -876,14 +927,21 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
-    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN
+    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN and qkn is None
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
+    meta.update(_qkn_args(qkn, Tq, q))
+    # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without
+    # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
+    dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
+          for n, t in ((Hkv, Tk), (H, Tq))]
     _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-            {**meta, "ATOMIC_DQ": atomic})
+            {**meta, "ATOMIC_DQ": atomic, "DG": dg[0]})
     if not atomic:
-        _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), meta)
+        _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), {**meta, "DG": dg[1]})
     else:
         dq.copy_(acc)
+    if qkn is not None:
+        return dg[1].sum(0)[:D], dg[0].sum(0)[:D]
 
 
 @_bwd.register_fake

@@ -26,7 +26,8 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
 # QK-norm through qknorm.py's one-pass kernels (the maths of the nn.RMSNorm modules, whose weights they
 # use): "auto" = on CUDA; True = always (on a CPU under TRITON_INTERPRET=1: the tests); False = never.
 # On the kernel (no RoPE, no KV cache, no documents) QK-norm and attention run as one op
-# (qknorm.qk_norm_sigmoid_attention). Off until faster in a measured run (BENCHMARKS.md); train.py --fused_qk_norm
+# (qknorm.qk_norm_sigmoid_attention). train.py sets "auto" (--fused_qk_norm, on by default since it measured
+# faster, BENCHMARKS.md); a bare GPT() here keeps nn.RMSNorm
 FUSED_QK_NORM = False
 
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),

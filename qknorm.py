@@ -198,6 +198,21 @@ def _parts(qkv, nh, nkv):
     return hs, c, qkv[..., c:].view(B, T, nkv, hs).transpose(1, 2)
 
 
+# QK-norm's backward in the epilogues of the attention's backward kernels (flashsigmoid's QKNORM) where
+# the dQ kernel runs (not with the atomic dQ: its dQ is complete only after the last program) and the
+# head dim is at most 64 (above, those kernels sit at the register cap and the epilogue would spill).
+EPILOGUE = True
+EPILOGUE_MAX_HEAD_DIM = 64
+
+
+def _heads(x, nh, nkv):
+    """The q (B, nh, T, hs) and k (B, nkv, T, hs) heads of a projection-shaped x (B, T, >= (nh + nkv) hs)."""
+    B, T, C = x.shape
+    hs = C // (nh + 2 * nkv)
+    return (x[..., :nh * hs].view(B, T, nh, hs).transpose(1, 2),
+            x[..., nh * hs:(nh + nkv) * hs].view(B, T, nkv, hs).transpose(1, 2))
+
+
 @torch.library.custom_op("qknorm::attn_fwd", mutates_args=())
 def _attn_fwd(qkv: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, eps: float,
               alibi: Optional[torch.Tensor], bias: float, scale: float, exact: bool, deterministic: bool,
@@ -225,10 +240,19 @@ def _attn_bwd(do: torch.Tensor, qkv: torch.Tensor, q: torch.Tensor, k: torch.Ten
               wl: int, wr: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     hs, c, v = _parts(qkv, nh, nkv)
     dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=qkv.dtype)
+    dv = _parts(dqkv, nh, nkv)[2]
+    atomic = not deterministic and q.shape[1] >= flashsigmoid.ATOMIC_DQ_MIN_LEN  # as flashsigmoid._bwd_into
+    if EPILOGUE and not atomic and hs <= EPILOGUE_MAX_HEAD_DIM:
+        # QK-norm's backward at the end of the attention's backward kernels: they write the raw heads'
+        # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
+        dwq, dwk = flashsigmoid._bwd_into(do, q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact,
+                                          True, dropout_p, seed, wl, wr, *_heads(dqkv, nh, nkv), dv,
+                                          qkn=(*_heads(qkv, nh, nkv), r, wq, wk, nh, nkv))
+        return dqkv, dwq.to(wq.dtype), dwk.to(wk.dtype)
     dq, dk = torch.empty_like(q), torch.empty_like(k)  # the attention's gradients of the normed q, k
     flashsigmoid._bwd_into(do, q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact,
                            deterministic, dropout_p, seed, wl, wr, dq.transpose(1, 2), dk.transpose(1, 2),
-                           _parts(dqkv, nh, nkv)[2])  # dv: straight into its part of dqkv
+                           dv)  # dv: straight into its part of dqkv
     dwq, dwk = _bwd_into(dq, dk, qkv[..., :c], wq, wk, r, nh, nkv, dqkv)  # dq, dk: into theirs
     return dqkv, dwq, dwk
 

@@ -88,7 +88,7 @@ compile = None  # None: torch.compile on CUDA only
 compile_mode = "default"  # torch.compile's mode; "reduce-overhead" replays the model from CUDA graphs, taking the
 # host's per-kernel launch cost out of the step (one process only; BENCHMARKS: bench.py's *_cg variants)
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
-fused_qk_norm = False  # QK-norm through qknorm.py's Triton kernels on CUDA (one pass each way; see BENCHMARKS)
+fused_qk_norm = True  # CUDA: QK-norm in qknorm.py's kernels, one op with the attention kernel (faster: BENCHMARKS run 23)
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------

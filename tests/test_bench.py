@@ -22,9 +22,11 @@ def test_train_variants_differ_only_where_meant():
     assert (big.n_layer, big.n_embd, big.mlp) == (24, 2048, "swiglu")
     assert bench.baseline_of("paper_1b") == "paper_1b_softmax" and bench.baseline_of("sigmoid") == "softmax"
     # the fused QK-norm A/B: the same model, only train.py's run-time fused_qk_norm differs
-    assert vars(bench.model_config(*bench.TRAIN_VARIANTS["sigmoid_fusedqk"], 512)) == vars(recipe)
+    for name in ("sigmoid_fusedqk", "sigmoid_rmsnorm"):
+        assert vars(bench.model_config(*bench.TRAIN_VARIANTS[name], 512)) == vars(recipe)
     # the CUDA-graph A/B: the same models, both arms replayed, each compared with its own kind
-    for name, base in (("sigmoid_cg", recipe), ("sigmoid_fusedqk_cg", recipe), ("softmax_cg", softmax)):
+    for name, base in (("sigmoid_cg", recipe), ("sigmoid_fusedqk_cg", recipe), ("sigmoid_rmsnorm_cg", recipe),
+                       ("softmax_cg", softmax)):
         assert vars(bench.model_config(*bench.TRAIN_VARIANTS[name], 512)) == vars(base)
         assert "--compile_mode=reduce-overhead" in bench.TRAIN_VARIANTS[name][1]
         assert bench.baseline_of(name) == "softmax_cg"

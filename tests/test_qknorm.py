@@ -106,17 +106,26 @@ def test_model_with_and_without_the_fused_qk_norm(monkeypatch):
 # QK-norm and FlashSigmoid attention as one op, from the packed projection
 
 
-@pytest.mark.parametrize("nh,nkv,hs,window,per_head,deterministic", [
-    (4, 4, 16, None, False, True),      # the dQ kernel
-    (4, 2, 16, (5, 0), True, False),    # GQA, a window, a bias per head; dQ by atomic adds
-    (2, 1, 24, None, False, False),     # MQA, head dim no power of two; atomic dQ
+@pytest.mark.parametrize("nh,nkv,hs,window,per_head,deterministic,epilogue", [
+    (4, 4, 16, None, False, True, False),    # the dQ kernel, then QK-norm's backward kernel
+    (4, 2, 16, (5, 0), True, False, False),  # GQA, a window, a bias per head; dQ by atomic adds
+    (2, 1, 24, None, False, False, False),   # MQA, head dim no power of two; atomic dQ
+    (4, 4, 16, None, False, True, True),     # QK-norm's backward in the attention kernels' epilogues
+    (4, 2, 16, (5, 0), True, True, True),    # the same: GQA, a window, a bias per head
+    (2, 1, 24, None, False, True, True),     # the same: MQA, head dim padded (24 -> 32)
 ])
-def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, hs, window, per_head, deterministic):
+def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, hs, window, per_head, deterministic,
+                                                          epilogue):
     """qk_norm_sigmoid_attention equals RMSNorm per head (float64) then model.sigmoid_attention_torch,
-    output and the gradients of qkv (all three parts, from one buffer) and of both gains."""
+    output and the gradients of qkv (all three parts, from one buffer) and of both gains; with QK-norm's
+    backward in the attention kernels' epilogues (the default where the dQ kernel runs) and without."""
     import flashsigmoid
     from model import alibi_slopes, sigmoid_attention_torch
     monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 16)  # the interpreter's lengths are short
+    monkeypatch.setattr(qknorm, "EPILOGUE", epilogue)
+    calls = []
+    monkeypatch.setattr(flashsigmoid, "_bwd_into",
+                        lambda *a, _f=flashsigmoid._bwd_into, **kw: calls.append("qkn" in kw) or _f(*a, **kw))
     g = torch.Generator().manual_seed(nh * hs)
     B, T, C = 2, 21, (nh + 2 * nkv) * hs  # T > 16: the prefill kernel, not decoding's
     qkv = torch.randn(B, T, C, generator=g).to(DEV).requires_grad_(True)
@@ -139,6 +148,26 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
     for name, got, ref in (("y", y, y64), *zip(("dqkv", "dwq", "dwk"), grads, refs)):
         err = ((got.double() - ref).norm() / ref.norm()).item()
         assert err < 1e-4, (name, err)
+    assert calls == [epilogue]  # the epilogue ran exactly when asked for and possible (deterministic)
+
+
+def test_qk_norm_backward_in_the_epilogue_with_dropout_equals_the_separate_kernel(monkeypatch):
+    """With attention dropout (the same seed, so the same mask), QK-norm's backward in the attention
+    kernels' epilogues gives the separate kernel's gradients."""
+    g = torch.Generator().manual_seed(7)
+    nh, nkv, hs, B, T = 4, 2, 16, 2, 19
+    qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, generator=g).to(DEV).requires_grad_(True)
+    wq = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    wk = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    dy = torch.randn(B, nh, T, hs, generator=g).to(DEV)
+    out = {}
+    for epilogue in (False, True):
+        monkeypatch.setattr(qknorm, "EPILOGUE", epilogue)
+        y = qknorm.qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, dropout_p=0.3, seed=1234, deterministic=True)
+        out[epilogue] = (y, *torch.autograd.grad(y, (qkv, wq, wk), dy))
+    for a, b in zip(out[False], out[True]):
+        assert a.abs().max() > 0  # not trivially zero
+        assert ((a.double() - b.double()).norm() / b.double().norm()).item() < 1e-5
 
 
 def test_model_with_qk_norm_and_attention_fused_on_the_kernel(monkeypatch):

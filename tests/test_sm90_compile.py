@@ -43,6 +43,9 @@ def compile_all(kinds=None):
     # loop bounds and masks, not tiles)
     variants += [(f"{name}-{v}", kind, {**extra, flag: True}) for name, kind, extra in base
                  for v, flag in (("window", "HAS_WINDOW"), ("varlen", "VARLEN"))]
+    # ending in QK-norm's backward (qknorm.py's fused op; the dQ kernel's backward only)
+    variants += [(f"{name}-qkn", kind, {**extra, "QKNORM": True}) for name, kind, extra in base
+                 if kind != "fwd" and not extra.get("ATOMIC_DQ")]
     out = {}
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
@@ -52,7 +55,9 @@ def compile_all(kinds=None):
             for D, dtype in reps[size]:
                 if extra.get("HAS_DROPOUT") and (size != "small" or D not in (64, 128)):
                     continue
-                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), **extra}
+                if extra.get("QKNORM") and (size != "small" or D != 64):  # qknorm.py uses it at D <= 64 only
+                    continue
+                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 for c in (cfgs[:1] if D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") else cfgs):
                     consts = {**meta, **dict(zip(names, c[:-2]))}
@@ -64,6 +69,12 @@ def compile_all(kinds=None):
                             fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
                             sig[n] = "*fp32" if fp32 else ptr
                             attrs[(i,)] = [["tt.divisibility", 16]]
+                        elif n in ("XQ", "XK"):  # QK-norm's raw heads
+                            sig[n] = ptr
+                            attrs[(i,)] = [["tt.divisibility", 16]]
+                        elif n in ("RQ", "RK", "GQ", "GK", "DG"):  # QK-norm's r, gains, gain partials
+                            sig[n] = "*fp32"
+                            attrs[(i,)] = [["tt.divisibility", 16]]
                         elif n in ("CuQ", "CuK"):
                             sig[n] = "*i32"
                         elif n in ("scale", "hscale", "hbias", "drop_p", "drop_scale"):
@@ -72,7 +83,7 @@ def compile_all(kinds=None):
                             sig[n] = "*i64"
                         else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
                             sig[n] = "i32"
-                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH"):  # (those are not specialised)
+                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm"):  # (not specialised)
                                 attrs[(i,)] = [["tt.divisibility", 16]]
                     src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
                     k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
@@ -122,6 +133,12 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
         for D in (64, 128):
             drop = {k: u for k, u in usage.items() if k.startswith(f"{kind}-drop D={D} ")}
             assert drop and any(u["stack"] == 0 and u["local"] == 0 for u in drop.values()), (kind, D, drop)
+    # likewise ending in QK-norm's backward (qknorm.py uses it at D <= 64: at 128 these kernels are at
+    # the register cap already)
+    for kind in ("dkdv-det", "dq"):
+        for D in (64,):
+            qkn = {k: u for k, u in usage.items() if k.startswith(f"{kind}-qkn D={D} ")}
+            assert qkn and any(u["stack"] == 0 and u["local"] == 0 for u in qkn.values()), (kind, D, qkn)
     print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
 
 
