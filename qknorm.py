@@ -21,6 +21,8 @@ TRITON_INTERPRET=1 (the tests), otherwise model.py uses nn.RMSNorm.
 qk_norm_sigmoid_attention (at the bottom) fuses the two ops of QK-norm and FlashSigmoid's attention
 into one pair, so that their backward writes the whole projection gradient (dq, dk, dv) in one
 buffer, without the concatenation autograd would add after it; model.py takes it when both run.
+Where FlashSigmoid's dQ kernel runs (T < 2048 or deterministic; head dim <= 64), that backward has no
+QK-norm pass at all: the attention's dK/dV and dQ kernels end in it (flashsigmoid's QKNORM).
 """
 
 import os
@@ -290,10 +292,8 @@ def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scal
     if qkv.dim() != 3 or qkv.shape[-1] % (nh + 2 * nkv):
         raise ValueError(f"qkv must be (B, T, (nh + 2 * nkv) * hs) with nh={nh}, nkv={nkv}; got {tuple(qkv.shape)}")
     qkv = qkv.contiguous()
-    hs, c, v = _parts(qkv, nh, nkv)
+    hs, _, v = _parts(qkv, nh, nkv)
     _check_gains(wq, wk, hs)
-    B, T, _ = qkv.shape
-    q, k = qkv[..., :nh * hs].view(B, T, nh, hs).transpose(1, 2), qkv[..., nh * hs:c].view(B, T, nkv, hs).transpose(1, 2)
-    args = flashsigmoid._op_args(q, k, v, True, bias, scale, alibi_slopes, exact, deterministic, dropout_p, seed, window)
-    alibi, _, *rest = args
+    alibi, _, *rest = flashsigmoid._op_args(*_heads(qkv, nh, nkv), v, True, bias, scale, alibi_slopes, exact,
+                                            deterministic, dropout_p, seed, window)
     return _attn_fwd(qkv, wq, wk, nh, nkv, float(eps), alibi, *rest)[0]
