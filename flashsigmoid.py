@@ -152,16 +152,19 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
 
 
 @triton.jit
-def _qkn_backward(dy, x_ptrs, xmask, r_ptrs, rmask, G, offs_d, dm, D: tl.constexpr):
-    # QK-norm's backward in the epilogue (QKNORM): dy, this block's gradient of the normed rows
-    # y = xh g (xh = x r, r = 1/rms(x)), becomes the raw rows' gradient and g's partial sum:
+def _qkn_backward(dy, x_base, r_base, offs, rmask, stride_xm, stride_rm, G, dg_ptr, offs_d, dm, D: tl.constexpr):
+    # QK-norm's backward in the epilogue (QKNORM): dy, the gradient of this block's normed rows
+    # y = xh g (xh = x r, r = 1/rms(x); rows offs of x_base and r_base), becomes the raw rows' gradient
+    # (returned), and their share of g's gradient goes to dg_ptr:
     #     dx = r (dy g - xh mean_d(dy g xh)),   dg = sum_rows dy xh
     tl.debug_barrier()  # (keeps the loads below after the main loop: hoisted, their tile held registers through it)
-    r = tl.load(r_ptrs, mask=rmask, other=0.0)
-    xh = tl.load(x_ptrs, mask=xmask, other=0.0).to(tl.float32) * r[:, None]
+    r = tl.load(r_base + offs.to(tl.int64) * stride_rm, mask=rmask, other=0.0)
+    xh = tl.load(x_base + offs[:, None].to(tl.int64) * stride_xm + offs_d[None, :], mask=rmask[:, None] & dm[None, :],
+                 other=0.0).to(tl.float32) * r[:, None]
     g = tl.load(G + offs_d, mask=dm, other=0.0).to(tl.float32)
     c = tl.sum(dy * xh * g[None, :], axis=1) / D
-    return r[:, None] * (dy * g[None, :] - xh * c[:, None]), tl.sum(dy * xh, axis=0)
+    tl.store(dg_ptr + offs_d, tl.sum(dy * xh, axis=0))
+    return r[:, None] * (dy * g[None, :] - xh * c[:, None])
 
 
 @triton.jit
@@ -556,11 +559,10 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
              dv.to(DV.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
     tl.static_assert(not (QKNORM and ATOMIC_DQ), "QK-norm's backward in the epilogue needs the dQ kernel")
     if QKNORM:  # dK of the normed k -> of the raw k; this block's share of k's gain gradient
-        dk, dg = _qkn_backward(dk, XK + b.to(tl.int64) * stride_xb + hk.to(tl.int64) * stride_xh
-                               + offs_n[:, None].to(tl.int64) * stride_xm + offs_d[None, :], nmask[:, None] & dm[None, :],
-                               RK + b.to(tl.int64) * stride_rb + hk + offs_n.to(tl.int64) * stride_rm, nmask,
-                               GK, offs_d, dm, D)
-        tl.store(DG + ((b * tl.num_programs(1) + hk) * tl.num_programs(0) + pid_n).to(tl.int64) * HEAD_DIM + offs_d, dg)
+        dk = _qkn_backward(dk, XK + b.to(tl.int64) * stride_xb + hk.to(tl.int64) * stride_xh,
+                           RK + b.to(tl.int64) * stride_rb + hk, offs_n, nmask, stride_xm, stride_rm, GK,
+                           DG + ((b * tl.num_programs(1) + hk) * tl.num_programs(0) + pid_n).to(tl.int64) * HEAD_DIM,
+                           offs_d, dm, D)
     dk_base = DK + b.to(tl.int64) * stride_dkb + hk.to(tl.int64) * stride_dkh
     tl.store(dk_base + offs_n[:, None].to(tl.int64) * stride_dkn + offs_d[None, :],
              dk.to(DK.dtype.element_ty), mask=nmask[:, None] & dm[None, :])
@@ -657,11 +659,10 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                        WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
     dq *= scale
     if QKNORM:  # dQ of the normed q -> of the raw q; this block's share of q's gain gradient
-        dq, dg = _qkn_backward(dq, XQ + b.to(tl.int64) * stride_xb + h.to(tl.int64) * stride_xh
-                               + offs_m[:, None].to(tl.int64) * stride_xm + offs_d[None, :], mmask[:, None] & dm[None, :],
-                               RQ + b.to(tl.int64) * stride_rb + h + offs_m.to(tl.int64) * stride_rm, mmask,
-                               GQ, offs_d, dm, D)
-        tl.store(DG + ((b * tl.num_programs(1) + h) * tl.num_programs(0) + pid_m).to(tl.int64) * HEAD_DIM + offs_d, dg)
+        dq = _qkn_backward(dq, XQ + b.to(tl.int64) * stride_xb + h.to(tl.int64) * stride_xh,
+                           RQ + b.to(tl.int64) * stride_rb + h, offs_m, mmask, stride_xm, stride_rm, GQ,
+                           DG + ((b * tl.num_programs(1) + h) * tl.num_programs(0) + pid_m).to(tl.int64) * HEAD_DIM,
+                           offs_d, dm, D)
     tl.store(DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
              + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :],
              dq.to(DQ.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
@@ -819,6 +820,11 @@ def _seq_args(cu_q, cu_k):
     return cu_q, cu_k, n_seq, max(1, n_seq.bit_length())
 
 
+def _atomic_dq(deterministic, Tk):
+    """Whether the backward sums dQ with atomic adds in the dK/dV kernel (else: the dQ kernel)."""
+    return not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
+
+
 def _qkn_args(qkn, T, fallback):
     """The backward kernels' QK-norm arguments. qkn: None, or (xq, xk, r, gq, gk, nh, nkv) to end them
     in QK-norm's backward (QKNORM): xq, xk the raw heads as (B, nh|nkv, T, hs) views of the projection
@@ -927,7 +933,7 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
     # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
-    atomic = not deterministic and max_k >= ATOMIC_DQ_MIN_LEN and qkn is None
+    atomic = _atomic_dq(deterministic, max_k) and qkn is None
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     meta.update(_qkn_args(qkn, Tq, q))
     # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without

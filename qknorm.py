@@ -243,8 +243,7 @@ def _attn_bwd(do: torch.Tensor, qkv: torch.Tensor, q: torch.Tensor, k: torch.Ten
     hs, c, v = _parts(qkv, nh, nkv)
     dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=qkv.dtype)
     dv = _parts(dqkv, nh, nkv)[2]
-    atomic = not deterministic and q.shape[1] >= flashsigmoid.ATOMIC_DQ_MIN_LEN  # as flashsigmoid._bwd_into
-    if EPILOGUE and not atomic and hs <= EPILOGUE_MAX_HEAD_DIM:
+    if EPILOGUE and not flashsigmoid._atomic_dq(deterministic, q.shape[1]) and hs <= EPILOGUE_MAX_HEAD_DIM:
         # QK-norm's backward at the end of the attention's backward kernels: they write the raw heads'
         # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
         dwq, dwk = flashsigmoid._bwd_into(do, q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact,
