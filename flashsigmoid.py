@@ -40,7 +40,9 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   forward, one program per (query block, head, batch): loop over key blocks up to the diagonal
     only, first the blocks that are fully visible (no mask at all), then the diagonal/tail blocks
     (causal and key-padding mask); p = sigmoid(s) in fp32, acc += p.to(v.dtype) @ v, store O.
-    No running max, no running sum, no rescaling: key blocks simply add up.
+    No running max, no running sum, no rescaling: key blocks simply add up. On Hopper (TMA_FWD) the
+    tiles move by tensor descriptors, Hopper's copy engine (keys past T arrive as zeros, so v = 0
+    there too; rows past T are clipped on the store); elsewhere by pointer loads.
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -85,6 +87,7 @@ FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False`; autotuning cannot ru
 capture, so call the kernel once before capturing.
 """
 
+import functools
 import math
 import os
 from typing import Optional
@@ -92,6 +95,11 @@ from typing import Optional
 import torch
 import triton
 import triton.language as tl
+
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # a Triton without host-side tensor descriptors: the forward uses pointer loads
+    TensorDescriptor = None
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
@@ -183,11 +191,16 @@ def _dropout_keep(seed, b, h, i, j, drop_p):
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
               UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
-              lo_r, hi_r, VARLEN: tl.constexpr):
+              lo_r, hi_r, VARLEN: tl.constexpr, K=None, V=None, kb=0, kh=0, HEAD_DIM: tl.constexpr = 16,
+              TMA: tl.constexpr = False):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
+    # TMA: K, V are tensor descriptors (forward only); keys past Tk arrive as zeros, as masked loads give.
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    if MASK:
+    if TMA:
+        k = K.load([kb, kh, start_n, 0]).reshape(BLOCK_N, HEAD_DIM)
+        v = V.load([kb, kh, start_n, 0]).reshape(BLOCK_N, HEAD_DIM)
+    elif MASK:
         kmask = offs_n < Tk
         k = tl.load(k_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
         v = tl.load(v_ptrs, mask=kmask[:, None] & dm[None, :], other=0.0)
@@ -222,13 +235,14 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
                HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
                ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
                offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
-               wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
+               wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr,
+               K, V, hk, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
-                            lo_r, hi_r, VARLEN)
+                            lo_r, hi_r, VARLEN, K, V, b, hk, HEAD_DIM, TMA)
         if HAS_DROPOUT:  # dropped weights are 0; the 1/(1-p) is applied once to the output
             offs_n = start_n + tl.arange(0, BLOCK_N)
             p = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), p, 0.0)
@@ -327,7 +341,9 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                 DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                 HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
-                HEAD_BIAS: tl.constexpr):
+                HEAD_BIAS: tl.constexpr, TMA: tl.constexpr):
+    # TMA: Q, K, V, O are (B, H, T, D) tensor descriptors, tiles moved by Hopper's copy engine (_tma_ok);
+    # else pointers.
     # Longest (last, for causal) query blocks first, so short ones fill the tail of the wave.
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
@@ -336,14 +352,20 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     start_m = pid_m * BLOCK_M
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
-    k_base = K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
-    v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
-    o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
     mmask = offs_m < Tq
     dm = offs_d < D  # HEAD_DIM is D padded to a power of two
-    q = tl.load(q_base + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
-                mask=mmask[:, None] & dm[None, :], other=0.0)
+    if TMA:
+        q = Q.load([b, h, start_m, 0]).reshape(BLOCK_M, HEAD_DIM)
+        k_ptrs, v_ptrs = 0, 0
+    else:
+        q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
+        k_base = K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
+        v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
+        q = tl.load(q_base + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
+                    mask=mmask[:, None] & dm[None, :], other=0.0)
+        offs_n0 = tl.arange(0, BLOCK_N)
+        k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
+        v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     if UPCAST:
         q = q.to(tl.float32)
     hslope = 0.0
@@ -352,9 +374,6 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
     if HEAD_BIAS:  # a bias per head: the second row of Slopes (H = the grid's heads)
         hbias = 0.5 * tl.load(Slopes + tl.num_programs(1) + h)
     offs_m_abs = offs_m + off_q
-    offs_n0 = tl.arange(0, BLOCK_N)
-    k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
-    v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     seed = 0
     if HAS_DROPOUT:
@@ -365,22 +384,26 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
         acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs, Tk, dm,
                          hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                          ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                         WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                         WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     else:
         lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M, BLOCK_N, CAUSAL)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs, Tk, dm,
                      hscale, hbias, hslope, BLOCK_N, False, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                      ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     acc = _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end, offs_m_abs,
                      Tk, dm, hscale, hbias, hslope, BLOCK_N, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                      ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                     WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     if HAS_DROPOUT:  # inverted dropout: E[O] is the O without dropout
         acc = acc * drop_scale
-    tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
-             acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
+    if TMA:  # rows past Tq are clipped by the copy engine
+        O.store([b, h, start_m, 0], acc.to(O.dtype).reshape(1, 1, BLOCK_M, HEAD_DIM))
+    else:
+        o_base = O + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
+        tl.store(o_base + offs_m[:, None].to(tl.int64) * stride_om + offs_d[None, :],
+                 acc.to(O.dtype.element_ty), mask=mmask[:, None] & dm[None, :])
 
 
 @triton.jit
@@ -693,7 +716,7 @@ def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride
 # query tiles in the forward; long key tiles with short query steps for dK/dV, the mirror for dQ.
 _FWD_CONFIGS = {
     "small": [(128, 64, 3, 4), (128, 64, 4, 8), (128, 128, 3, 8), (64, 64, 4, 4), (128, 64, 3, 8),
-              (128, 128, 2, 8)],  # 16-bit D <= 128, fp32 D <= 64
+              (128, 128, 2, 8), (64, 64, 3, 4)],  # 16-bit D <= 128, fp32 D <= 64
     "large": [(64, 64, 2, 4), (128, 64, 2, 8), (64, 32, 3, 4)],  # 16-bit D = 256, fp32 D = 128
     "xl": [(32, 32, 1, 4)],  # fp32
 }
@@ -718,6 +741,40 @@ _DEFAULT = 1  # the config of each table used when autotuning is off
 _INTERP_CFG = {"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)}
 
 
+# The forward's tiles by Hopper's tensor-memory-accelerator copy engine (TMA): faster than pointer loads at
+# the same tiles (H200, BENCHMARKS.md), and with them a 64 x 64 tile pays at head dim 128.
+TMA_FWD = True  # False: pointer loads everywhere (the portable path, which every other GPU takes)
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(device):
+    return torch.cuda.get_device_capability(device)
+
+
+def _tma_ok(*ts):
+    """Whether the forward can take tensor descriptors for these (B, H, T, D) tensors: a Triton that has
+    them, Hopper or newer (or the interpreter, which runs them too), 16-bit (fp32 keeps its exact FMA
+    path), a head dim that is a power of two (the tile is the whole row), 16-byte aligned storage."""
+    t = ts[0]
+    D = t.shape[-1]
+    if not TMA_FWD or TensorDescriptor is None or D < 16 or D & (D - 1):
+        return False
+    if not _INTERPRET and (t.dtype == torch.float32 or not t.is_cuda or _capability(t.device)[0] < 9):
+        return False
+    return all(x.data_ptr() % 16 == 0 and all(s * x.element_size() % 16 == 0 for s in x.stride()[:-1]) for x in ts)
+
+
+def _tma_blocks(nargs):
+    """Autotune pre-hook (and fixed-config launch): a descriptor's box is the config's tile."""
+    if TensorDescriptor is not None and isinstance(nargs["Q"], TensorDescriptor):
+        for name, block in (("Q", "BLOCK_M"), ("O", "BLOCK_M"), ("K", "BLOCK_N"), ("V", "BLOCK_N")):
+            nargs[name].block_shape = [1, 1, nargs[block], nargs["HEAD_DIM"]]
+
+
+def _itemsize(x):
+    return (x.base if TensorDescriptor is not None and isinstance(x, TensorDescriptor) else x).element_size()
+
+
 def _size_class(head_dim, itemsize):
     # shared memory per tile row grows with D * element size: pick the table whose tiles fit.
     # fp32 goes through FMA dots (tf32 off), whose big unrolled tiles compile slowly: small tiles.
@@ -731,15 +788,16 @@ def _autotuned(kind, fn):
 
     def prune(configs, named_args, **kwargs):  # only the table that fits this head dim and dtype
         d = kwargs.get("HEAD_DIM", named_args.get("HEAD_DIM"))
-        wanted = set(_TABLES[kind][_size_class(d, named_args["Q"].element_size())])
+        wanted = set(_TABLES[kind][_size_class(d, _itemsize(named_args["Q"]))])
         return [c for c in configs
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
-    configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w)
+    configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w,
+                             pre_hook=_tma_blocks if kind == "fwd" else None)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT", "HEAD_BIAS",
            "HAS_WINDOW", "VARLEN"]
     if kind == "fwd":
-        return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
+        return triton.autotune(configs, key=key + ["TMA"], prune_configs_by={"early_config_prune": prune})(fn)
     # trial runs add into the dQ buffer, and with other block sizes leave QK-norm's gain partials in
     # other rows of DG: zero both before each and after the last
     return triton.autotune(configs, key=key + ["QKNORM"] + (["ATOMIC_DQ"] if kind == "dkdv" else []),
@@ -764,11 +822,14 @@ def _launch(kind, n, grid_rest, args, meta):
     if _INTERPRET:
         (bm, bn), cfg = _INTERP_CFG[kind], {}
     else:
-        table = _TABLES[kind][_size_class(meta["HEAD_DIM"], args[0].element_size())]
+        table = _TABLES[kind][_size_class(meta["HEAD_DIM"], _itemsize(args[0]))]
         bm, bn, stages, warps = table[min(_DEFAULT, len(table) - 1)]
         cfg = dict(num_stages=stages, num_warps=warps)
     blocks = dict(zip(_NAMES[kind], (bm, bn)))
+    if kind == "fwd":
+        _tma_blocks(dict(zip("QKVO", args[:4]), **meta, **blocks))
     _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -889,12 +950,14 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
+    tma = seqs is None and _tma_ok(q, k, v, o)  # (packed rows: a tile may cross into the next sequence)
+    tiles = [TensorDescriptor.from_tensor(t, [1, 1, 16, D]) if tma else t for t in (q, k, v, o)]  # boxes: _tma_blocks
     _launch("fwd", Tq, (H, B),
-            (q, k, v, o, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
+            (*tiles, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
              *_strides(q, k, v, o), _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
             {**_meta(H, Hkv, D, q.dtype, causal, alibi is not None, exact, dropout_p > 0, has_window=has_window,
                      varlen=seqs is not None, head_bias=_head_bias(alibi)),
-             **_dropout_args(dropout_p, seed, q)})
+             **_dropout_args(dropout_p, seed, q), "TMA": tma})
 
 
 @_fwd.register_fake

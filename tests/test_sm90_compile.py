@@ -37,6 +37,8 @@ def compile_all(kinds=None):
     variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
                 ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
     base = list(variants)
+    # the forward with Hopper's tensor descriptors (what it takes there for 16-bit power-of-two head dims)
+    variants += [("fwd-tma", "fwd", {"TMA": True})]
     # with attention dropout (the Philox mask in every kernel): the 16-bit tables at D = 64 and 128
     variants += [(f"{name}-drop", kind, {**extra, "HAS_DROPOUT": True}) for name, kind, extra in base]
     # with a sliding window, and over packed sequences (the first config of each table: these change
@@ -57,7 +59,10 @@ def compile_all(kinds=None):
                     continue
                 if extra.get("QKNORM") and (size != "small" or D != 64):  # qknorm.py uses it at D <= 64 only
                     continue
-                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, **extra}
+                if extra.get("TMA") and (dtype == torch.float32 or D & (D - 1)):
+                    continue
+                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": False,
+                        **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 for c in (cfgs[:1] if D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") else cfgs):
                     consts = {**meta, **dict(zip(names, c[:-2]))}
@@ -65,6 +70,8 @@ def compile_all(kinds=None):
                     for i, n in enumerate(fn.arg_names):
                         if n in consts:
                             sig[n] = "constexpr"
+                        elif n in ("Q", "K", "V", "O") and meta["TMA"]:  # (B, H, T, D) descriptors, boxes of a tile
+                            sig[n] = f"tensordesc<{ptr[1:]}[1,1,{consts[names[0 if n in 'QO' else 1]]},{meta['HEAD_DIM']}]>"
                         elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
                             fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
                             sig[n] = "*fp32" if fp32 else ptr
@@ -110,7 +117,10 @@ def compile_all(kinds=None):
 PICKED = [("fwd", 64, (64, 64, 4, 4), 0), ("fwd", 64, (128, 64, 3, 4), 16), ("fwd", 128, (128, 64, 3, 8), 0),
           ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (32, 64, 4, 4), 0),
           ("dkdv-det", 128, (64, 128, 3, 8), 96),
-          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 32, 5, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
+          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 32, 5, 4), 0), ("dq", 128, (128, 64, 3, 8), 0),
+          # the forward with tensor descriptors (Hopper's path since run 28): its picks at the five bench shapes
+          ("fwd-tma", 64, (64, 64, 3, 4), 0), ("fwd-tma", 64, (128, 64, 3, 4), 0), ("fwd-tma", 64, (64, 64, 4, 4), 0),
+          ("fwd-tma", 128, (64, 64, 3, 4), 0), ("fwd-tma", 128, (128, 128, 3, 8), 0)]
 
 
 def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
