@@ -40,9 +40,11 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   forward, one program per (query block, head, batch): loop over key blocks up to the diagonal
     only, first the blocks that are fully visible (no mask at all), then the diagonal/tail blocks
     (causal and key-padding mask); p = sigmoid(s) in fp32, acc += p.to(v.dtype) @ v, store O.
-    No running max, no running sum, no rescaling: key blocks simply add up. On Hopper (TMA_FWD) the
-    tiles move by tensor descriptors, Hopper's copy engine (keys past T arrive as zeros, so v = 0
-    there too; rows past T are clipped on the store); elsewhere by pointer loads.
+    No running max, no running sum, no rescaling: key blocks simply add up.
+  Hopper (USE_TMA): the tiles a loop streams (the forward's and dQ's k, v; dK/dV's q, dO) and the
+    forward's q and O move by tensor descriptors, the copy engine; rows past T arrive as zeros (as
+    the masked loads give: v = 0 there, so no key mask is needed for them) and are clipped on stores.
+    Elsewhere, pointer loads.
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -413,16 +415,22 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                     CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
                     UPCAST: tl.constexpr, ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
                     ATOMIC_DQ: tl.constexpr, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
-                    r_lo, r_hi, kshift, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr):
+                    r_lo, r_hi, kshift, HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
+                    Q, DO, TMA: tl.constexpr):
     # Works on transposed tiles (keys along rows) so dk, dv accumulate without transposing them.
+    # TMA: Q, DO are tensor descriptors (rows past Tq arrive as zeros, as the masked loads give).
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     dm = offs_d < D
-    qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
-    do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
+    if not TMA:
+        qT_ptrs = q_base + offs_m[None, :].to(tl.int64) * stride_qm + offs_d[:, None]
+        do_ptrs = do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :]
     dq_ptrs = dq_base + offs_m[:, None].to(tl.int64) * stride_dqm + offs_d[None, :]
-    for _ in range(num_steps):
-        if MASK:
+    for i in range(num_steps):
+        if TMA:
+            qT = tl.trans(Q.load([b, h, start_m + i * BLOCK_M, 0]).reshape(BLOCK_M, HEAD_DIM))
+            do = DO.load([b, h, start_m + i * BLOCK_M, 0]).reshape(BLOCK_M, HEAD_DIM)
+        elif MASK:
             # rows past Tq load as zeros: q = dO = 0 makes their dS and p^T dO contributions 0
             mmask = offs_m < Tq
             qT = tl.load(qT_ptrs, mask=mmask[None, :] & dm[:, None], other=0.0)
@@ -474,8 +482,9 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
                 tl.atomic_add(dq_ptrs, dq, mask=dm[None, :], sem="relaxed")
             dq_ptrs += BLOCK_M * stride_dqm
         offs_m += BLOCK_M
-        qT_ptrs += BLOCK_M * stride_qm
-        do_ptrs += BLOCK_M * stride_dom
+        if not TMA:
+            qT_ptrs += BLOCK_M * stride_qm
+            do_ptrs += BLOCK_M * stride_dom
     return dk, dv
 
 
@@ -493,8 +502,9 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                      HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
                      HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
-                     stride_rb, stride_rm, QKNORM: tl.constexpr):
+                     stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
+    # TMA: Q and DO are tensor descriptors (the tiles the query loop streams); K, V, the outputs pointers
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -549,8 +559,10 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
         seed = tl.load(Seed)
     for g in range(GROUP):
         h = hk * GROUP + g
-        q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
-        do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
+        q_base, do_base = 0, 0
+        if not TMA:
+            q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
+            do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
         dq_base = DQ + b.to(tl.int64) * stride_dqb + h.to(tl.int64) * stride_dqh
         hslope = 0.0
         if HAS_ALIBI:
@@ -563,17 +575,20 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                                  stride_dqm, m_lo, n_diag, offs_n, Tq, off_q, scale, hscale, hb,
                                  hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST, UPCAST,
                                  ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN,
+                                 Q, DO, TMA)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_full, n_full, offs_n, Tq, off_q, scale, hscale,
                                  hb, hslope, BLOCK_M1, HEAD_DIM, D, False, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN,
+                                 Q, DO, TMA)
         dk, dv = _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_dom,
                                  stride_dqm, start_tail, n_tail, offs_n, Tq, off_q, scale, hscale,
                                  hb, hslope, BLOCK_M1, HEAD_DIM, D, True, CAUSAL, HAS_ALIBI, FAST,
                                  UPCAST, ROUND_F16, DOT_PREC, ATOMIC_DQ,
-                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN)
+                                 seed, b, h, drop_p, HAS_DROPOUT, r_lo, r_hi, kshift, HAS_WINDOW, VARLEN,
+                                 Q, DO, TMA)
     dk *= scale
     if HAS_DROPOUT:
         dv *= drop_scale
@@ -598,13 +613,14 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
                   HAS_ALIBI: tl.constexpr, FAST: tl.constexpr, UPCAST: tl.constexpr,
                   ROUND_F16: tl.constexpr, DOT_PREC: tl.constexpr,
                   offs_m, seed, b, h, drop_p, HAS_DROPOUT: tl.constexpr,
-                  wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr):
+                  wl, wr, HAS_WINDOW: tl.constexpr, lo_r, hi_r, VARLEN: tl.constexpr,
+                  K, V, hk, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
         k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
-                            lo_r, hi_r, VARLEN)
+                            lo_r, hi_r, VARLEN, K, V, b, hk, HEAD_DIM, TMA)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         if HAS_DROPOUT:  # dropped weights pass no gradient; 1/(1-p) is in `scale`
             offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -628,7 +644,8 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                    HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
                    HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
-                   stride_rb, stride_rm, QKNORM: tl.constexpr):
+                   stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr):
+    # TMA: K and V are tensor descriptors (the tiles the key loop streams); the rest pointers
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -640,8 +657,6 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     dm = offs_d < D
     q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     do_base = DO + b.to(tl.int64) * stride_dob + h.to(tl.int64) * stride_doh
-    k_base = K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
-    v_base = V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
     q = tl.load(q_base + offs_m[:, None].to(tl.int64) * stride_qm + offs_d[None, :],
                 mask=mmask[:, None] & dm[None, :], other=0.0)
     do = tl.load(do_base + offs_m[:, None].to(tl.int64) * stride_dom + offs_d[None, :],
@@ -655,9 +670,13 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
     if HEAD_BIAS:  # a bias per head: the second row of Slopes (H = the grid's heads)
         hbias = 0.5 * tl.load(Slopes + tl.num_programs(1) + h)
     offs_m_abs = offs_m + off_q
-    offs_n0 = tl.arange(0, BLOCK_N2)
-    k_ptrs = k_base + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :]
-    v_ptrs = v_base + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :]
+    k_ptrs, v_ptrs = 0, 0
+    if not TMA:
+        offs_n0 = tl.arange(0, BLOCK_N2)
+        k_ptrs = (K + b.to(tl.int64) * stride_kb + hk.to(tl.int64) * stride_kh
+                  + offs_n0[:, None].to(tl.int64) * stride_kn + offs_d[None, :])
+        v_ptrs = (V + b.to(tl.int64) * stride_vb + hk.to(tl.int64) * stride_vh
+                  + offs_n0[:, None].to(tl.int64) * stride_vn + offs_d[None, :])
     dq = tl.zeros([BLOCK_M2, HEAD_DIM], dtype=tl.float32)
     seed = 0
     if HAS_DROPOUT:
@@ -668,18 +687,18 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
         dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, full_lo, offs_m_abs,
                            Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI, FAST,
                            UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                           WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                           WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     else:
         lo_r, hi_r, full_lo = 0, 0, 0
         full_end, diag_end = _key_range(start_m, Tk, off_q, BLOCK_M2, BLOCK_N2, CAUSAL)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_lo, full_end, offs_m_abs,
                        Tk, dm, hscale, hbias, hslope, BLOCK_N2, False, CAUSAL, HAS_ALIBI, FAST,
                        UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     dq = _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, full_end, diag_end,
                        offs_m_abs, Tk, dm, hscale, hbias, hslope, BLOCK_N2, True, CAUSAL, HAS_ALIBI,
                        FAST, UPCAST, ROUND_F16, DOT_PREC, offs_m, seed, b, h, drop_p, HAS_DROPOUT,
-                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN)
+                       WL, WR, HAS_WINDOW, lo_r, hi_r, VARLEN, K, V, hk, HEAD_DIM, TMA)
     dq *= scale
     if QKNORM:  # dQ of the normed q -> of the raw q; this block's share of q's gain gradient
         dq = _qkn_backward(dq, XQ + b.to(tl.int64) * stride_xb + h.to(tl.int64) * stride_xh,
@@ -741,9 +760,9 @@ _DEFAULT = 1  # the config of each table used when autotuning is off
 _INTERP_CFG = {"fwd": (32, 16), "dkdv": (16, 32), "dq": (32, 16)}
 
 
-# The forward's tiles by Hopper's tensor-memory-accelerator copy engine (TMA): faster than pointer loads at
-# the same tiles (H200, BENCHMARKS.md), and with them a 64 x 64 tile pays at head dim 128.
-TMA_FWD = True  # False: pointer loads everywhere (the portable path, which every other GPU takes)
+# The kernels' tiles by Hopper's tensor-memory-accelerator copy engine (TMA): faster than pointer loads at
+# the same tiles (H200, BENCHMARKS.md), and with them a 64 x 64 forward tile pays at head dim 128.
+USE_TMA = True  # False: pointer loads everywhere (the portable path, which every other GPU takes)
 
 
 @functools.lru_cache(maxsize=None)
@@ -752,12 +771,13 @@ def _capability(device):
 
 
 def _tma_ok(*ts):
-    """Whether the forward can take tensor descriptors for these (B, H, T, D) tensors: a Triton that has
+    """Whether the kernels can take tensor descriptors for these (B, H, T, D) tensors: a Triton that has
     them, Hopper or newer (or the interpreter, which runs them too), 16-bit (fp32 keeps its exact FMA
-    path), a head dim that is a power of two (the tile is the whole row), 16-byte aligned storage."""
+    path), a head dim that is a power of two (the tile is the whole row), 16-byte aligned storage.
+    The varlen op keeps pointer loads (descriptors there are not built nor measured)."""
     t = ts[0]
     D = t.shape[-1]
-    if not TMA_FWD or TensorDescriptor is None or D < 16 or D & (D - 1):
+    if not USE_TMA or TensorDescriptor is None or D < 16 or D & (D - 1):
         return False
     if not _INTERPRET and (t.dtype == torch.float32 or not t.is_cuda or _capability(t.device)[0] < 9):
         return False
@@ -765,10 +785,18 @@ def _tma_ok(*ts):
 
 
 def _tma_blocks(nargs):
-    """Autotune pre-hook (and fixed-config launch): a descriptor's box is the config's tile."""
-    if TensorDescriptor is not None and isinstance(nargs["Q"], TensorDescriptor):
-        for name, block in (("Q", "BLOCK_M"), ("O", "BLOCK_M"), ("K", "BLOCK_N"), ("V", "BLOCK_N")):
-            nargs[name].block_shape = [1, 1, nargs[block], nargs["HEAD_DIM"]]
+    """Autotune pre-hook (and fixed-config launch): a descriptor's box is its tile, the query block for
+    the query side (Q, O, DO), the key block for the key side (K, V)."""
+    m = nargs.get("BLOCK_M", nargs.get("BLOCK_M1", nargs.get("BLOCK_M2")))
+    n = nargs.get("BLOCK_N", nargs.get("BLOCK_N1", nargs.get("BLOCK_N2")))
+    for name in ("Q", "K", "V", "O", "DO"):
+        if TensorDescriptor is not None and isinstance(nargs.get(name), TensorDescriptor):
+            nargs[name].block_shape = [1, 1, m if name in ("Q", "O", "DO") else n, nargs["HEAD_DIM"]]
+
+
+def _desc(t):
+    """A tensor descriptor over (B, H, T, D) t, its strides as they are; its box is set per config (_tma_blocks)."""
+    return TensorDescriptor.from_tensor(t, [1, 1, 16, t.shape[-1]])
 
 
 def _itemsize(x):
@@ -791,13 +819,12 @@ def _autotuned(kind, fn):
         wanted = set(_TABLES[kind][_size_class(d, _itemsize(named_args["Q"]))])
         return [c for c in configs
                 if (c.kwargs[names[0]], c.kwargs[names[1]], c.num_stages, c.num_warps) in wanted]
-    configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w,
-                             pre_hook=_tma_blocks if kind == "fwd" else None)
+    configs = [triton.Config({names[0]: bm, names[1]: bn}, num_stages=s, num_warps=w, pre_hook=_tma_blocks)
                for bm, bn, s, w in dict.fromkeys(c for table in _TABLES[kind].values() for c in table)]
     key = ["TQ_KEY", "TK_KEY", "HEAD_DIM", "D", "CAUSAL", "HAS_ALIBI", "GROUP", "FAST", "HAS_DROPOUT", "HEAD_BIAS",
-           "HAS_WINDOW", "VARLEN"]
+           "HAS_WINDOW", "VARLEN", "TMA"]
     if kind == "fwd":
-        return triton.autotune(configs, key=key + ["TMA"], prune_configs_by={"early_config_prune": prune})(fn)
+        return triton.autotune(configs, key=key, prune_configs_by={"early_config_prune": prune})(fn)
     # trial runs add into the dQ buffer, and with other block sizes leave QK-norm's gain partials in
     # other rows of DG: zero both before each and after the last
     return triton.autotune(configs, key=key + ["QKNORM"] + (["ATOMIC_DQ"] if kind == "dkdv" else []),
@@ -826,8 +853,7 @@ def _launch(kind, n, grid_rest, args, meta):
         bm, bn, stages, warps = table[min(_DEFAULT, len(table) - 1)]
         cfg = dict(num_stages=stages, num_warps=warps)
     blocks = dict(zip(_NAMES[kind], (bm, bn)))
-    if kind == "fwd":
-        _tma_blocks(dict(zip("QKVO", args[:4]), **meta, **blocks))
+    _tma_blocks(dict(zip(_KERNELS[kind].arg_names, args), **meta, **blocks))
     _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
 
 
@@ -950,8 +976,8 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
-    tma = seqs is None and _tma_ok(q, k, v, o)  # (packed rows: a tile may cross into the next sequence)
-    tiles = [TensorDescriptor.from_tensor(t, [1, 1, 16, D]) if tma else t for t in (q, k, v, o)]  # boxes: _tma_blocks
+    tma = seqs is None and _tma_ok(q, k, v, o)  # (not the varlen op: see _tma_ok)
+    tiles = [_desc(t) if tma else t for t in (q, k, v, o)]
     _launch("fwd", Tq, (H, B),
             (*tiles, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
              *_strides(q, k, v, o), _bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k)),
@@ -1003,10 +1029,14 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
     dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
           for n, t in ((Hkv, Tk), (H, Tq))]
-    _launch("dkdv", Tk, (Hkv, B), (q, k, v, do, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-            {**meta, "ATOMIC_DQ": atomic, "DG": dg[0]})
+    # the tiles the kernels stream by tensor descriptors where they can: q and dO in dK/dV's loop, k and v in dQ's
+    tma = seqs is None and _tma_ok(q, k, v, do)
+    q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
+    _launch("dkdv", Tk, (Hkv, B), (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
+            {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
     if not atomic:
-        _launch("dq", Tq, (H, B), (q, k, v, do, dq, slopes, *common, *_strides(dq), *buckets), {**meta, "DG": dg[1]})
+        _launch("dq", Tq, (H, B), (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
+                {**meta, "DG": dg[1], "TMA": tma})
     else:
         dq.copy_(acc)
     if qkn is not None:

@@ -118,30 +118,35 @@ def _check_float64(case, deterministic, window=None):
 
 
 @cpu_only
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
 @pytest.mark.parametrize("kw", [{}, {"dropout_p": 0.3, "seed": 4}, {"window": (9, 0)}, {"causal": False}], ids=str)
-def test_cpu_tma_forward_is_the_pointer_forward(monkeypatch, kw):
-    # The forward loads tiles through tensor descriptors where it can (Hopper's copy engine; the
+def test_cpu_tma_kernels_are_the_pointer_kernels(monkeypatch, kw, deterministic):
+    # The kernels stream tiles through tensor descriptors where they can (Hopper's copy engine; the
     # interpreter runs them too) and through pointers elsewhere: the same sums in the same order, so
-    # the same bits. Odd lengths (zero-filled tails, clipped stores), GQA, Tq != Tk, ALiBi, the
-    # model's (B, T, H, D) layout; a head dim that is no power of two keeps the pointer path.
+    # the same bits, forward and backward. Odd lengths (zero-filled tails, clipped stores), GQA,
+    # Tq != Tk, ALiBi, the model's (B, T, H, D) layout; a head dim that is no power of two keeps the
+    # pointer path.
     taken = []
     real_ok = flashsigmoid._tma_ok
     monkeypatch.setattr(flashsigmoid, "_tma_ok", lambda *ts: taken.append(real_ok(*ts)) or taken[-1])
     bthd = lambda t: t.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
     for B, H, Hkv, Tq, Tk, D, dtype in ((2, 4, 2, 37, 53, 32, torch.float32), (1, 2, 1, 70, 70, 16, torch.float16),
                                         (1, 2, 2, 45, 45, 24, torch.float32)):
-        q, k, v, _, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq)
-        q, k, v = bthd(q), bthd(k), bthd(v)
-        outs = []
+        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq)
+        q, k, v, do = bthd(q), bthd(k), bthd(v), bthd(do)
+        runs = []
         for tma in (True, False):
-            monkeypatch.setattr(flashsigmoid, "TMA_FWD", tma)
-            outs.append(sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes, **kw))
-        assert taken[-2:] == [D in (16, 32), False], (D, taken)
-        assert torch.equal(outs[0], outs[1]), (B, H, Hkv, Tq, Tk, D, (outs[0] - outs[1]).abs().max())
-        ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), causal=kw.get("causal", True), bias=bias,
-                                      alibi_slopes=slopes, window=kw.get("window"))
+            monkeypatch.setattr(flashsigmoid, "USE_TMA", tma)
+            taken.clear()
+            runs.append(_run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes,
+                             deterministic=deterministic, **kw))
+            assert taken == [tma and D in (16, 32)] * 2, (D, tma, taken)  # the forward's and the backward's
+        for name, a, b in zip(("o", "dq", "dk", "dv"), *runs):
+            assert torch.equal(a, b), (name, B, H, Hkv, Tq, Tk, D, (a - b).abs().max())
         if "dropout_p" not in kw:
-            assert _rel(outs[0], ref) < (2e-5 if dtype == torch.float32 else 5e-3)
+            ref = _ref64(q, k, v, do, kw.get("causal", True), bias, slopes, kw.get("window"))
+            for name, a, r in zip(("o", "dq", "dk", "dv"), runs[0], ref):
+                assert _rel(a, r) < (2e-5 if dtype == torch.float32 else 5e-3), name
 
 
 # (case as CPU_CASES, window): windows of 0, small, larger than T, one-sided, with ALiBi, GQA/MQA,
@@ -632,27 +637,29 @@ def test_gpu_odd_lengths_and_misaligned_storage(monkeypatch, autotune):
 
 @gpu
 @pytest.mark.parametrize("autotune", [False, True], ids=["fixed", "autotune"])
-def test_gpu_tma_forward_is_the_pointer_forward(monkeypatch, autotune):
-    # On Hopper the forward takes tensor descriptors (bf16/fp16, power-of-two head dims, aligned):
-    # bitwise the pointer path's result at the same tile (fixed config), the reference's when
-    # autotuned; odd lengths, GQA, Tq != Tk and the model's (B, T, H, D) layout included.
+def test_gpu_tma_kernels_are_the_pointer_kernels(monkeypatch, autotune):
+    # On Hopper the kernels take tensor descriptors (bf16/fp16, power-of-two head dims, aligned):
+    # bitwise the pointer path's results at the same tiles (fixed config; the deterministic backward),
+    # the reference's when autotuned (the atomic dQ from 2048 keys on); odd lengths, GQA, Tq != Tk and
+    # the model's (B, T, H, D) layout included.
     monkeypatch.setattr(flashsigmoid, "AUTOTUNE", autotune)
     hopper = torch.cuda.get_device_capability()[0] >= 9
     bthd = lambda t: t.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
     for B, H, Hkv, Tq, Tk, D in ((2, 4, 2, 1000, 1000, 64), (1, 4, 4, 333, 2049, 128), (2, 8, 2, 4096, 4096, 64)):
         q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, torch.bfloat16, seed=Tk)
-        q, k, v = bthd(q), bthd(k), bthd(v)
-        monkeypatch.setattr(flashsigmoid, "TMA_FWD", True)
-        assert flashsigmoid._tma_ok(q, k, v) == hopper
-        outs = []
+        q, k, v, do = bthd(q), bthd(k), bthd(v), bthd(do)
+        monkeypatch.setattr(flashsigmoid, "USE_TMA", True)
+        assert flashsigmoid._tma_ok(q, k, v, do) == hopper
+        runs = []
         for tma in (True, False):
-            monkeypatch.setattr(flashsigmoid, "TMA_FWD", tma)
-            outs.append(sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes))
-        if not autotune:
-            assert torch.equal(outs[0], outs[1]), (Tq, Tk, D, (outs[0] - outs[1]).abs().max())
-        ref = sigmoid_attention_torch(q.double(), k.double(), v.double(), bias=bias, alibi_slopes=slopes)
-        for o in outs:
-            assert _rel(o, ref) < 1e-2, (Tq, Tk, D, _rel(o, ref))
+            monkeypatch.setattr(flashsigmoid, "USE_TMA", tma)
+            runs.append(_run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes,
+                             deterministic=not autotune))
+        ref = _ref64(q, k, v, do, True, bias, slopes)
+        for name, a, b, r in zip(("o", "dq", "dk", "dv"), *runs, ref):
+            if not autotune:
+                assert torch.equal(a, b), (name, Tq, Tk, D, (a - b).abs().max())
+            assert _rel(a, r) < 1e-2 and _rel(b, r) < 1e-2, (name, Tq, Tk, D, _rel(a, r), _rel(b, r))
 
 
 @gpu

@@ -37,8 +37,9 @@ def compile_all(kinds=None):
     variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
                 ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
     base = list(variants)
-    # the forward with Hopper's tensor descriptors (what it takes there for 16-bit power-of-two head dims)
-    variants += [("fwd-tma", "fwd", {"TMA": True})]
+    # Every variant takes tensor descriptors where Hopper does (16-bit, power-of-two head dims, not varlen);
+    # the pointer loads of other GPUs (and USE_TMA=False) are checked at each table's first config
+    variants += [(f"{name}-ptr", kind, {**extra, "TMA": False}) for name, kind, extra in base]
     # with attention dropout (the Philox mask in every kernel): the 16-bit tables at D = 64 and 128
     variants += [(f"{name}-drop", kind, {**extra, "HAS_DROPOUT": True}) for name, kind, extra in base]
     # with a sliding window, and over packed sequences (the first config of each table: these change
@@ -59,19 +60,23 @@ def compile_all(kinds=None):
                     continue
                 if extra.get("QKNORM") and (size != "small" or D != 64):  # qknorm.py uses it at D <= 64 only
                     continue
-                if extra.get("TMA") and (dtype == torch.float32 or D & (D - 1)):
-                    continue
-                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": False,
+                tma = dtype != torch.float32 and not D & (D - 1) and not extra.get("VARLEN")  # fs._tma_ok's rule
+                if extra.get("TMA") is False and not tma:
+                    continue  # (the plain variant is the pointer path already)
+                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": tma,
                         **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
-                for c in (cfgs[:1] if D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") else cfgs):
+                first_only = D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") or extra.get("TMA") is False
+                for c in (cfgs[:1] if first_only else cfgs):
                     consts = {**meta, **dict(zip(names, c[:-2]))}
                     sig, attrs = {}, {}
                     for i, n in enumerate(fn.arg_names):
                         if n in consts:
                             sig[n] = "constexpr"
-                        elif n in ("Q", "K", "V", "O") and meta["TMA"]:  # (B, H, T, D) descriptors, boxes of a tile
-                            sig[n] = f"tensordesc<{ptr[1:]}[1,1,{consts[names[0 if n in 'QO' else 1]]},{meta['HEAD_DIM']}]>"
+                        elif meta["TMA"] and n in {"fwd": "QKVO", "dkdv": ("Q", "DO"), "dq": "KV"}[kind]:
+                            # (B, H, T, D) descriptors whose box is a query (Q, O, DO) or key (K, V) tile
+                            rows = consts[names[1 if n in "KV" else 0]]
+                            sig[n] = f"tensordesc<{ptr[1:]}[1,1,{rows},{meta['HEAD_DIM']}]>"
                         elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
                             fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
                             sig[n] = "*fp32" if fp32 else ptr
@@ -107,20 +112,16 @@ def compile_all(kinds=None):
     return out
 
 
-# What the autotuner picked on an H200 (Triton 3.6, BENCHMARKS.md) for the four benchmark shapes:
-# (kind, D, config, most bytes of stack). Spilling here would cost real speed. Register allocation
-# differs between Triton versions, so the bound is what held on every version we allow (3.6 to 3.9,
-# checked 2026-12): no spill at all, except dK/dV (64, 128, 3, 8) at D=128, which sits at the
-# 255-register cap and spills 8 bytes with Triton 3.6, 16 with 3.8 and 96 with 3.9; and, since causal
-# ALiBi became a row plus a column term, the forward's (128, 64, 3, 4) at D=64, 4 warps holding the
-# column term too: 255 registers, no spill on 3.8, 16 bytes on 3.9 (8 warps went down 166 -> 146).
-PICKED = [("fwd", 64, (64, 64, 4, 4), 0), ("fwd", 64, (128, 64, 3, 4), 16), ("fwd", 128, (128, 64, 3, 8), 0),
-          ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (32, 64, 4, 4), 0),
-          ("dkdv-det", 128, (64, 128, 3, 8), 96),
-          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 32, 5, 4), 0), ("dq", 128, (128, 64, 3, 8), 0),
-          # the forward with tensor descriptors (Hopper's path since run 28): its picks at the five bench shapes
-          ("fwd-tma", 64, (64, 64, 3, 4), 0), ("fwd-tma", 64, (128, 64, 3, 4), 0), ("fwd-tma", 64, (64, 64, 4, 4), 0),
-          ("fwd-tma", 128, (64, 64, 3, 4), 0), ("fwd-tma", 128, (128, 128, 3, 8), 0)]
+# What the autotuner picked on an H200 (Triton 3.6, BENCHMARKS.md, run 28) at the benchmark shapes, with
+# the tensor descriptors Hopper takes: (kind, D, config, most bytes of stack). Spilling here would cost
+# real speed. Register allocation differs between Triton versions; these bounds held with Triton 3.8
+# (2026-12-02). The atomic dK/dV at D=128, (64, 128, 3, 8), is at the 255-register cap and spills with or
+# without descriptors (not listed).
+PICKED = [("fwd", 64, (64, 64, 3, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd", 64, (64, 64, 4, 4), 0),
+          ("fwd", 128, (64, 64, 3, 4), 0), ("fwd", 128, (128, 128, 3, 8), 0),
+          ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (64, 128, 3, 8), 0),
+          ("dkdv", 64, (64, 64, 3, 4), 0),
+          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 64, 4, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
 
 
 def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
