@@ -100,7 +100,7 @@ import triton.language as tl
 
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
-except ImportError:  # a Triton without host-side tensor descriptors: the forward uses pointer loads
+except ImportError:  # a Triton without host-side tensor descriptors: the kernels use pointer loads
     TensorDescriptor = None
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -193,11 +193,11 @@ def _dropout_keep(seed, b, h, i, j, drop_p):
 def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
               UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
-              lo_r, hi_r, VARLEN: tl.constexpr, K=None, V=None, kb=0, kh=0, HEAD_DIM: tl.constexpr = 16,
-              TMA: tl.constexpr = False):
+              lo_r, hi_r, VARLEN: tl.constexpr, K, V, kb, kh, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
     # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
-    # TMA: K, V are tensor descriptors (forward only); keys past Tk arrive as zeros, as masked loads give.
+    # TMA: K, V are tensor descriptors (k_ptrs, v_ptrs unused); keys past Tk arrive as zeros, as masked
+    # loads give.
     offs_n = start_n + tl.arange(0, BLOCK_N)
     if TMA:
         k = K.load([kb, kh, start_n, 0]).reshape(BLOCK_N, HEAD_DIM)
@@ -855,7 +855,6 @@ def _launch(kind, n, grid_rest, args, meta):
     blocks = dict(zip(_NAMES[kind], (bm, bn)))
     _tma_blocks(dict(zip(_KERNELS[kind].arg_names, args), **meta, **blocks))
     _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
-
 
 
 # ----------------------------------------------------------------------------------------------
