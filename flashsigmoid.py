@@ -21,6 +21,8 @@ Backward (P = sigmoid(S) recomputed from q, k and b; nothing T x T is stored):
     dV = P^T dO;   dP = dO V^T;   dS = P * (1 - P) * dP
     dQ = scale * dS K;   dK = scale * dS^T Q
 There is no D = rowsum(dO * O) preprocessing and O is not read: sigmoid has no normaliser.
+With a = tanh(S/2) (the fast sigmoid below), P = (1 + a) / 2 and P (1 - P) = (1 - a^2) / 4: the loops
+carry 4 dS = (1 - a^2) dP, one FMA and a multiply per element, and the 1/4 rides in the final scale.
 With QK-norm (q = xq r g, r = 1/rms(xq) per row; qknorm.py's fused op, QKNORM) the dK/dV and dQ
 kernels end in its backward, so they write the gradients of the raw heads x:
     dx = r (dq g - (x r) mean_d(dq g x r)),   dg = sum over rows of dq (x r)     (likewise for k)
@@ -50,10 +52,12 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
     the program keeps GQA deterministic without atomics or an H-sized buffer.
   dQ, one program per (query block, head, batch): the forward's loop, accumulating dS K.
-    That makes 7 matrix products and a bitwise reproducible backward. From ATOMIC_DQ_MIN_LEN keys
-    on (where it measured faster), unless deterministic, the dK/dV programs instead add each step's
-    scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ kernel), as FlashAttention
-    does; the order of the adds, so the last bits of dQ, then vary from run to run.
+    That makes 7 matrix products and a bitwise reproducible backward. With pointer loads, from
+    ATOMIC_DQ_MIN_LEN keys on (where it measured faster), unless deterministic, the dK/dV programs
+    instead add each step's scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ
+    kernel), as FlashAttention does; the order of the adds, so the last bits of dQ, then vary from run
+    to run. With Hopper's descriptors the 7-product backward measured faster at every length, so
+    there it is the default too (ATOMIC_DQ_MIN_LEN_TMA).
   With a window (the HAS_WINDOW variant; bounds WL, WR are run-time ints, one compile for all) the
     key loop of a query block runs over [lo, hi), the union of its rows' windows: masked blocks at
     the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
@@ -106,9 +110,12 @@ except ImportError:  # a Triton without host-side tensor descriptors: the kernel
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
-# Shortest key length at which the backward sums dQ with atomic adds by default: measured on an H200
-# (BENCHMARKS.md), it saves 2-5% of fwd+bwd device time at T >= 2048 and costs 9% at T = 1024.
+# Shortest key length at which the backward sums dQ with atomic adds by default, with pointer loads and
+# with tensor descriptors (Hopper). Measured on an H200 (BENCHMARKS.md): with pointer loads the atomics
+# save 2-5% of fwd+bwd device time at T >= 2048 and cost 9% at T = 1024 (run 12); with descriptors the dQ
+# kernel is faster at every length (run 32: 4-16% of fwd+bwd at T >= 2048), so there it is never the default.
 ATOMIC_DQ_MIN_LEN = 2048
+ATOMIC_DQ_MIN_LEN_TMA = math.inf
 MAX_HEAD_DIM = 256
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -126,10 +133,40 @@ def _tanh_approx(x):
 @triton.jit
 def _sigmoid_half(t, FAST: tl.constexpr):
     # t is HALF the logit: the callers fold the 1/2 of 0.5 + 0.5*tanh(x/2) into scale and bias.
+    return _p_of(_act(t, FAST), FAST)
+
+
+# The backward needs p and p' = p (1 - p). With a = tanh(t), p = (1 + a) / 2 and 4 p' = 1 - a^2: one FMA
+# from a, where p (1 - p) costs two more ops after p. So the loops keep a ("activation"), masked to
+# _A_ZERO (p = 0, p' = 0), and the backward carries dS' = 4 dS = (1 - a^2) dP, its final scales taking the
+# 1/4 back (exact: a power of two). The exact path (a = p = sigmoid(2t)) does the same with 4 p (1 - p).
+@triton.jit
+def _act(t, FAST: tl.constexpr):
     if FAST:
-        return 0.5 * _tanh_approx(t) + 0.5
+        return _tanh_approx(t)
     else:
         return tl.sigmoid(t + t)
+
+
+@triton.jit
+def _a_zero(FAST: tl.constexpr):
+    return -1.0 if FAST else 0.0
+
+
+@triton.jit
+def _p_of(a, FAST: tl.constexpr):
+    if FAST:
+        return 0.5 * a + 0.5
+    else:
+        return a
+
+
+@triton.jit
+def _dsig4(a, FAST: tl.constexpr):  # 4 p (1 - p)
+    if FAST:
+        return 1.0 - a * a
+    else:
+        return 4.0 * a * (1.0 - a)
 
 
 @triton.jit
@@ -194,7 +231,8 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr, HAS_ALIBI: tl.constexpr, FAST: tl.constexpr,
               UPCAST: tl.constexpr, DOT_PREC: tl.constexpr, wl, wr, HAS_WINDOW: tl.constexpr,
               lo_r, hi_r, VARLEN: tl.constexpr, K, V, kb, kh, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
-    # One key block of a query-block loop (the forward's and dQ's): its k, v and p = sigmoid(S).
+    # One key block of a query-block loop (the forward's and dQ's): its k, v and the activation a of
+    # p = sigmoid(S) (see _act).
     # dm masks the head dim's padding (all true, and compiled away, for a power-of-two head dim).
     # TMA: K, V are tensor descriptors (k_ptrs, v_ptrs unused); keys past Tk arrive as zeros, as masked
     # loads give.
@@ -214,9 +252,9 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
         v = v.to(tl.float32)
     qk = tl.dot(q, tl.trans(k), input_precision=DOT_PREC)
     t = _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N, CAUSAL, HAS_ALIBI)
-    p = _sigmoid_half(t, FAST)
+    a = _act(t, FAST)
     if MASK:
-        # where() on p rather than -inf logits: exact zeros whatever the sigmoid approximation
+        # where() on a rather than -inf logits: p = p' = 0 exactly whatever the sigmoid approximation
         if VARLEN:  # row r sees keys [lo_r, hi_r): its sequence, the causal mask and the window in one
             valid = (offs_n[None, :] >= lo_r[:, None]) & (offs_n[None, :] < hi_r[:, None])
         elif HAS_WINDOW:  # keys i - wl <= j <= i + wr (wr = 0 when causal: the causal mask too)
@@ -226,8 +264,8 @@ def _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hsl
             valid = (offs_n < Tk)[None, :]
             if CAUSAL:
                 valid = valid & (offs_n[None, :] <= offs_m_abs[:, None])
-        p = tl.where(valid, p, 0.0)
-    return k, v, p
+        a = tl.where(valid, a, _a_zero(FAST))
+    return k, v, a
 
 
 @triton.jit
@@ -242,9 +280,10 @@ def _fwd_inner(acc, q, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_m_abs,
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
-        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
+        k, v, a = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
                             lo_r, hi_r, VARLEN, K, V, b, hk, HEAD_DIM, TMA)
+        p = _p_of(a, FAST)
         if HAS_DROPOUT:  # dropped weights are 0; the 1/(1-p) is applied once to the output
             offs_n = start_n + tl.arange(0, BLOCK_N)
             p = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), p, 0.0)
@@ -453,12 +492,14 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
             if not CAUSAL:
                 dist = tl.abs(dist)
             tT = tT - hslope * dist
-        pT = _sigmoid_half(tT, FAST)
+        aT = _act(tT, FAST)
         if MASK:
             if HAS_WINDOW or VARLEN:  # key j is seen by rows [r_lo, r_hi): window, causal mask, sequence
-                pT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), pT, 0.0)
+                aT = tl.where((offs_m[None, :] >= r_lo[:, None]) & (offs_m[None, :] < r_hi[:, None]), aT,
+                              _a_zero(FAST))
             elif CAUSAL:
-                pT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], pT, 0.0)
+                aT = tl.where((offs_m + off_q)[None, :] >= offs_n[:, None], aT, _a_zero(FAST))
+        pT = _p_of(aT, FAST)
         if HAS_DROPOUT:
             # the forward's mask, regenerated on the transposed tile: dV = P_drop^T dO and only the
             # kept weights pass gradient; the 1/(1-p) is folded into the final scales
@@ -470,7 +511,7 @@ def _bwd_dkdv_inner(dk, dv, k, v, q_base, do_base, dq_base, stride_qm, stride_do
         dpT = tl.dot(v, tl.trans(do), input_precision=DOT_PREC)
         if HAS_DROPOUT:
             dpT = tl.where(keepT, dpT, 0.0)
-        dsT = _for_dot(pT * (1.0 - pT) * dpT, qT.dtype, UPCAST, ROUND_F16)
+        dsT = _for_dot(_dsig4(aT, FAST) * dpT, qT.dtype, UPCAST, ROUND_F16)  # 4 dS^T
         dk += tl.dot(dsT, tl.trans(qT), input_precision=DOT_PREC)
         if ATOMIC_DQ:
             # this key block's share of dQ = scale * dS K, added into an fp32 buffer: no dQ kernel
@@ -505,6 +546,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     # TMA: Q and DO are tensor descriptors (the tiles the query loop streams); K, V, the outputs pointers
+    scale = 0.25 * scale  # the loop carries 4 dS (_dsig4)
     pid_n = tl.program_id(0)
     hk = tl.program_id(1)
     b = tl.program_id(2)
@@ -618,14 +660,14 @@ def _bwd_dq_inner(dq, q, do, k_ptrs, v_ptrs, stride_kn, stride_vn, lo, hi, offs_
     k_ptrs += lo * stride_kn
     v_ptrs += lo * stride_vn
     for start_n in range(lo, hi, BLOCK_N):
-        k, v, p = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
+        k, v, a = _kv_and_p(q, k_ptrs, v_ptrs, start_n, offs_m_abs, Tk, dm, hscale, hbias, hslope,
                             BLOCK_N, MASK, CAUSAL, HAS_ALIBI, FAST, UPCAST, DOT_PREC, wl, wr, HAS_WINDOW,
                             lo_r, hi_r, VARLEN, K, V, b, hk, HEAD_DIM, TMA)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PREC)
         if HAS_DROPOUT:  # dropped weights pass no gradient; 1/(1-p) is in `scale`
             offs_n = start_n + tl.arange(0, BLOCK_N)
             dp = tl.where(_dropout_keep(seed, b, h, offs_m[:, None], offs_n[None, :], drop_p), dp, 0.0)
-        ds = p * (1.0 - p) * dp
+        ds = _dsig4(a, FAST) * dp  # 4 dS (p is not needed here)
         dq += tl.dot(_for_dot(ds, k.dtype, UPCAST, ROUND_F16), k, input_precision=DOT_PREC)
         k_ptrs += BLOCK_N * stride_kn
         v_ptrs += BLOCK_N * stride_vn
@@ -646,6 +688,7 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
                    stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr):
     # TMA: K and V are tensor descriptors (the tiles the key loop streams); the rest pointers
+    scale = 0.25 * scale  # the loop carries 4 dS (_dsig4)
     pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     h = tl.program_id(1)
     b = tl.program_id(2)
@@ -906,9 +949,10 @@ def _seq_args(cu_q, cu_k):
     return cu_q, cu_k, n_seq, max(1, n_seq.bit_length())
 
 
-def _atomic_dq(deterministic, Tk):
-    """Whether the backward sums dQ with atomic adds in the dK/dV kernel (else: the dQ kernel)."""
-    return not deterministic and Tk >= ATOMIC_DQ_MIN_LEN
+def _atomic_dq(deterministic, Tk, tma):
+    """Whether the backward sums dQ with atomic adds in the dK/dV kernel (else: the dQ kernel); tma:
+    whether the kernels take tensor descriptors (_tma_ok)."""
+    return not deterministic and Tk >= (ATOMIC_DQ_MIN_LEN_TMA if tma else ATOMIC_DQ_MIN_LEN)
 
 
 def _qkn_args(qkn, T, fallback):
@@ -1019,17 +1063,18 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     common = (scale / (1.0 - dropout_p), 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq if seqs is None else 0,
               *_strides(q, k, v, do))
     buckets = (_bucket(max_q), _bucket(max_k), *window, *_seq_args(cu_q, cu_k))
+    # the tiles the kernels stream by tensor descriptors where they can: q and dO in dK/dV's loop, k and v in dQ's
+    tma = seqs is None and _tma_ok(q, k, v, do)
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
-    # deterministic or short, by a second kernel that recomputes S and dP per query block (7 products)
-    atomic = _atomic_dq(deterministic, max_k) and qkn is None
+    # deterministic, short or on descriptors, by a second kernel that recomputes S and dP per query block
+    # (7 products)
+    atomic = _atomic_dq(deterministic, max_k, tma) and qkn is None
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     meta.update(_qkn_args(qkn, Tq, q))
     # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without
     # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
     dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
           for n, t in ((Hkv, Tk), (H, Tq))]
-    # the tiles the kernels stream by tensor descriptors where they can: q and dO in dK/dV's loop, k and v in dQ's
-    tma = seqs is None and _tma_ok(q, k, v, do)
     q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
     _launch("dkdv", Tk, (Hkv, B), (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
             {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
@@ -1447,8 +1492,9 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
     tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a
     bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
-    Tk >= ATOMIC_DQ_MIN_LEN, dQ summed with atomic adds by the dK/dV programs (5 products, faster
-    there), whose order varies from run to run, as in FlashAttention's and cuDNN's default backward. Any strides are accepted (a last dim that is not contiguous is copied).
+    Tk >= ATOMIC_DQ_MIN_LEN (pointer loads; ATOMIC_DQ_MIN_LEN_TMA, never by default, with Hopper's tensor
+    descriptors, where the dQ kernel measured faster), dQ summed with atomic adds by the dK/dV programs
+    (5 products), whose order varies from run to run, as in FlashAttention's and cuDNN's default backward. Any strides are accepted (a last dim that is not contiguous is copied).
     dropout_p: attention dropout on the weights, O = (keep * sigmoid(S) / (1 - dropout_p)) V, in [0, 1);
     0 runs the kernels without any dropout code. seed: the Philox key (int in [0, 2**63) or a
     one-element integer tensor); the mask is a function of (seed, b, h, i, j) only, so the same seed

@@ -21,8 +21,9 @@ TRITON_INTERPRET=1 (the tests), otherwise model.py uses nn.RMSNorm.
 qk_norm_sigmoid_attention (at the bottom) fuses the two ops of QK-norm and FlashSigmoid's attention
 into one pair, so that their backward writes the whole projection gradient (dq, dk, dv) in one
 buffer, without the concatenation autograd would add after it; model.py takes it when both run.
-Where FlashSigmoid's dQ kernel runs (T < 2048 or deterministic; head dim <= 64), that backward has no
-QK-norm pass at all: the attention's dK/dV and dQ kernels end in it (flashsigmoid's QKNORM).
+Where FlashSigmoid's dQ kernel runs (on Hopper always; elsewhere T < 2048 or deterministic) and the
+head dim is at most 64, that backward has no QK-norm pass at all: the attention's dK/dV and dQ kernels
+end in it (flashsigmoid's QKNORM).
 """
 
 import os
@@ -243,7 +244,8 @@ def _attn_bwd(do: torch.Tensor, qkv: torch.Tensor, q: torch.Tensor, k: torch.Ten
     hs, c, v = _parts(qkv, nh, nkv)
     dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=qkv.dtype)
     dv = _parts(dqkv, nh, nkv)[2]
-    if EPILOGUE and not flashsigmoid._atomic_dq(deterministic, q.shape[1]) and hs <= EPILOGUE_MAX_HEAD_DIM:
+    tma = flashsigmoid._tma_ok(do, q.transpose(1, 2), k.transpose(1, 2), v)
+    if EPILOGUE and not flashsigmoid._atomic_dq(deterministic, q.shape[1], tma) and hs <= EPILOGUE_MAX_HEAD_DIM:
         # QK-norm's backward at the end of the attention's backward kernels: they write the raw heads'
         # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
         dwq, dwk = flashsigmoid._bwd_into(do, q.transpose(1, 2), k.transpose(1, 2), v, alibi, True, bias, scale, exact,

@@ -122,6 +122,7 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
     import flashsigmoid
     from model import alibi_slopes, sigmoid_attention_torch
     monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 16)  # the interpreter's lengths are short
+    monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN_TMA", 16)
     monkeypatch.setattr(qknorm, "EPILOGUE", epilogue)
     calls = []
     monkeypatch.setattr(flashsigmoid, "_bwd_into",
