@@ -253,7 +253,7 @@ def host_ms(fn, n=200):
 
 def breakdown(fs, impls, qg, kg, vg, do):
     """Where the kernel's fwd+bwd time goes: eager time (do_bench) and host time per call of the
-    default (atomic dQ) and deterministic backward and of the SDPA backends; device time per kernel
+    default and deterministic backward and of the SDPA backends; device time per kernel
     (profiler); the host's top Python functions (cProfile)."""
     import cProfile
     import pstats
@@ -323,7 +323,8 @@ def format_table(rows, names):
         lines.append("| " + " | ".join(cells) + " |")
     return ("TFLOP/s (causal; fwd+bwd = 3.5x fwd flops), median of triton.testing.do_bench (eager: host time "
             "shows where it exceeds device time); graph = speed ratio replayed from a CUDA graph (device time "
-            "only); kernel = FlashSigmoid's default backward (atomic dQ), det = its deterministic one\n"
+            "only); kernel = FlashSigmoid's default backward (on Hopper the dQ kernel; with pointer loads atomic "
+            "dQ from 2048 keys), det = its deterministic one (the dQ kernel)\n"
             + "\n".join(lines))
 
 
