@@ -138,7 +138,7 @@ def _sigmoid_half(t, FAST: tl.constexpr):
 
 # The backward needs p and p' = p (1 - p). With a = tanh(t), p = (1 + a) / 2 and 4 p' = 1 - a^2: one FMA
 # from a, where p (1 - p) costs two more ops after p. So the loops keep a ("activation"), masked to
-# _A_ZERO (p = 0, p' = 0), and the backward carries dS' = 4 dS = (1 - a^2) dP, its final scales taking the
+# _a_zero (p = 0, p' = 0), and the backward carries dS' = 4 dS = (1 - a^2) dP, its final scales taking the
 # 1/4 back (exact: a power of two). The exact path (a = p = sigmoid(2t)) does the same with 4 p (1 - p).
 @triton.jit
 def _act(t, FAST: tl.constexpr):
