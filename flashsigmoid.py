@@ -56,8 +56,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     ATOMIC_DQ_MIN_LEN keys on (where it measured faster), unless deterministic, the dK/dV programs
     instead add each step's scale * dS K into an fp32 dQ buffer with atomic adds (5 products, no dQ
     kernel), as FlashAttention does; the order of the adds, so the last bits of dQ, then vary from run
-    to run. With Hopper's descriptors the 7-product backward measured faster at every length, so
-    there it is the default too (ATOMIC_DQ_MIN_LEN_TMA).
+    to run. With Hopper's descriptors the 7-product backward measured faster from 2048 keys on and
+    level below, so there it is the default at every length (ATOMIC_DQ_MIN_LEN_TMA).
   With a window (the HAS_WINDOW variant; bounds WL, WR are run-time ints, one compile for all) the
     key loop of a query block runs over [lo, hi), the union of its rows' windows: masked blocks at
     the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
@@ -113,7 +113,7 @@ AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
 # Shortest key length at which the backward sums dQ with atomic adds by default, with pointer loads and
 # with tensor descriptors (Hopper). Measured on an H200 (BENCHMARKS.md): with pointer loads the atomics
 # save 2-5% of fwd+bwd device time at T >= 2048 and cost 9% at T = 1024 (run 12); with descriptors the dQ
-# kernel is faster at every length (run 32: 4-16% of fwd+bwd at T >= 2048), so there it is never the default.
+# kernel is 3-16% faster at T >= 2048 and level at 1024 (run 32), so there it is never the default.
 ATOMIC_DQ_MIN_LEN = 2048
 ATOMIC_DQ_MIN_LEN_TMA = math.inf
 MAX_HEAD_DIM = 256
