@@ -47,6 +47,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     forward's q and O move by tensor descriptors, the copy engine; rows past T arrive as zeros (as
     the masked loads give: v = 0 there, so no key mask is needed for them) and are clipped on stores.
     Elsewhere, pointer loads.
+  Hopper at head dim 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
+    tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon).
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -106,6 +108,17 @@ try:
     from triton.tools.tensor_descriptor import TensorDescriptor
 except ImportError:  # a Triton without host-side tensor descriptors: the kernels use pointer loads
     TensorDescriptor = None
+try:  # Gluon (Triton's lower-level language, 3.6 on): the Hopper forward with asynchronous wgmma
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
+                                                                  warpgroup_mma_wait)
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as GluonDescriptor
+except ImportError:  # without it that path is off (_gluon_ok) and its kernel is never built
+    import types
+    gluon = types.SimpleNamespace(jit=lambda fn: None)
+    gl = types.SimpleNamespace(constexpr=None)
+    GluonDescriptor = None
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
@@ -771,6 +784,159 @@ def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride
 
 
 # ----------------------------------------------------------------------------------------------
+# Hopper forward in Gluon
+# ----------------------------------------------------------------------------------------------
+# The same forward, written with Hopper's asynchronous warpgroup MMA (wgmma), which Triton's tl.dot
+# does not expose: there every S = Q K^T is waited for before the sigmoid, so the tensor cores idle
+# while the ALUs work. Here (FlashAttention-3's intra-warpgroup overlap) each step of the key loop, P_j
+# in hand, queues S_{j+1} = Q K_{j+1}^T and then O += P_j V_j on the tensor cores, waits for S_{j+1} only,
+# and computes P_{j+1} = sigmoid(S_{j+1}) while P_j V_j runs. No wgmma stays in flight across the loop's
+# back edge: a version that left P V running into the next step gave NaNs in random rows (runs 38-41;
+# our reading: the accumulator's registers can be copied at the back edge before the result lands). One
+# warpgroup of 64 query rows per program keeps two programs on an SM, which interleave on their own
+# (FA3's ping-pong between warpgroups, without its explicit scheduling). K and V come by TMA in two-slot
+# rings, loaded by the same warps as soon as the wgmma that read a slot is done, more than a step ahead.
+# Same maths and rounding as _fwd_kernel (bitwise its output without ALiBi on an H200, runs 36 and 42).
+# Hopper only (wgmma is sm_90's), 16-bit, the head dims of GLUON_FWD, tanh sigmoid, causal or not, ALiBi,
+# a bias per head, GQA; dropout, windows, packed sequences and the exact sigmoid take _fwd_kernel
+# (_fwd_launch). The Triton interpreter cannot run Gluon: the CPU tests cover _fwd_kernel, and
+# tests/test_sm90_compile.py compiles this one for sm_90.
+
+@gluon.jit
+def _gl_tanh(x):
+    return gl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=gl.float32, is_pure=True,
+                                     pack=1)
+
+
+@gluon.jit
+def _gl_load(desc, smem, bar, b, h, j, n, BLOCK_N: gl.constexpr):
+    # key block j (of K or V) into ring slot j % 2; nothing past the last block n - 1
+    s = j % 2
+    mbarrier.expect(bar.index(s), desc.block_type.nbytes, pred=j < n)
+    tma.async_copy_global_to_shared(desc, [b, h, j * BLOCK_N, 0], bar.index(s), smem.index(s), pred=j < n)
+
+
+@gluon.jit
+def _gl_p(s, j, n_full, rows, cols0, hscale, hbias, hslope, p_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+          CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, dtype: gl.constexpr):
+    # P of key block j from its S, as the P V product's register operand
+    cols = j * BLOCK_N + cols0
+    # half logits, as _half_logits computes them (the same operations in the same order)
+    if HAS_ALIBI and CAUSAL:
+        row = hbias - hslope * (rows - j * BLOCK_N).to(gl.float32)
+        t = s * hscale + row[:, None] + (hslope * cols0.to(gl.float32))[None, :]
+    elif HAS_ALIBI:
+        t = s * hscale + hbias - hslope * gl.abs(rows[:, None] - cols[None, :]).to(gl.float32)
+    else:
+        t = s * hscale + hbias
+    p = 0.5 * _gl_tanh(t) + 0.5
+    if CAUSAL:
+        if j >= n_full:  # the diagonal blocks (keys past Tk arrive as zeros, v = 0: no mask needed)
+            p = gl.where(cols[None, :] <= rows[:, None], p, 0.0)
+    return gl.convert_layout(p.to(dtype), p_layout)
+
+
+@gluon.jit
+def _gl_step(p, acc, q, k_smem, v_smem, kbar, vbar, k_desc, v_desc, b, hk, j, n, n_full, rows, cols0,
+             hscale, hbias, hslope, s_zero, p_layout: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+             CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HAS_NEXT: gl.constexpr):
+    # key block j, its P already computed: S_{j+1} and then P_j V_j go to the tensor cores, and P_{j+1} is
+    # computed while P_j V_j runs. Nothing is left in flight at the end of a step (see the section's comment).
+    if HAS_NEXT:
+        mbarrier.wait(kbar.index((j + 1) % 2), ((j + 1) // 2) & 1)
+        s_next = warpgroup_mma(q, k_smem.index((j + 1) % 2).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                               use_acc=False, is_async=True)
+    mbarrier.wait(vbar.index(j % 2), (j // 2) & 1)
+    acc = warpgroup_mma(p, v_smem.index(j % 2).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
+    if HAS_NEXT:  # S_{j+1} done: K's slot of block j + 1 takes block j + 3
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))
+        _gl_load(k_desc, k_smem, kbar, b, hk, j + 3, n, BLOCK_N)
+        p_next = _gl_p(s, j + 1, n_full, rows, cols0, hscale, hbias, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI,
+                       k_smem.dtype)
+    else:
+        p_next = p
+    # P_j V_j done (P_j, its register operand, kept alive until here): V's slot of block j takes block j + 2
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    _gl_load(v_desc, v_smem, vbar, b, hk, j + 2, n, BLOCK_N)
+    return p_next, acc
+
+
+@gluon.jit
+def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk, off_q,
+                   GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                   CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, num_warps: gl.constexpr):
+    pid_m = gl.num_programs(0) - 1 - gl.program_id(0)  # longest (causal) query blocks first
+    h = gl.program_id(1)
+    b = gl.program_id(2)
+    hk = h // GROUP
+    start_m = pid_m * BLOCK_M
+    dtype: gl.constexpr = q_desc.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                       instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                       instr_shape=[16, HEAD_DIM, 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    q_smem = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [2] + k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [2] + v_desc.block_type.shape, v_desc.layout)
+    qbar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    kbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    vbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(qbar, count=1)
+    for i in gl.static_range(2):
+        mbarrier.init(kbar.index(i), count=1)
+        mbarrier.init(vbar.index(i), count=1)
+    hslope = 0.0
+    if HAS_ALIBI:
+        hslope = 0.5 * gl.load(Slopes + h)
+    if HEAD_BIAS:
+        hbias = 0.5 * gl.load(Slopes + gl.num_programs(1) + h)
+    # key blocks [0, n), of which the first n_full need no mask (_key_range's bounds)
+    full_tk = (Tk // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        full_end = gl.minimum((gl.maximum(start_m + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk)
+        diag_end = gl.maximum(gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk), full_end)
+    else:
+        full_end = full_tk
+        diag_end = Tk
+    # (rows before every key, with Tq > Tk, see none: their one block is all masked, so O = 0)
+    n = gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+    n_full = full_end // BLOCK_N
+
+    mbarrier.expect(qbar, q_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(q_desc, [b, h, start_m, 0], qbar, q_smem)
+    for j in gl.static_range(2):
+        _gl_load(k_desc, k_smem, kbar, b, hk, j, n, BLOCK_N)
+        _gl_load(v_desc, v_smem, vbar, b, hk, j, n, BLOCK_N)
+    q = q_smem.reshape([BLOCK_M, HEAD_DIM])
+    acc = gl.zeros([BLOCK_M, HEAD_DIM], dtype=gl.float32, layout=o_layout)
+    rows = start_m + off_q + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, s_layout))  # absolute positions
+    cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], dtype=gl.float32, layout=s_layout)
+    mbarrier.wait(qbar, 0)
+    mbarrier.wait(kbar.index(0), 0)
+    s = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
+                      is_async=True)
+    s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+    _gl_load(k_desc, k_smem, kbar, b, hk, 2, n, BLOCK_N)
+    p = _gl_p(s, 0, n_full, rows, cols0, hscale, hbias, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI, dtype)
+    for j in range(n - 1):
+        p, acc = _gl_step(p, acc, q, k_smem, v_smem, kbar, vbar, k_desc, v_desc, b, hk, j, n, n_full, rows, cols0,
+                          hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, CAUSAL, HAS_ALIBI, True)
+    p, acc = _gl_step(p, acc, q, k_smem, v_smem, kbar, vbar, k_desc, v_desc, b, hk, n - 1, n, n_full, rows, cols0,
+                      hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, CAUSAL, HAS_ALIBI, False)
+    mbarrier.invalidate(qbar)
+    for i in gl.static_range(2):
+        mbarrier.invalidate(kbar.index(i))
+        mbarrier.invalidate(vbar.index(i))
+    # O through q's tile, now free; the copy engine clips rows past Tq
+    q.store(acc.to(dtype))
+    fence_async_shared()
+    tma.async_copy_shared_to_global(o_desc, [b, h, start_m, 0], q_smem)
+    tma.store_wait(0)
+
+
+# ----------------------------------------------------------------------------------------------
 # Launch configurations
 # ----------------------------------------------------------------------------------------------
 
@@ -825,6 +991,28 @@ def _tma_ok(*ts):
     if not _INTERPRET and (t.dtype == torch.float32 or not t.is_cuda or _capability(t.device)[0] < 9):
         return False
     return all(x.data_ptr() % 16 == 0 and all(s * x.element_size() % 16 == 0 for s in x.stride()[:-1]) for x in ts)
+
+
+# The Gluon forward (_gl_fwd_kernel) where it measured faster than _fwd_kernel on an H200 (runs 36-37, BENCHMARKS.md:
+# 1.08x and 1.12x at head dim 128; 0.92-1.04x at 64, which keeps _fwd_kernel): head dim -> (BLOCK_M, BLOCK_N).
+GLUON_FWD = {128: (64, 64)}
+USE_GLUON = True  # False: _fwd_kernel everywhere
+
+
+def _gluon_ok(q, k, v, o):
+    """Whether the Gluon forward runs for these (B, H, T, D) tensors (the caller rules out dropout, windows,
+    packed sequences and the exact sigmoid): a Triton with Gluon, Hopper itself (wgmma is sm_90's), 16-bit,
+    a head dim of GLUON_FWD, and what tensor descriptors need (_tma_ok)."""
+    return (USE_GLUON and GluonDescriptor is not None and not _INTERPRET and q.shape[-1] in GLUON_FWD
+            and q.dtype in (torch.float16, torch.bfloat16) and q.is_cuda and _capability(q.device)[0] == 9
+            and _tma_ok(q, k, v, o))
+
+
+def _gl_desc(t, rows):
+    """A Gluon tensor descriptor over (B, H, T, D) t whose box is `rows` rows of one head."""
+    box = [1, 1, rows, t.shape[-1]]
+    return GluonDescriptor.from_tensor(t, box, gl.NVMMASharedLayout.get_default_for(
+        box, gl.bfloat16 if t.dtype == torch.bfloat16 else gl.float16))
 
 
 def _tma_blocks(nargs):
@@ -1018,6 +1206,13 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     Hkv, Tk = k.shape[1], k.shape[2]
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
+    if seqs is None and not has_window and dropout_p == 0.0 and not exact and _gluon_ok(q, k, v, o):
+        bm, bn = GLUON_FWD[D]
+        descs = [_gl_desc(t, bm if t is q or t is o else bn) for t in (q, k, v, o)]
+        _gl_fwd_kernel[(triton.cdiv(Tq, bm), H, B)](
+            *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
+            HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi), num_warps=4)
+        return
     cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
     tma = seqs is None and _tma_ok(q, k, v, o)  # (not the varlen op: see _tma_ok)
     tiles = [_desc(t) if tma else t for t in (q, k, v, o)]

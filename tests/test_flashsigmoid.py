@@ -665,6 +665,7 @@ def test_gpu_tma_kernels_are_the_pointer_kernels(monkeypatch, autotune):
     # the reference's when autotuned (the atomic dQ from 2048 keys on); odd lengths, GQA, Tq != Tk and
     # the model's (B, T, H, D) layout included.
     monkeypatch.setattr(flashsigmoid, "AUTOTUNE", autotune)
+    monkeypatch.setattr(flashsigmoid, "USE_GLUON", False)  # the Triton kernels (test_gpu_gluon_forward: Gluon's)
     hopper = torch.cuda.get_device_capability()[0] >= 9
     bthd = lambda t: t.transpose(1, 2).contiguous().transpose(1, 2)  # noqa: E731
     for B, H, Hkv, Tq, Tk, D in ((2, 4, 2, 1000, 1000, 64), (1, 4, 4, 333, 2049, 128), (2, 8, 2, 4096, 4096, 64)):
@@ -682,6 +683,53 @@ def test_gpu_tma_kernels_are_the_pointer_kernels(monkeypatch, autotune):
             if not autotune:
                 assert torch.equal(a, b), (name, Tq, Tk, D, (a - b).abs().max())
             assert _rel(a, r) < 1e-2 and _rel(b, r) < 1e-2, (name, Tq, Tk, D, _rel(a, r), _rel(b, r))
+
+
+class _Launches:  # counts the launches of a kernel
+    def __init__(self, kernel):
+        self.kernel, self.n = kernel, 0
+
+    def __getitem__(self, grid):
+        self.n += 1
+        return self.kernel[grid]
+
+
+@gpu
+@pytest.mark.skipif(not CUDA or torch.cuda.get_device_capability()[0] != 9 or flashsigmoid.GluonDescriptor is None,
+                    reason="the Gluon forward runs on Hopper only, with a Triton that has Gluon")
+@pytest.mark.parametrize("case", [  # (B, H, Hkv, Tq, Tk, causal, alibi, head bias, dtype, model layout)
+    (2, 4, 2, 1000, 1000, True, True, False, torch.bfloat16, True),
+    (2, 8, 8, 2048, 2048, True, False, False, torch.bfloat16, True),
+    (1, 4, 1, 333, 2049, True, True, True, torch.float16, False),  # chunked prefill, MQA
+    (1, 4, 2, 300, 100, True, True, False, torch.bfloat16, False),  # Tq > Tk: the first 200 rows see no key
+    (2, 4, 2, 203, 113, False, True, True, torch.bfloat16, True),
+    (1, 2, 2, 64, 64, False, False, False, torch.float16, False)], ids=str)
+def test_gpu_gluon_forward(monkeypatch, case):
+    # On Hopper the forward at the head dims of GLUON_FWD is the Gluon kernel: it must run (counted), match
+    # float64 as the paper's criterion asks, and give what _fwd_kernel gives (to bf16/fp16 rounding)
+    B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
+    for D in flashsigmoid.GLUON_FWD:
+        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D, alibi=alibi)
+        if head_bias:
+            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+        if bthd:  # the model's (B, T, H, D) memory
+            q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
+        spy = _Launches(flashsigmoid._gl_fwd_kernel)
+        monkeypatch.setattr(flashsigmoid, "_gl_fwd_kernel", spy)
+        fn = lambda a, b, c, **kw: sigmoid_attention(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
+        got = fn(q, k, v)
+        assert spy.n == 1, "the Gluon forward did not run"
+        monkeypatch.setattr(flashsigmoid, "USE_GLUON", False)
+        triton_o = fn(q, k, v)
+        monkeypatch.setattr(flashsigmoid, "USE_GLUON", True)
+        assert spy.n == 1
+        ref = _ref64(q, k, v, do, causal, bias.double() if head_bias else bias, slopes)[0]
+        same = sigmoid_attention_torch(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, upcast=False)
+        ek, et = (got.double() - ref).abs().max().item(), (same.double() - ref).abs().max().item()
+        assert ek <= 2 * et + 1e-3 * max(1.0, ref.abs().max().item()), (D, ek, et)
+        assert _rel(got, triton_o) < 2e-3, (D, _rel(got, triton_o))
+        if Tq > Tk and causal:
+            assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
 
 
 @gpu

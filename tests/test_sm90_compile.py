@@ -17,6 +17,52 @@ pytest.importorskip("triton")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _usage(cubin, smem):
+    import re
+    import tempfile
+
+    import triton
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        res = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", res)
+    return {**dict(zip(("reg", "stack", "local"), map(int, m.groups()))), "smem": smem}
+
+
+def compile_gluon():
+    """The Gluon forward (Hopper's path at the head dims of GLUON_FWD), each feature combination it takes."""
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    import flashsigmoid as fs
+    if fs.GluonDescriptor is None:  # a Triton without Gluon: that path is off, nothing to compile
+        return {}
+    from triton.experimental.gluon._runtime import GluonASTSource
+    out = {}
+    for D, (bm, bn) in fs.GLUON_FWD.items():
+        for dtype, causal, alibi, head_bias, group in [(torch.bfloat16, True, False, False, 1),
+                                                        (torch.bfloat16, True, True, False, 1),
+                                                        (torch.bfloat16, False, True, True, 2),
+                                                        (torch.float16, True, True, True, 4)]:
+            name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+            gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+            desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{fs.gl.NVMMASharedLayout.get_default_for([1, 1, r, D], gdt)!r}>"
+                    for r in (bm, bn)}
+            consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, CAUSAL=causal, HAS_ALIBI=alibi,
+                          HEAD_BIAS=head_bias, num_warps=4)
+            sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm], "Slopes": "*fp32",
+                   "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
+                   **{n: "constexpr" for n in consts}}
+            k = triton.compile(GluonASTSource(fs._gl_fwd_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                               options=dict(num_warps=4))
+            key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
+            out[key] = _usage(k.asm["cubin"], k.metadata.shared)
+    return out
+
+
 def compile_all(kinds=None):
     """{'kind D dtype config': resource usage} for each table config of each kernel."""
     import re
@@ -49,7 +95,7 @@ def compile_all(kinds=None):
     # ending in QK-norm's backward (qknorm.py's fused op; the dQ kernel's backward only)
     variants += [(f"{name}-qkn", kind, {**extra, "QKNORM": True}) for name, kind, extra in base
                  if kind != "fwd" and not extra.get("ATOMIC_DQ")]
-    out = {}
+    out = compile_gluon() if not kinds or "gl_fwd" in kinds else {}
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
         if kinds and name not in kinds:
@@ -135,6 +181,8 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     assert len(usage) >= 70, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
+    gluon = {k: u for k, u in usage.items() if k.startswith("gl_fwd")}
+    assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # the Gluon forward: no spills
     for kind, D, c, stack in PICKED:
         u = usage[f"{kind} D={D} bfloat16 {c}"]
         assert u["local"] == 0 and u["stack"] <= stack, (kind, D, c, u)
