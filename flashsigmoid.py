@@ -98,11 +98,13 @@ capture, so call the kernel once before capturing.
 import functools
 import math
 import os
+import warnings
 from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
+from triton.compiler.errors import CompilationError
 
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -799,7 +801,9 @@ def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride
 # Same maths and rounding as _fwd_kernel (bitwise its output without ALiBi on an H200, runs 36 and 42).
 # Hopper only (wgmma is sm_90's), 16-bit, the head dims of GLUON_FWD, tanh sigmoid, causal or not, ALiBi,
 # a bias per head, GQA; dropout, windows, packed sequences and the exact sigmoid take _fwd_kernel
-# (_fwd_launch). The Triton interpreter cannot run Gluon: the CPU tests cover _fwd_kernel, and
+# (_fwd_launch). Gluon is experimental and its API moves between Triton releases: if this kernel does
+# not compile, the first call warns and _fwd_kernel runs from then on (capability, not version checks).
+# The Triton interpreter cannot run Gluon: the CPU tests cover _fwd_kernel, and
 # tests/test_sm90_compile.py compiles this one for sm_90.
 
 @gluon.jit
@@ -1008,6 +1012,13 @@ def _gluon_ok(q, k, v, o):
             and _tma_ok(q, k, v, o))
 
 
+def _gluon_off(err):
+    global USE_GLUON
+    USE_GLUON = False
+    warnings.warn(f"flashsigmoid: the Gluon forward does not compile with Triton {triton.__version__} "
+                  f"({str(err).strip().splitlines()[-1][:200]}); the Triton forward runs instead")
+
+
 def _gl_desc(t, rows):
     """A Gluon tensor descriptor over (B, H, T, D) t whose box is `rows` rows of one head."""
     box = [1, 1, rows, t.shape[-1]]
@@ -1209,10 +1220,14 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     if seqs is None and not has_window and dropout_p == 0.0 and not exact and _gluon_ok(q, k, v, o):
         bm, bn = GLUON_FWD[D]
         descs = [_gl_desc(t, bm if t is q or t is o else bn) for t in (q, k, v, o)]
-        _gl_fwd_kernel[(triton.cdiv(Tq, bm), H, B)](
-            *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
-            HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi), num_warps=4)
-        return
+        try:
+            _gl_fwd_kernel[(triton.cdiv(Tq, bm), H, B)](
+                *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
+                HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi),
+                num_warps=4)
+            return
+        except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep _fwd_kernel
+            _gluon_off(e)
     cu_q, cu_k, max_q, max_k = seqs if seqs is not None else (q, q, Tq, Tk)
     tma = seqs is None and _tma_ok(q, k, v, o)  # (not the varlen op: see _tma_ok)
     tiles = [_desc(t) if tma else t for t in (q, k, v, o)]

@@ -712,6 +712,31 @@ def test_without_gluon_the_triton_kernels_run():
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+def test_gluon_forward_that_does_not_compile_falls_back(monkeypatch):
+    # A Triton whose Gluon API has moved: the first launch's CompilationError turns the Gluon forward
+    # off with a warning, and that call and the next run on the Triton forward, correct
+    from triton.compiler.errors import CompilationError
+
+    class Broken:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                raise CompilationError(None, None, "module 'tma' has no attribute 'async_copy_global_to_shared'")
+            return launch
+    monkeypatch.setattr(flashsigmoid, "USE_GLUON", True)
+    monkeypatch.setattr(flashsigmoid, "_gluon_ok", lambda *ts: flashsigmoid.USE_GLUON)
+    monkeypatch.setattr(flashsigmoid, "GLUON_FWD", {32: (64, 64)})
+    monkeypatch.setattr(flashsigmoid, "_gl_desc", lambda t, rows: t)
+    monkeypatch.setattr(flashsigmoid, "_gl_fwd_kernel", Broken())
+    # (fp16: fp32 callers take the exact sigmoid, which the Gluon forward does not serve)
+    q, k, v, do, bias, slopes = _inputs(1, 2, 2, 40, 40, 32, torch.float16, seed=3, device=DEV)
+    with pytest.warns(UserWarning, match="does not compile"):
+        o = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
+    assert not flashsigmoid.USE_GLUON
+    ref = _ref64(q, k, v, do, True, bias, slopes)[0]
+    assert _rel(o, ref) < 1e-2
+    assert torch.equal(sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes), o)
+
+
 class _Launches:  # counts the launches of a kernel
     def __init__(self, kernel):
         self.kernel, self.n = kernel, 0
