@@ -5,6 +5,7 @@ This catches what the interpreter tests cannot: code that runs interpreted but d
 PTX, configs whose tiles do not fit, and register spills (local memory or stack). Triton must not
 be in interpreter mode for this, so the compiles run in a child process (this file as a script).
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -65,16 +66,12 @@ def compile_gluon():
 
 def compile_all(kinds=None):
     """{'kind D dtype config': resource usage} for each table config of each kernel."""
-    import re
-    import tempfile
-
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     import flashsigmoid as fs
-    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     # one representative of each table: (head dim, dtype)
     # (and a head dim that is no power of two, padded inside the kernel: its first config only)
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16), (96, torch.bfloat16)],
@@ -146,15 +143,7 @@ def compile_all(kinds=None):
                     src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
                     k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                                        options=dict(num_warps=c[-1], num_stages=c[-2]))
-                    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-                        f.write(k.asm["cubin"])
-                        f.flush()
-                        res = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name],
-                                             capture_output=True, text=True).stdout
-                    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", res)
-                    usage = dict(zip(("reg", "stack", "local"), map(int, m.groups())))
-                    usage["smem"] = k.metadata.shared
-                    out[f"{name} D={D} {str(dtype)[6:]} {c}"] = usage
+                    out[f"{name} D={D} {str(dtype)[6:]} {c}"] = _usage(k.asm["cubin"], k.metadata.shared)
     return out
 
 
@@ -181,8 +170,9 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     assert len(usage) >= 70, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
-    gluon = {k: u for k, u in usage.items() if k.startswith("gl_fwd")}
-    assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # the Gluon forward: no spills
+    gluon = {k: u for k, u in usage.items() if k.startswith("gl_fwd")}  # the Gluon forward, where Triton has Gluon
+    assert gluon or importlib.util.find_spec("triton.experimental.gluon") is None
+    assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # no spills
     for kind, D, c, stack in PICKED:
         u = usage[f"{kind} D={D} bfloat16 {c}"]
         assert u["local"] == 0 and u["stack"] <= stack, (kind, D, c, u)
