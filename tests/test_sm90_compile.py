@@ -2,8 +2,9 @@
 
 Triton compiles ahead of time for a named target with its bundled ptxas: no GPU or driver needed.
 This catches what the interpreter tests cannot: code that runs interpreted but does not lower to
-PTX, configs whose tiles do not fit, and register spills (local memory or stack). Triton must not
-be in interpreter mode for this, so the compiles run in a child process (this file as a script).
+PTX, configs whose tiles do not fit, and register spills (local memory or stack); and the Gluon
+forward, which the interpreter cannot run at all. Triton must not be in interpreter mode for this,
+so the compiles run in a child process (this file as a script).
 """
 import importlib.util
 import json
