@@ -1005,11 +1005,10 @@ USE_GLUON = True  # False: _fwd_kernel everywhere
 
 def _gluon_ok(q, k, v, o):
     """Whether the Gluon forward runs for these (B, H, T, D) tensors (the caller rules out dropout, windows,
-    packed sequences and the exact sigmoid): a Triton with Gluon, Hopper itself (wgmma is sm_90's), 16-bit,
-    a head dim of GLUON_FWD, and what tensor descriptors need (_tma_ok)."""
+    packed sequences and the exact sigmoid): a Triton with Gluon, a head dim of GLUON_FWD, what tensor
+    descriptors need (_tma_ok: 16-bit, CUDA, Hopper or newer, aligned), and Hopper itself (wgmma is sm_90's)."""
     return (USE_GLUON and GluonDescriptor is not None and not _INTERPRET and q.shape[-1] in GLUON_FWD
-            and q.dtype in (torch.float16, torch.bfloat16) and q.is_cuda and _capability(q.device)[0] == 9
-            and _tma_ok(q, k, v, o))
+            and _tma_ok(q, k, v, o) and _capability(q.device)[0] == 9)
 
 
 def _gluon_off(err):
