@@ -48,7 +48,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     the masked loads give: v = 0 there, so no key mask is needed for them) and are clipped on stores.
     Elsewhere, pointer loads.
   Hopper at head dim 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
-    tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon).
+    tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon);
+    at head dims 64 and 128 (GLUON_DKDV) the dK/dV kernel likewise (the same section, its end).
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -940,6 +941,175 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
     tma.store_wait(0)
 
 
+# dK/dV in Gluon, the forward's scheme on the backward's larger half (4 of its 7 matrix products): one
+# program per key block (K, V in shared memory, dK, dV in registers), streaming the query blocks that see
+# it (Q, dO by TMA, a ring of SLOTS slots). On transposed tiles (keys along rows), each step, P^T_j and
+# 4 dS^T_j in hand, queues S^T_{j+1} = K Q_{j+1}^T and dP^T_{j+1} = V dO_{j+1}^T, then dV += P^T_j dO_j and
+# dK += 4 dS^T_j Q_j; waits for the first two only and computes P^T_{j+1}, 4 dS^T_{j+1} while the last two
+# run; then waits for everything (nothing in flight at the back edge, as in the forward). A query block is
+# read in two steps (S^T, dP^T one step before dV, dK), so its slot is free only after the second: with
+# three slots the load of block j + 3 has one step to land (at D=128, 64-row blocks, two slots measured
+# faster: three would leave room for one program per SM). Same maths and rounding as _bwd_dkdv_kernel's
+# loop: bitwise its dK and dV (run 43, H200), which makes the choice a matter of speed only.
+# Deterministic (no atomics): the 7-product backward's dQ kernel runs after it. Rows past Tq arrive as zeros
+# (dO = 0: no contribution), keys past Tk are clipped on the stores, so only causal diagonal steps mask.
+
+@gluon.jit
+def _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, row, c, pred, SLOTS: gl.constexpr):
+    # the query block at `row` (Q and dO) into ring slot c % SLOTS
+    s = c % SLOTS
+    mbarrier.expect(bar.index(s), q_desc.block_type.nbytes + do_desc.block_type.nbytes, pred=pred)
+    tma.async_copy_global_to_shared(q_desc, [b, h, row, 0], bar.index(s), q_smem.index(s), pred=pred)
+    tma.async_copy_global_to_shared(do_desc, [b, h, row, 0], bar.index(s), do_smem.index(s), pred=pred)
+
+
+@gluon.jit
+def _gl_pds(sT, dpT, row0, j, n_diag, keys, cols0, hscale, hbias, hslope, op_layout: gl.constexpr,
+            CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, dtype: gl.constexpr):
+    # P^T and 4 dS^T of the query block at row0 (relative to Tq; + off_q absolute), as _bwd_dkdv_inner makes them
+    rows = row0 + cols0
+    tT = hscale * sT + hbias
+    if HAS_ALIBI:
+        dist = (rows[None, :] - keys[:, None]).to(gl.float32)
+        if not CAUSAL:
+            dist = gl.abs(dist)
+        tT = tT - hslope * dist
+    aT = _gl_tanh(tT)
+    if CAUSAL:
+        if j < n_diag:
+            aT = gl.where(rows[None, :] >= keys[:, None], aT, -1.0)
+    pT = gl.convert_layout((0.5 * aT + 0.5).to(dtype), op_layout)
+    dsT = gl.convert_layout(((1.0 - aT * aT) * dpT).to(dtype), op_layout)
+    return pT, dsT
+
+
+@gluon.jit
+def _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, j, c, n, n_diag, m_lo, keys,
+                 cols0, hscale, hbias, hslope, st_zero, op_layout: gl.constexpr, BLOCK_M: gl.constexpr,
+                 HEAD_DIM: gl.constexpr, SLOTS: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                 HAS_NEXT: gl.constexpr):
+    # query block j (ring counter c), its P^T, 4 dS^T already computed; see the section's comment
+    s = c % SLOTS
+    if HAS_NEXT:
+        s1 = (c + 1) % SLOTS
+        mbarrier.wait(bar.index(s1), ((c + 1) // SLOTS) & 1)
+        sT_n = warpgroup_mma(k, q_smem.index(s1).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
+                             use_acc=False, is_async=True)
+        dpT_n = warpgroup_mma(v, do_smem.index(s1).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
+                              use_acc=False, is_async=True)
+    dv = warpgroup_mma(pT, do_smem.index(s).reshape([BLOCK_M, HEAD_DIM]), dv, is_async=True)
+    dk = warpgroup_mma(dsT, q_smem.index(s).reshape([BLOCK_M, HEAD_DIM]), dk, is_async=True)
+    if HAS_NEXT:
+        sT, dpT = warpgroup_mma_wait(num_outstanding=2, deps=(sT_n, dpT_n))
+        pT_n, dsT_n = _gl_pds(sT, dpT, m_lo + (j + 1) * BLOCK_M, j + 1, n_diag, keys, cols0, hscale, hbias, hslope,
+                              op_layout, CAUSAL, HAS_ALIBI, k.dtype)
+    else:
+        pT_n = pT
+        dsT_n = dsT
+    # dV, dK of block j done (their register operands kept alive until here): its slot takes block j + SLOTS
+    dv, dk, pT, dsT = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pT, dsT))
+    _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, m_lo + (j + SLOTS) * BLOCK_M, c + SLOTS,
+                 j + SLOTS < n, SLOTS)
+    return pT_n, dsT_n, dk, dv
+
+
+@gluon.jit
+def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
+                    stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
+                    XK, RK, GK, DG, stride_xb, stride_xh, stride_xm, stride_rb, stride_rm,
+                    GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                    SLOTS: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr,
+                    QKNORM: gl.constexpr, num_warps: gl.constexpr):
+    pid_n = gl.program_id(0)
+    hk = gl.program_id(1)
+    b = gl.program_id(2)
+    start_n = pid_n * BLOCK_N
+    dtype: gl.constexpr = q_desc.dtype
+    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                        instr_shape=[16, BLOCK_M, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                         instr_shape=[16, HEAD_DIM, 16])
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    k_smem = gl.allocate_shared_memory(dtype, k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, v_desc.block_type.shape, v_desc.layout)
+    q_smem = gl.allocate_shared_memory(dtype, [SLOTS] + q_desc.block_type.shape, q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [SLOTS] + do_desc.block_type.shape, do_desc.layout)
+    kvbar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    bar = gl.allocate_shared_memory(gl.int64, [SLOTS, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kvbar, count=1)
+    for i in gl.static_range(SLOTS):
+        mbarrier.init(bar.index(i), count=1)
+    mbarrier.expect(kvbar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(k_desc, [b, hk, start_n, 0], kvbar, k_smem)
+    tma.async_copy_global_to_shared(v_desc, [b, hk, start_n, 0], kvbar, v_smem)
+    # the query rows that see this key block (_bwd_dkdv_kernel's bounds): steps from m_lo, the first
+    # n_diag of them (causal) masked; rows past Tq come as zeros
+    if CAUSAL:
+        m_lo = gl.minimum(gl.maximum(start_n - off_q, 0), Tq)
+        m_full = gl.minimum(gl.maximum(start_n + BLOCK_N - 1 - off_q, m_lo), Tq)
+        n_diag = gl.cdiv(m_full - m_lo, BLOCK_M)
+    else:
+        m_lo = 0
+        n_diag = 0
+    n = gl.cdiv(Tq - m_lo, BLOCK_M)
+    keys = start_n - off_q + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))  # as query rows (r at r + off_q)
+    cols0 = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
+    st_zero = gl.zeros([BLOCK_N, BLOCK_M], dtype=gl.float32, layout=st_layout)
+    dk = gl.zeros([BLOCK_N, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
+    dv = gl.zeros([BLOCK_N, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
+    k = k_smem.reshape([BLOCK_N, HEAD_DIM])
+    v = v_smem.reshape([BLOCK_N, HEAD_DIM])
+    mbarrier.wait(kvbar, 0)
+    for g in range(GROUP):
+        h = hk * GROUP + g
+        hslope = 0.0
+        if HAS_ALIBI:
+            hslope = 0.5 * gl.load(Slopes + h)
+        hb = hbias
+        if HEAD_BIAS:
+            hb = 0.5 * gl.load(Slopes + gl.num_programs(1) * GROUP + h)
+        c0 = g * n  # ring counter of this head's first block
+        if n > 0:
+            for i in gl.static_range(SLOTS):
+                _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, m_lo + i * BLOCK_M, c0 + i, i < n, SLOTS)
+            mbarrier.wait(bar.index(c0 % SLOTS), (c0 // SLOTS) & 1)
+            sT = warpgroup_mma(k, q_smem.index(c0 % SLOTS).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
+                               use_acc=False, is_async=True)
+            dpT = warpgroup_mma(v, do_smem.index(c0 % SLOTS).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
+                                use_acc=False, is_async=True)
+            sT, dpT = warpgroup_mma_wait(num_outstanding=0, deps=(sT, dpT))
+            pT, dsT = _gl_pds(sT, dpT, m_lo, 0, n_diag, keys, cols0, hscale, hb, hslope, op_layout, CAUSAL,
+                              HAS_ALIBI, dtype)
+            for j in range(n - 1):
+                pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, j,
+                                               c0 + j, n, n_diag, m_lo, keys, cols0, hscale, hb, hslope, st_zero,
+                                               op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL, HAS_ALIBI, True)
+            pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, n - 1,
+                                           c0 + n - 1, n, n_diag, m_lo, keys, cols0, hscale, hb, hslope, st_zero,
+                                           op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL, HAS_ALIBI, False)
+    mbarrier.invalidate(kvbar)
+    for i in gl.static_range(SLOTS):
+        mbarrier.invalidate(bar.index(i))
+    offs_n = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_layout))
+    offs_d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, acc_layout))
+    nmask = offs_n < Tk
+    gl.store(DV + b.to(gl.int64) * stride_dvb + hk.to(gl.int64) * stride_dvh + offs_n[:, None].to(gl.int64) * stride_dvn
+             + offs_d[None, :], dv.to(dtype), mask=nmask[:, None])
+    dk = dk * (0.25 * scale)  # the loop carries 4 dS
+    if QKNORM:  # _qkn_backward: dK of the normed k -> of the raw k; this block's share of k's gain gradient
+        r = gl.load(RK + b.to(gl.int64) * stride_rb + hk + offs_n.to(gl.int64) * stride_rm, mask=nmask, other=0.0)
+        xh = gl.load(XK + b.to(gl.int64) * stride_xb + hk.to(gl.int64) * stride_xh
+                     + offs_n[:, None].to(gl.int64) * stride_xm + offs_d[None, :], mask=nmask[:, None],
+                     other=0.0).to(gl.float32) * r[:, None]
+        gk = gl.load(GK + offs_d).to(gl.float32)
+        cr = gl.sum(dk * xh * gk[None, :], axis=1) / HEAD_DIM
+        gl.store(DG + ((b * gl.num_programs(1) + hk) * gl.num_programs(0) + pid_n).to(gl.int64) * HEAD_DIM + offs_d,
+                 gl.sum(dk * xh, axis=0))
+        dk = r[:, None] * (dk * gk[None, :] - xh * cr[:, None])
+    gl.store(DK + b.to(gl.int64) * stride_dkb + hk.to(gl.int64) * stride_dkh + offs_n[:, None].to(gl.int64) * stride_dkn
+             + offs_d[None, :], dk.to(dtype), mask=nmask[:, None])
+
+
 # ----------------------------------------------------------------------------------------------
 # Launch configurations
 # ----------------------------------------------------------------------------------------------
@@ -1000,22 +1170,27 @@ def _tma_ok(*ts):
 # The Gluon forward (_gl_fwd_kernel) where it measured faster than _fwd_kernel on an H200 (runs 36-37, BENCHMARKS.md:
 # 1.08x and 1.12x at head dim 128; 0.92-1.04x at 64, which keeps _fwd_kernel): head dim -> (BLOCK_M, BLOCK_N).
 GLUON_FWD = {128: (64, 64)}
-USE_GLUON = True  # False: _fwd_kernel everywhere
+# The Gluon dK/dV (_gl_dkdv_kernel), head dim -> (BLOCK_M, BLOCK_N, SLOTS, num_warps): the fastest of five tiles
+# each in run 43 (H200; the whole backward 1.01-1.03x at D=64, 1.04x at 128, against the Triton dK/dV)
+GLUON_DKDV = {64: (64, 64, 3, 4), 128: (64, 64, 2, 4)}
+USE_GLUON = True  # False: the Triton kernels everywhere
 
 
-def _gluon_ok(q, k, v, o):
-    """Whether the Gluon forward runs for these (B, H, T, D) tensors (the caller rules out dropout, windows,
-    packed sequences and the exact sigmoid): a Triton with Gluon, a head dim of GLUON_FWD, what tensor
-    descriptors need (_tma_ok: 16-bit, CUDA, Hopper or newer, aligned), and Hopper itself (wgmma is sm_90's)."""
-    return (USE_GLUON and GluonDescriptor is not None and not _INTERPRET and q.shape[-1] in GLUON_FWD
+def _gluon_ok(q, k, v, o, table=None):
+    """Whether a Gluon kernel runs for these (B, H, T, D) tensors (the caller rules out dropout, windows,
+    packed sequences and the exact sigmoid): a Triton with Gluon, a head dim of its table (GLUON_FWD by
+    default), what tensor descriptors need (_tma_ok: 16-bit, CUDA, Hopper or newer, aligned), and Hopper
+    itself (wgmma is sm_90's)."""
+    return (USE_GLUON and GluonDescriptor is not None and not _INTERPRET
+            and q.shape[-1] in (GLUON_FWD if table is None else table)
             and _tma_ok(q, k, v, o) and _capability(q.device)[0] == 9)
 
 
 def _gluon_off(err):
     global USE_GLUON
     USE_GLUON = False
-    warnings.warn(f"flashsigmoid: the Gluon forward does not compile with Triton {triton.__version__} "
-                  f"({str(err).strip().splitlines()[-1][:200]}); the Triton forward runs instead")
+    warnings.warn(f"flashsigmoid: the Gluon kernels do not compile with Triton {triton.__version__} "
+                  f"({str(err).strip().splitlines()[-1][:200]}); the Triton kernels run instead")
 
 
 def _gl_desc(t, rows):
@@ -1285,8 +1460,10 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
           for n, t in ((Hkv, Tk), (H, Tq))]
     q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
-    _launch("dkdv", Tk, (Hkv, B), (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-            {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
+    if not (not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
+            and _gluon_ok(q, k, v, do, GLUON_DKDV) and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[0])):
+        _launch("dkdv", Tk, (Hkv, B), (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
+                {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
     if not atomic:
         _launch("dq", Tq, (H, B), (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
                 {**meta, "DG": dg[1], "TMA": tma})
@@ -1294,6 +1471,25 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
         dq.copy_(acc)
     if qkn is not None:
         return dg[1].sum(0)[:D], dg[0].sum(0)[:D]
+
+
+def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg):
+    """The Gluon dK/dV kernel; False if it does not compile (then the Triton one runs)."""
+    B, H, Tq, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    bm, bn, slots, warps = GLUON_DKDV[D]
+    descs = [_gl_desc(t, bn if t is k or t is v else bm) for t in (q, k, v, do)]
+    try:
+        _gl_dkdv_kernel[(triton.cdiv(Tk, bn), Hkv, B)](
+            *descs, dk, dv, slopes, *common[:6], *dk.stride()[:3], *dv.stride()[:3],
+            meta["XK"], meta["RK"], meta["GK"], dg, *(meta[n] for n in ("stride_xb", "stride_xh", "stride_xm",
+                                                                         "stride_rb", "stride_rm")),
+            GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, SLOTS=slots, CAUSAL=meta["CAUSAL"],
+            HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"], QKNORM=meta["QKNORM"], num_warps=warps)
+        return True
+    except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep the Triton kernels
+        _gluon_off(e)
+        return False
 
 
 @_bwd.register_fake

@@ -729,7 +729,7 @@ def test_gluon_forward_that_does_not_compile_falls_back(monkeypatch):
     monkeypatch.setattr(flashsigmoid, "_gl_fwd_kernel", Broken())
     # (fp16: fp32 callers take the exact sigmoid, which the Gluon forward does not serve)
     q, k, v, do, bias, slopes = _inputs(1, 2, 2, 40, 40, 32, torch.float16, seed=3, device=DEV)
-    with pytest.warns(UserWarning, match="does not compile"):
+    with pytest.warns(UserWarning, match="do not compile"):
         o = sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes)
     assert not flashsigmoid.USE_GLUON
     ref = _ref64(q, k, v, do, True, bias, slopes)[0]
@@ -746,16 +746,21 @@ class _Launches:  # counts the launches of a kernel
         return self.kernel[grid]
 
 
-@gpu
-@pytest.mark.skipif(not CUDA or torch.cuda.get_device_capability()[0] != 9 or flashsigmoid.GluonDescriptor is None,
-                    reason="the Gluon forward runs on Hopper only, with a Triton that has Gluon")
-@pytest.mark.parametrize("case", [  # (B, H, Hkv, Tq, Tk, causal, alibi, head bias, dtype, model layout)
+hopper_gluon = pytest.mark.skipif(
+    not CUDA or torch.cuda.get_device_capability()[0] != 9 or flashsigmoid.GluonDescriptor is None,
+    reason="the Gluon kernels run on Hopper only, with a Triton that has Gluon")
+GLUON_CASES = [  # (B, H, Hkv, Tq, Tk, causal, alibi, head bias, dtype, model layout)
     (2, 4, 2, 1000, 1000, True, True, False, torch.bfloat16, True),
     (2, 8, 8, 2048, 2048, True, False, False, torch.bfloat16, True),
     (1, 4, 1, 333, 2049, True, True, True, torch.float16, False),  # chunked prefill, MQA
     (1, 4, 2, 300, 100, True, True, False, torch.bfloat16, False),  # Tq > Tk: the first 200 rows see no key
     (2, 4, 2, 203, 113, False, True, True, torch.bfloat16, True),
-    (1, 2, 2, 64, 64, False, False, False, torch.float16, False)], ids=str)
+    (1, 2, 2, 64, 64, False, False, False, torch.float16, False)]
+
+
+@gpu
+@hopper_gluon
+@pytest.mark.parametrize("case", GLUON_CASES, ids=str)
 def test_gpu_gluon_forward(monkeypatch, case):
     # On Hopper the forward at the head dims of GLUON_FWD is the Gluon kernel: it must run (counted), match
     # float64 as the paper's criterion asks, and give what _fwd_kernel gives (to bf16/fp16 rounding)
@@ -782,6 +787,40 @@ def test_gpu_gluon_forward(monkeypatch, case):
         assert _rel(got, triton_o) < 2e-3, (D, _rel(got, triton_o))
         if Tq > Tk and causal:
             assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
+
+
+@gpu
+@hopper_gluon
+@pytest.mark.parametrize("case", GLUON_CASES, ids=str)
+def test_gpu_gluon_dkdv(monkeypatch, case):
+    # On Hopper the backward's dK/dV at the head dims of GLUON_DKDV is the Gluon kernel: it must run
+    # (counted), give dK and dV as close to float64 as the Triton kernel's are (and close to them), leave dQ
+    # as it was, and give the same bits on a second call (no atomics)
+    B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
+    table = flashsigmoid.GLUON_DKDV
+    for D in table:
+        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 1, alibi=alibi)
+        if head_bias:
+            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+        if bthd:  # the model's (B, T, H, D) memory
+            q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
+        spy = _Launches(flashsigmoid._gl_dkdv_kernel)
+        monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", spy)
+        fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
+        got, again = fn(), fn()
+        assert spy.n == 2, "the Gluon dK/dV did not run"
+        monkeypatch.setattr(flashsigmoid, "GLUON_DKDV", {})  # the Triton dK/dV, all else the same
+        tri = fn()
+        monkeypatch.setattr(flashsigmoid, "GLUON_DKDV", table)
+        ref = _ref64(q, k, v, do, causal, bias.double() if head_bias else bias, slopes)
+        for name, a, a2, t, r in zip(("o", "dq", "dk", "dv"), got, again, tri, ref):
+            assert torch.equal(a, a2), (D, name, "not deterministic")
+            if name in ("o", "dq"):
+                assert torch.equal(a, t), (D, name)
+                continue
+            ea, et = (a.double() - r).abs().max().item(), (t.double() - r).abs().max().item()
+            assert ea <= 1.5 * et + 1e-3 * max(1.0, r.abs().max().item()), (D, name, ea, et)
+            assert _rel(a, t) < 2e-3, (D, name, _rel(a, t))
 
 
 @gpu

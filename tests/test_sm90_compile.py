@@ -62,6 +62,31 @@ def compile_gluon():
                                options=dict(num_warps=4))
             key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
             out[key] = _usage(k.asm["cubin"], k.metadata.shared)
+    for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():  # the Gluon dK/dV
+        # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it)
+        for dtype, causal, alibi, head_bias, group, qkn in [(torch.bfloat16, True, False, False, 1, False),
+                                                            (torch.bfloat16, True, True, False, 1, D <= 64),
+                                                            (torch.bfloat16, False, True, True, 2, False),
+                                                            (torch.float16, True, True, True, 4, D <= 64)]:
+            name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+            gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+            desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{fs.gl.NVMMASharedLayout.get_default_for([1, 1, r, D], gdt)!r}>"
+                    for r in (bm, bn)}
+            consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, SLOTS=slots, CAUSAL=causal,
+                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, QKNORM=qkn, num_warps=w)
+            sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm],
+                   "DK": f"*{name}", "DV": f"*{name}", "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32",
+                   "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
+                   **{n: "i32" for n in ("stride_dkb", "stride_dkh", "stride_dkn", "stride_dvb", "stride_dvh",
+                                         "stride_dvn")},
+                   "XK": f"*{name}", "RK": "*fp32", "GK": "*fp32", "DG": "*fp32",
+                   **{n: "i32" for n in ("stride_xb", "stride_xh", "stride_xm", "stride_rb", "stride_rm")},
+                   **{n: "constexpr" for n in consts}}
+            k = triton.compile(GluonASTSource(fs._gl_dkdv_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                               options=dict(num_warps=w))
+            key = (f"gl_dkdv D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
+                   f"qknorm={qkn} {(bm, bn, slots, w)}")
+            out[key] = _usage(k.asm["cubin"], k.metadata.shared)
     return out
 
 
@@ -93,7 +118,7 @@ def compile_all(kinds=None):
     # ending in QK-norm's backward (qknorm.py's fused op; the dQ kernel's backward only)
     variants += [(f"{name}-qkn", kind, {**extra, "QKNORM": True}) for name, kind, extra in base
                  if kind != "fwd" and not extra.get("ATOMIC_DQ")]
-    out = compile_gluon() if not kinds or "gl_fwd" in kinds else {}
+    out = compile_gluon() if not kinds or "gl" in kinds else {}
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
         if kinds and name not in kinds:
@@ -171,7 +196,7 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     assert len(usage) >= 70, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
-    gluon = {k: u for k, u in usage.items() if k.startswith("gl_fwd")}  # the Gluon forward, where Triton has Gluon
+    gluon = {k: u for k, u in usage.items() if k.startswith("gl_")}  # the Gluon kernels, where Triton has Gluon
     assert gluon or importlib.util.find_spec("triton.experimental.gluon") is None
     assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # no spills
     for kind, D, c, stack in PICKED:
