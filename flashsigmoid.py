@@ -49,7 +49,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     Elsewhere, pointer loads.
   Hopper at head dim 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
     tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon);
-    at head dims 64 and 128 (GLUON_DKDV) the dK/dV kernel likewise (the same section, its end).
+    at head dims 64 and 128 (GLUON_DKDV; at 128 without grouped heads) the dK/dV kernel likewise (the
+    same section, its end).
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -1460,8 +1461,10 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
           for n, t in ((Hkv, Tk), (H, Tq))]
     q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
+    # (at D=128 with grouped heads the Gluon dK/dV spills registers: the sm_90 compile test; Triton's runs there)
     if not (not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
-            and _gluon_ok(q, k, v, do, GLUON_DKDV) and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[0])):
+            and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
+            and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[0])):
         _launch("dkdv", Tk, (Hkv, B), (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
                 {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
     if not atomic:

@@ -808,7 +808,7 @@ def test_gpu_gluon_dkdv(monkeypatch, case):
         monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", spy)
         fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
         got, again = fn(), fn()
-        assert spy.n == 2, "the Gluon dK/dV did not run"
+        assert spy.n == (2 if H == Hkv or D <= 64 else 0), (D, spy.n)  # grouped heads at 128: Triton's (spills)
         monkeypatch.setattr(flashsigmoid, "GLUON_DKDV", {})  # the Triton dK/dV, all else the same
         tri = fn()
         monkeypatch.setattr(flashsigmoid, "GLUON_DKDV", table)

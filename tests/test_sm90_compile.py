@@ -63,11 +63,13 @@ def compile_gluon():
             key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
             out[key] = _usage(k.asm["cubin"], k.metadata.shared)
     for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():  # the Gluon dK/dV
-        # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it)
+        # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it; grouped heads at D <= 64 only,
+        # where _bwd_into takes it: at 128 the group loop spills)
+        g2, g4 = (2, 4) if D <= 64 else (1, 1)
         for dtype, causal, alibi, head_bias, group, qkn in [(torch.bfloat16, True, False, False, 1, False),
                                                             (torch.bfloat16, True, True, False, 1, D <= 64),
-                                                            (torch.bfloat16, False, True, True, 2, False),
-                                                            (torch.float16, True, True, True, 4, D <= 64)]:
+                                                            (torch.bfloat16, False, True, True, g2, False),
+                                                            (torch.float16, True, True, True, g4, D <= 64)]:
             name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
             gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
             desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{fs.gl.NVMMASharedLayout.get_default_for([1, 1, r, D], gdt)!r}>"
