@@ -125,6 +125,18 @@ except ImportError:  # without it that path is off (_gluon_ok) and its kernel is
     GluonDescriptor = None
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+if _INTERPRET:
+    # Triton 3.6's interpreter turns a scalar into an index by int() of its 1-element array, which numpy
+    # 2.4 refuses ("only 0-dimensional arrays ..."), so every loop with a tensor bound fails; Triton 3.8
+    # squeezes first. The same, for any Triton whose interpreter has this hook:
+    from triton.runtime import interpreter as _interp
+
+    def _patch_lang_tensor(tensor, scope, _orig=getattr(_interp, "_patch_lang_tensor", None)):
+        _orig(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+
+    if hasattr(_interp, "_patch_lang_tensor"):
+        _interp._patch_lang_tensor = _patch_lang_tensor
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
 # Shortest key length at which the backward sums dQ with atomic adds by default, with pointer loads and
