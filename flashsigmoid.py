@@ -130,12 +130,12 @@ if _INTERPRET:
     # 2.4 refuses ("only 0-dimensional arrays ..."), so every loop with a tensor bound fails; Triton 3.8
     # squeezes first. The same, for any Triton whose interpreter has this hook:
     from triton.runtime import interpreter as _interp
+    _orig_patch = getattr(_interp, "_patch_lang_tensor", None)
+    if _orig_patch is not None:
+        def _patch_lang_tensor(tensor, scope):
+            _orig_patch(tensor, scope)
+            scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
 
-    def _patch_lang_tensor(tensor, scope, _orig=getattr(_interp, "_patch_lang_tensor", None)):
-        _orig(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
-
-    if hasattr(_interp, "_patch_lang_tensor"):
         _interp._patch_lang_tensor = _patch_lang_tensor
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"

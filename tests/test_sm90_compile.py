@@ -45,7 +45,8 @@ def _usage(cubin, smem):
 
 
 def compile_gluon():
-    """The Gluon forward (Hopper's path at the head dims of GLUON_FWD), each feature combination it takes."""
+    """The Gluon kernels (Hopper's path at the head dims of GLUON_FWD and GLUON_DKDV), each feature
+    combination that dispatch gives them."""
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
@@ -54,6 +55,20 @@ def compile_gluon():
     if fs.GluonDescriptor is None:  # a Triton without Gluon: that path is off, nothing to compile
         return {}
     from triton.experimental.gluon._runtime import GluonASTSource
+
+    def descs(dtype, D, rows):
+        """dtype's short name, and the signature of a (B, H, T, D) descriptor whose box is r rows, per r."""
+        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+        layout = fs.gl.NVMMASharedLayout.get_default_for
+        return name, {r: f"tensordesc<{name}[1,1,{r},{D}],{layout([1, 1, r, D], gdt)!r}>" for r in rows}
+
+    def usage(kernel, sig, consts):
+        sig = {**sig, **{n: "constexpr" for n in consts}}
+        k = triton.compile(GluonASTSource(kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                           options=dict(num_warps=consts["num_warps"]))
+        return _usage(k.asm["cubin"], k.metadata.shared)
+
     out = {}
     for D, (bm, bn) in fs.GLUON_FWD.items():
         for dtype, causal, alibi, head_bias, group in [(torch.bfloat16, True, False, False, 1),
@@ -62,20 +77,14 @@ def compile_gluon():
                                                         (torch.float16, True, True, True, 4)]:
             if not _mine():
                 continue
-            name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-            gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
-            desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{fs.gl.NVMMASharedLayout.get_default_for([1, 1, r, D], gdt)!r}>"
-                    for r in (bm, bn)}
+            name, desc = descs(dtype, D, (bm, bn))
             consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, CAUSAL=causal, HAS_ALIBI=alibi,
                           HEAD_BIAS=head_bias, num_warps=4)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm], "Slopes": "*fp32",
-                   "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
-                   **{n: "constexpr" for n in consts}}
-            k = triton.compile(GluonASTSource(fs._gl_fwd_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
-                               options=dict(num_warps=4))
+                   "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32"}
             key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
-            out[key] = _usage(k.asm["cubin"], k.metadata.shared)
-    for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():  # the Gluon dK/dV
+            out[key] = usage(fs._gl_fwd_kernel, sig, consts)
+    for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():
         # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it; grouped heads at D <= 64 only,
         # where _bwd_into takes it: at 128 the group loop spills)
         g2, g4 = (2, 4) if D <= 64 else (1, 1)
@@ -85,10 +94,7 @@ def compile_gluon():
                                                             (torch.float16, True, True, True, g4, D <= 64)]:
             if not _mine():
                 continue
-            name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-            gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
-            desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{fs.gl.NVMMASharedLayout.get_default_for([1, 1, r, D], gdt)!r}>"
-                    for r in (bm, bn)}
+            name, desc = descs(dtype, D, (bm, bn))
             consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, SLOTS=slots, CAUSAL=causal,
                           HAS_ALIBI=alibi, HEAD_BIAS=head_bias, QKNORM=qkn, num_warps=w)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm],
@@ -97,13 +103,10 @@ def compile_gluon():
                    **{n: "i32" for n in ("stride_dkb", "stride_dkh", "stride_dkn", "stride_dvb", "stride_dvh",
                                          "stride_dvn")},
                    "XK": f"*{name}", "RK": "*fp32", "GK": "*fp32", "DG": "*fp32",
-                   **{n: "i32" for n in ("stride_xb", "stride_xh", "stride_xm", "stride_rb", "stride_rm")},
-                   **{n: "constexpr" for n in consts}}
-            k = triton.compile(GluonASTSource(fs._gl_dkdv_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
-                               options=dict(num_warps=w))
+                   **{n: "i32" for n in ("stride_xb", "stride_xh", "stride_xm", "stride_rb", "stride_rm")}}
             key = (f"gl_dkdv D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
                    f"qknorm={qkn} {(bm, bn, slots, w)}")
-            out[key] = _usage(k.asm["cubin"], k.metadata.shared)
+            out[key] = usage(fs._gl_dkdv_kernel, sig, consts)
     return out
 
 
