@@ -47,7 +47,7 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     forward's q and O move by tensor descriptors, the copy engine; rows past T arrive as zeros (as
     the masked loads give: v = 0 there, so no key mask is needed for them) and are clipped on stores.
     Elsewhere, pointer loads.
-  Hopper at head dim 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
+  Hopper at head dims 64 and 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
     tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon);
     at head dims 64 and 128 (GLUON_DKDV; at 128 without grouped heads) the dK/dV kernel likewise (the
     same section, its end).
@@ -1180,9 +1180,10 @@ def _tma_ok(*ts):
     return all(x.data_ptr() % 16 == 0 and all(s * x.element_size() % 16 == 0 for s in x.stride()[:-1]) for x in ts)
 
 
-# The Gluon forward (_gl_fwd_kernel) where it measured faster than _fwd_kernel on an H200 (runs 36-37, BENCHMARKS.md:
-# 1.08x and 1.12x at head dim 128; 0.92-1.04x at 64, which keeps _fwd_kernel): head dim -> (BLOCK_M, BLOCK_N).
-GLUON_FWD = {128: (64, 64)}
+# The Gluon forward (_gl_fwd_kernel) where it measured faster than _fwd_kernel on an H200 (BENCHMARKS.md: runs 36-37,
+# 1.08x and 1.12x at head dim 128; run 49, at 64: 1.10x at T=1024, 1.00-1.01x at 4096 and 8192; its 64 x 128 and
+# two-warpgroup 128-row tiles were slower): head dim -> (BLOCK_M, BLOCK_N).
+GLUON_FWD = {64: (64, 64), 128: (64, 64)}
 # The Gluon dK/dV (_gl_dkdv_kernel), head dim -> (BLOCK_M, BLOCK_N, SLOTS, num_warps): the fastest of five tiles
 # each in run 43 (H200; the whole backward 1.01-1.03x at D=64, 1.04x at 128, against the Triton dK/dV)
 GLUON_DKDV = {64: (64, 64, 3, 4), 128: (64, 64, 2, 4)}
