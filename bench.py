@@ -428,7 +428,7 @@ def kernel_group(name):
     n = name.lower()
     if "qknorm" in n:  # qknorm.py's kernels (their names end like FlashSigmoid's)
         return "norm fusions"
-    if any(s in n for s in ("_fwd_kernel", "_bwd_dkdv", "_bwd_dq", "flash", "fmha", "attention", "cudnn")):
+    if any(s in n for s in ("_fwd_kernel", "_bwd_dkdv", "_bwd_dq", "_gl_dkdv", "flash", "fmha", "attention", "cudnn")):
         return "attention"
     if any(s in n for s in ("gemm", "nvjet", "xmma", "cutlass", "matmul", "aten::mm", "aten::addmm", "aten::bmm")):
         return "matmul"

@@ -47,6 +47,7 @@ def test_model_config_parses_overrides_as_train_py_does():
 def test_kernel_groups():
     g = bench.kernel_group
     assert g("_bwd_dkdv_kernel") == g("_fwd_kernel") == "attention"
+    assert g("_gl_fwd_kernel") == g("_gl_dkdv_kernel") == "attention"  # the Gluon kernels (Hopper)
     assert g("pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128>>") == "attention"
     assert g("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTN") == g("sm90_xmma_gemm_bf16bf16_bf16f32") == "matmul"
     assert g("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>") == "optimizer"

@@ -152,6 +152,50 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
     assert calls == [epilogue]  # the epilogue ran exactly when asked for and possible (deterministic)
 
 
+@pytest.mark.skipif(not CUDA or torch.cuda.get_device_capability()[0] != 9, reason="Hopper's Gluon dK/dV")
+@pytest.mark.parametrize("nkv", [4, 2])  # the epilogue's rows loaded before the key loop, and with grouped heads after
+def test_gpu_backward_in_the_gluon_dkdv_epilogue(monkeypatch, nkv):
+    """At head dim 64 on Hopper the fused op's dK/dV is the Gluon kernel, with QK-norm's backward in its
+    epilogue: it runs (counted), and the bf16 output and gradients are as close to float64 as those of the
+    separate QK-norm backward kernel (EPILOGUE off)."""
+    import math
+
+    import flashsigmoid
+    from model import alibi_slopes, sigmoid_attention_torch
+    if flashsigmoid.GluonDescriptor is None or 64 not in flashsigmoid.GLUON_DKDV:
+        pytest.skip("a Triton without Gluon")
+    launches, kernel = [], flashsigmoid._gl_dkdv_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return kernel[grid]
+    monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", Spy())
+    nh, hs, B, T = 4, 64, 2, 600
+    g = torch.Generator().manual_seed(nkv)
+    qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, generator=g).to(DEV, torch.bfloat16).requires_grad_(True)
+    wq = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    wk = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    slopes = alibi_slopes(nh).to(DEV)
+    dy = torch.randn(B, nh, T, hs, generator=g).to(DEV, torch.bfloat16)
+    out = {}
+    for epilogue in (True, False):
+        monkeypatch.setattr(qknorm, "EPILOGUE", epilogue)
+        y = qknorm.qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, bias=-math.log(T), alibi_slopes=slopes,
+                                             deterministic=True)
+        out[epilogue] = (y, *torch.autograd.grad(y, (qkv, wq, wk), dy))
+    assert len(launches) == 2  # the Gluon dK/dV, with the epilogue and without
+    x64 = qkv.detach().double().requires_grad_(True)
+    (q64, wq64), (k64, wk64) = _reference(x64[..., :(nh + nkv) * hs], wq, wk, nh, nkv, 1e-5)
+    v64 = x64[..., (nh + nkv) * hs:].view(B, T, nkv, hs)
+    y64 = sigmoid_attention_torch(q64.transpose(1, 2), k64.transpose(1, 2), v64.transpose(1, 2), bias=-math.log(T),
+                                  alibi_slopes=slopes.double())
+    refs = (y64, *torch.autograd.grad(y64, (x64, wq64, wk64), dy.double()))
+    for name, a, b, r in zip(("y", "dqkv", "dwq", "dwk"), out[True], out[False], refs):
+        ea, eb = (((t.double() - r).norm() / r.norm()).item() for t in (a, b))
+        assert ea <= 1.2 * eb + 1e-4, (name, ea, eb)
+
+
 def test_qk_norm_backward_in_the_epilogue_with_dropout_equals_the_separate_kernel(monkeypatch):
     """With attention dropout (the same seed, so the same mask), QK-norm's backward in the attention
     kernels' epilogues gives the separate kernel's gradients."""
