@@ -1,4 +1,4 @@
-"""Shared helpers for the model/train/sample tests: a tiny char-level dataset and subprocess runners."""
+"""Shared helpers for the tests: a tiny char-level dataset, subprocess runners, a kernel launch counter."""
 import json
 import os
 import pickle
@@ -96,3 +96,14 @@ def train_losses(events):
 def explain(proc):
     """A failure message with the tail of both streams."""
     return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
+
+
+class Launches:
+    """Stands in for a Triton/Gluon kernel (monkeypatched over it) and counts its launches."""
+
+    def __init__(self, kernel):
+        self.kernel, self.n = kernel, 0
+
+    def __getitem__(self, grid):
+        self.n += 1
+        return self.kernel[grid]

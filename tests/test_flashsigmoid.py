@@ -15,6 +15,7 @@ if not torch.cuda.is_available():  # must precede the import of flashsigmoid (ke
 
 import flashsigmoid  # noqa: E402
 from flashsigmoid import sigmoid_attention  # noqa: E402
+from helpers import Launches  # noqa: E402
 from model import sigmoid_attention_torch  # noqa: E402  the one materialised reference
 
 CUDA = torch.cuda.is_available() and not flashsigmoid._INTERPRET
@@ -737,15 +738,6 @@ def test_gluon_forward_that_does_not_compile_falls_back(monkeypatch):
     assert torch.equal(sigmoid_attention(q, k, v, bias=bias, alibi_slopes=slopes), o)
 
 
-class _Launches:  # counts the launches of a kernel
-    def __init__(self, kernel):
-        self.kernel, self.n = kernel, 0
-
-    def __getitem__(self, grid):
-        self.n += 1
-        return self.kernel[grid]
-
-
 hopper_gluon = pytest.mark.skipif(
     not CUDA or torch.cuda.get_device_capability()[0] != 9 or flashsigmoid.GluonDescriptor is None,
     reason="the Gluon kernels run on Hopper only, with a Triton that has Gluon")
@@ -771,7 +763,7 @@ def test_gpu_gluon_forward(monkeypatch, case):
             bias = torch.linspace(-8.0, 0.0, H, device=DEV)
         if bthd:  # the model's (B, T, H, D) memory
             q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
-        spy = _Launches(flashsigmoid._gl_fwd_kernel)
+        spy = Launches(flashsigmoid._gl_fwd_kernel)
         monkeypatch.setattr(flashsigmoid, "_gl_fwd_kernel", spy)
         fn = lambda a, b, c, **kw: sigmoid_attention(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
         got = fn(q, k, v)
@@ -804,7 +796,7 @@ def test_gpu_gluon_dkdv(monkeypatch, case):
             bias = torch.linspace(-8.0, 0.0, H, device=DEV)
         if bthd:  # the model's (B, T, H, D) memory
             q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
-        spy = _Launches(flashsigmoid._gl_dkdv_kernel)
+        spy = Launches(flashsigmoid._gl_dkdv_kernel)
         monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", spy)
         fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
         got, again = fn(), fn()

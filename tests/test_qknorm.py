@@ -13,6 +13,7 @@ if not torch.cuda.is_available():  # must precede the import of qknorm (kernels 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import qknorm  # noqa: E402
+from helpers import Launches  # noqa: E402
 
 CUDA = torch.cuda.is_available() and not qknorm._INTERPRET
 DEV = "cuda" if CUDA else "cpu"
@@ -29,6 +30,19 @@ def _reference(x, wq, wk, nh, nkv, eps):
         norm.weight = nn.Parameter(w.detach().double())
         out.append((norm(t.reshape(B, T, n, hs)), norm.weight))
     return out
+
+
+def _attention_reference(qkv, wq, wk, nh, nkv, dy, **kw):
+    """qk_norm_sigmoid_attention in float64 (RMSNorm per head, then model.sigmoid_attention_torch with the
+    keyword arguments kw): the output and the gradients of qkv, wq and wk for output gradient dy."""
+    from model import sigmoid_attention_torch
+    B, T, C = qkv.shape
+    hs = C // (nh + 2 * nkv)
+    x64 = qkv.detach().double().requires_grad_(True)
+    (q64, wq64), (k64, wk64) = _reference(x64[..., :(nh + nkv) * hs], wq, wk, nh, nkv, 1e-5)
+    v64 = x64[..., (nh + nkv) * hs:].view(B, T, nkv, hs)
+    y64 = sigmoid_attention_torch(q64.transpose(1, 2), k64.transpose(1, 2), v64.transpose(1, 2), **kw)
+    return (y64, *torch.autograd.grad(y64, (x64, wq64, wk64), dy.double()))
 
 
 @pytest.mark.parametrize("B,T,nh,nkv,hs,dtype", [
@@ -120,7 +134,7 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
     output and the gradients of qkv (all three parts, from one buffer) and of both gains; with QK-norm's
     backward in the attention kernels' epilogues (the default where the dQ kernel runs) and without."""
     import flashsigmoid
-    from model import alibi_slopes, sigmoid_attention_torch
+    from model import alibi_slopes
     monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN", 16)  # the interpreter's lengths are short
     monkeypatch.setattr(flashsigmoid, "ATOMIC_DQ_MIN_LEN_TMA", 16)
     monkeypatch.setattr(qknorm, "EPILOGUE", epilogue)
@@ -140,13 +154,9 @@ def test_qk_norm_attention_matches_rmsnorm_then_attention(monkeypatch, nh, nkv, 
     dy = torch.randn(y.shape, generator=g).to(DEV)
     grads = torch.autograd.grad(y, (qkv, wq, wk), dy)
 
-    x64 = qkv.detach().double().requires_grad_(True)
-    (q64, wq64), (k64, wk64) = _reference(x64[..., :(nh + nkv) * hs], wq, wk, nh, nkv, 1e-5)
-    v64 = x64[..., (nh + nkv) * hs:].view(B, T, nkv, hs)
-    y64 = sigmoid_attention_torch(q64.transpose(1, 2), k64.transpose(1, 2), v64.transpose(1, 2),
-                                  bias=bias.double() if per_head else bias, alibi_slopes=slopes.double(), window=window)
-    refs = torch.autograd.grad(y64, (x64, wq64, wk64), dy.double())
-    for name, got, ref in (("y", y, y64), *zip(("dqkv", "dwq", "dwk"), grads, refs)):
+    refs = _attention_reference(qkv, wq, wk, nh, nkv, dy, bias=bias.double() if per_head else bias,
+                                alibi_slopes=slopes.double(), window=window)
+    for name, got, ref in zip(("y", "dqkv", "dwq", "dwk"), (y, *grads), refs):
         err = ((got.double() - ref).norm() / ref.norm()).item()
         assert err < 1e-4, (name, err)
     assert calls == [epilogue]  # the epilogue ran exactly when asked for and possible (deterministic)
@@ -161,16 +171,11 @@ def test_gpu_backward_in_the_gluon_dkdv_epilogue(monkeypatch, nkv):
     import math
 
     import flashsigmoid
-    from model import alibi_slopes, sigmoid_attention_torch
+    from model import alibi_slopes
     if flashsigmoid.GluonDescriptor is None or 64 not in flashsigmoid.GLUON_DKDV:
         pytest.skip("a Triton without Gluon")
-    launches, kernel = [], flashsigmoid._gl_dkdv_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return kernel[grid]
-    monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", Spy())
+    spy = Launches(flashsigmoid._gl_dkdv_kernel)
+    monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", spy)
     nh, hs, B, T = 4, 64, 2, 600
     g = torch.Generator().manual_seed(nkv)
     qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, generator=g).to(DEV, torch.bfloat16).requires_grad_(True)
@@ -184,13 +189,8 @@ def test_gpu_backward_in_the_gluon_dkdv_epilogue(monkeypatch, nkv):
         y = qknorm.qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, bias=-math.log(T), alibi_slopes=slopes,
                                              deterministic=True)
         out[epilogue] = (y, *torch.autograd.grad(y, (qkv, wq, wk), dy))
-    assert len(launches) == 2  # the Gluon dK/dV, with the epilogue and without
-    x64 = qkv.detach().double().requires_grad_(True)
-    (q64, wq64), (k64, wk64) = _reference(x64[..., :(nh + nkv) * hs], wq, wk, nh, nkv, 1e-5)
-    v64 = x64[..., (nh + nkv) * hs:].view(B, T, nkv, hs)
-    y64 = sigmoid_attention_torch(q64.transpose(1, 2), k64.transpose(1, 2), v64.transpose(1, 2), bias=-math.log(T),
-                                  alibi_slopes=slopes.double())
-    refs = (y64, *torch.autograd.grad(y64, (x64, wq64, wk64), dy.double()))
+    assert spy.n == 2  # the Gluon dK/dV, with the epilogue and without
+    refs = _attention_reference(qkv, wq, wk, nh, nkv, dy, bias=-math.log(T), alibi_slopes=slopes.double())
     for name, a, b, r in zip(("y", "dqkv", "dwq", "dwk"), out[True], out[False], refs):
         ea, eb = (((t.double() - r).norm() / r.norm()).item() for t in (a, b))
         assert ea <= 1.2 * eb + 1e-4, (name, ea, eb)
