@@ -1074,6 +1074,9 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
         m_lo = 0
         n_diag = 0
     n = gl.cdiv(Tq - m_lo, BLOCK_M)
+    # the first head's first query blocks: issued now, so that they travel with K and V instead of after them
+    for i in gl.static_range(SLOTS):
+        _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, hk * GROUP, m_lo + i * BLOCK_M, i, i < n, SLOTS)
     keys = start_n - off_q + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, st_layout))  # as query rows (r at r + off_q)
     cols0 = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
     st_zero = gl.zeros([BLOCK_N, BLOCK_M], dtype=gl.float32, layout=st_layout)
@@ -1101,8 +1104,9 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
             hb = 0.5 * gl.load(Slopes + gl.num_programs(1) * GROUP + h)
         c0 = g * n  # ring counter of this head's first block
         if n > 0:
-            for i in gl.static_range(SLOTS):
-                _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, m_lo + i * BLOCK_M, c0 + i, i < n, SLOTS)
+            if g > 0:  # (the first head's: issued above)
+                for i in gl.static_range(SLOTS):
+                    _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, m_lo + i * BLOCK_M, c0 + i, i < n, SLOTS)
             mbarrier.wait(bar.index(c0 % SLOTS), (c0 // SLOTS) & 1)
             sT = warpgroup_mma(k, q_smem.index(c0 % SLOTS).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
                                use_acc=False, is_async=True)
