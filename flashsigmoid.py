@@ -24,7 +24,8 @@ There is no D = rowsum(dO * O) preprocessing and O is not read: sigmoid has no n
 With a = tanh(S/2) (the fast sigmoid below), P = (1 + a) / 2 and P (1 - P) = (1 - a^2) / 4: the loops
 carry 4 dS = (1 - a^2) dP, one FMA and a multiply per element, and the 1/4 rides in the final scale.
 With QK-norm (q = xq r g, r = 1/rms(xq) per row; qknorm.py's fused op, QKNORM) the dK/dV and dQ
-kernels end in its backward, so they write the gradients of the raw heads x:
+kernels end in its backward, so they write the gradients of the raw heads x; they read x r back from
+the normed rows they attend with, x r = q / g, so that nothing but q, k, v and r is kept:
     dx = r (dq g - (x r) mean_d(dq g x r)),   dg = sum over rows of dq (x r)     (likewise for k)
 b and the slopes get no gradient. For GQA/MQA, dK and dV of a kv head sum over its query heads.
 
@@ -228,16 +229,16 @@ def _half_logits(qk, offs_m_abs, start_n, hscale, hbias, hslope, BLOCK_N: tl.con
 
 
 @triton.jit
-def _qkn_backward(dy, x_base, r_base, offs, rmask, stride_xm, stride_rm, G, dg_ptr, offs_d, dm, D: tl.constexpr):
+def _qkn_backward(dy, y_base, r_base, offs, rmask, stride_ym, stride_rm, G, dg_ptr, offs_d, dm, D: tl.constexpr):
     # QK-norm's backward in the epilogue (QKNORM): dy, the gradient of this block's normed rows
-    # y = xh g (xh = x r, r = 1/rms(x); rows offs of x_base and r_base), becomes the raw rows' gradient
-    # (returned), and their share of g's gradient goes to dg_ptr:
+    # y = xh g (xh = x r, r = 1/rms(x); rows offs of y_base and r_base), becomes the raw rows' gradient
+    # (returned), and their share of g's gradient goes to dg_ptr; xh = y / g:
     #     dx = r (dy g - xh mean_d(dy g xh)),   dg = sum_rows dy xh
     tl.debug_barrier()  # (keeps the loads below after the main loop: hoisted, their tile held registers through it)
     r = tl.load(r_base + offs.to(tl.int64) * stride_rm, mask=rmask, other=0.0)
-    xh = tl.load(x_base + offs[:, None].to(tl.int64) * stride_xm + offs_d[None, :], mask=rmask[:, None] & dm[None, :],
-                 other=0.0).to(tl.float32) * r[:, None]
-    g = tl.load(G + offs_d, mask=dm, other=0.0).to(tl.float32)
+    g = tl.load(G + offs_d, mask=dm, other=1.0).to(tl.float32)
+    xh = tl.load(y_base + offs[:, None].to(tl.int64) * stride_ym + offs_d[None, :], mask=rmask[:, None] & dm[None, :],
+                 other=0.0).to(tl.float32) * (1.0 / g)[None, :]
     c = tl.sum(dy * xh * g[None, :], axis=1) / D
     tl.store(dg_ptr + offs_d, tl.sum(dy * xh, axis=0))
     return r[:, None] * (dy * g[None, :] - xh * c[:, None])
@@ -1028,7 +1029,7 @@ def _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b
 
 @gluon.jit
 def _gl_qkn_rows(XK, RK, GK, b, hk, offs_n, offs_d, nmask, stride_xb, stride_xh, stride_xm, stride_rb, stride_rm):
-    # QK-norm's epilogue operands (QKNORM): the block's raw k rows, their 1/rms and k's gain
+    # QK-norm's epilogue operands (QKNORM): the block's normed k rows, their 1/rms and k's gain
     rk = gl.load(RK + b.to(gl.int64) * stride_rb + hk + offs_n.to(gl.int64) * stride_rm, mask=nmask, other=0.0)
     xk = gl.load(XK + b.to(gl.int64) * stride_xb + hk.to(gl.int64) * stride_xh
                  + offs_n[:, None].to(gl.int64) * stride_xm + offs_d[None, :], mask=nmask[:, None], other=0.0)
@@ -1132,7 +1133,7 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
         if not PREFETCH:
             rk, xk, gk = _gl_qkn_rows(XK, RK, GK, b, hk, offs_n, offs_d, nmask, stride_xb, stride_xh, stride_xm,
                                       stride_rb, stride_rm)
-        xh = xk.to(gl.float32) * rk[:, None]
+        xh = xk.to(gl.float32) * (1.0 / gk)[None, :]  # k's rows are x r g
         cr = gl.sum(dk * xh * gk[None, :], axis=1) / HEAD_DIM
         gl.store(DG + ((b * gl.num_programs(1) + hk) * gl.num_programs(0) + pid_n).to(gl.int64) * HEAD_DIM + offs_d,
                  gl.sum(dk * xh, axis=0))
@@ -1362,10 +1363,10 @@ def _atomic_dq(deterministic, Tk, tma):
 
 def _qkn_args(qkn, T, fallback):
     """The backward kernels' QK-norm arguments. qkn: None, or (xq, xk, r, gq, gk, nh, nkv) to end them
-    in QK-norm's backward (QKNORM): xq, xk the raw heads as (B, nh|nkv, T, hs) views of the projection
-    (one set of strides), r (B * T * (nh + nkv),) fp32 their rows' 1/rms laid out as (B, T, nh + nkv)
-    (qknorm.py's forward kernel writes it), gq, gk the gains. Without it the pointers are never read:
-    `fallback` stands in for them."""
+    in QK-norm's backward (QKNORM): xq, xk the normed heads (the q, k attended with) as (B, nh|nkv, T, hs)
+    views of one packed projection-shaped tensor (one set of strides), r (B * T * (nh + nkv),) fp32 the raw
+    rows' 1/rms laid out as (B, T, nh + nkv) (qknorm.py's forward kernel writes both), gq, gk the gains
+    (nonzero: the kernels divide by them). Without it the pointers are never read: `fallback` stands in."""
     if qkn is None:
         f = fallback
         return dict(XQ=f, XK=f, RQ=f, RK=f, GQ=f, GK=f, stride_xb=0, stride_xh=0, stride_xm=0, stride_rb=0,

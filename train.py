@@ -89,6 +89,8 @@ compile_mode = "default"  # torch.compile's mode; "reduce-overhead" replays the 
 # host's per-kernel launch cost out of the step (one process only; BENCHMARKS: bench.py's *_cg variants)
 attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it applies), triton (the kernel), torch
 fused_qk_norm = True  # CUDA: QK-norm in qknorm.py's kernels, one op with the attention kernel (faster: BENCHMARKS run 23)
+post_norm_from_sum = True  # hybrid-norm's post-norms recover their input from the residual sum in the backward
+# instead of keeping it (model.ResidualRMSNorm): 0.56 GiB less at 124M, 16 x 1024, about 1% slower (BENCHMARKS runs 61-63)
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
@@ -245,6 +247,7 @@ else:
 try:
     gptconf = config_from_dict(model_args)  # drops the keys that are not GPTConfig's
     model_module.FUSED_QK_NORM = "auto" if fused_qk_norm else False  # a run-time choice, like attn_impl
+    model_module.POST_NORM_FROM_SUM = post_norm_from_sum
     model = GPT(gptconf, attn_impl)
 except ValueError as e:
     raise SystemExit(f"error: {e}")

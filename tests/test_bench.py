@@ -53,7 +53,7 @@ def test_kernel_groups():
     assert g("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>") == "optimizer"
     assert g("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_3") == "norm fusions"
     assert g("triton_poi_fused_gelu_5") == "other"
-    assert g("_qknorm_fwd_kernel") == g("_qknorm_bwd_kernel") == "norm fusions"
+    assert g("_qknorm_fwd_kernel") == g("_qknorm_bwd_kernel") == g("_qknorm_pack_kernel") == "norm fusions"
 
 
 def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():

@@ -471,6 +471,62 @@ def test_block_forward_is_pre_and_post_norm_residual(norm):
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
 
 
+def test_post_norm_backward_recovers_its_input_from_the_sum():
+    """ResidualRMSNorm: x + RMSNorm(a) w, forward and gradients (x, a, w) as the written-out formula's, in
+    float64, with gains far from 1 (its backward divides by them)."""
+    x, a = rand(3, 5, 16, seed=40, dtype=torch.float64), rand(3, 5, 16, seed=41, dtype=torch.float64)
+    w = 1 + 0.7 * rand(16, seed=42, dtype=torch.float64)
+    g = rand(3, 5, 16, seed=43, dtype=torch.float64)
+    ins = [t.clone().requires_grad_(True) for t in (x, a, w)]
+    out = M.ResidualRMSNorm.apply(*ins, 1e-5)
+    grads = torch.autograd.grad(out, ins, g)
+    ref_ins = [t.clone().requires_grad_(True) for t in (x, a, w)]
+    ref = ref_ins[0] + rmsnorm(ref_ins[1], ref_ins[2])
+    want = torch.autograd.grad(ref, ref_ins, g)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for got, exp in zip(grads, want):
+        torch.testing.assert_close(got, exp, rtol=1e-10, atol=1e-10)
+
+
+def _saved_bytes(m, idx):
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        m(idx, idx)
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_hybrid_norm_keeps_no_post_norm_input_for_the_backward(compiled):
+    """The post-norms' backward needs only tensors the pre-norms keep: a hybrid-norm model saves for its
+    backward what the same model with pre-norm saves, plus one 1/rms per row and norm (eager and compiled);
+    with POST_NORM_FROM_SUM off it keeps every post-norm's input too. Gradients agree either way."""
+    idx = torch.randint(0, 23, (2, 16), generator=torch.Generator().manual_seed(44))
+    sizes, grads = {}, {}
+    torch._dynamo.reset()  # what the partitioner saves, not what earlier tests' compiles left cached
+    for norm, from_sum in (("pre", True), ("hybrid", True), ("hybrid", False)):
+        m = make_model(norm=norm, attention="softmax", pos_encoding="learned").train()
+        _randomise_gains(m, 45)
+        old = M.POST_NORM_FROM_SUM
+        M.POST_NORM_FROM_SUM = from_sum
+        try:
+            f = torch.compile(m, backend="aot_eager") if compiled else m
+            sizes[norm, from_sum] = _saved_bytes(f, idx)
+            _, loss = f(idx, idx)
+            loss.backward()
+            grads[norm, from_sum] = [p.grad for p in m.parameters()]
+        finally:
+            M.POST_NORM_FROM_SUM = old
+    rows = 2 * 16 * 4  # rows x post-norms (2 layers x 2)
+    assert sizes["hybrid", True] - sizes["pre", True] <= rows * 4 + 1024
+    assert sizes["hybrid", False] - sizes["hybrid", True] >= 2 * 16 * 32 * 4 * 4 - rows * 4
+    for got, want in zip(grads["hybrid", True], grads["hybrid", False]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_final_norm_precedes_the_lm_head():
     """logits = lm_head(RMSNorm_f(output of the last block))."""
     m = make_model()

@@ -231,3 +231,24 @@ def test_qk_norm_attention_opcheck():
     w = torch.rand(16, device=DEV, requires_grad=True)
     torch.library.opcheck(qknorm._attn_fwd, (x, w, w.detach().clone().requires_grad_(True), 2, 1, 1e-5, None, -3.0,
                                              0.25, True, True, 0.0, None, -1, -1))
+
+
+def test_qk_norm_attention_keeps_the_normed_heads_not_the_projection():
+    """For its backward the fused op keeps p = [q, k normed; v] (qkv's size) and the rows' 1/rms, not qkv
+    itself beside them: qkv's memory is free once the forward returns."""
+    nh, nkv, hs, B, T = 4, 2, 16, 2, 19
+    g = torch.Generator().manual_seed(8)
+    qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, generator=g).to(DEV).requires_grad_(True)
+    wq = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    wk = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    h = qkv * 1.0  # a fresh projection-like tensor, as c_attn's output
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = qknorm.qk_norm_sigmoid_attention(h, wq, wk, nh, nkv, deterministic=True)
+    assert h.untyped_storage().data_ptr() not in saved
+    assert sum(saved.values()) <= h.numel() * 4 + B * T * (nh + nkv) * 4 + 2 * hs * 4 + 64
+    assert torch.autograd.grad(y.sum(), qkv)[0].abs().max() > 0
