@@ -1361,17 +1361,17 @@ def _atomic_dq(deterministic, Tk, tma):
     return not deterministic and Tk >= (ATOMIC_DQ_MIN_LEN_TMA if tma else ATOMIC_DQ_MIN_LEN)
 
 
-def _qkn_args(qkn, T, fallback):
-    """The backward kernels' QK-norm arguments. qkn: None, or (xq, xk, r, gq, gk, nh, nkv) to end them
-    in QK-norm's backward (QKNORM): xq, xk the normed heads (the q, k attended with) as (B, nh|nkv, T, hs)
-    views of one packed projection-shaped tensor (one set of strides), r (B * T * (nh + nkv),) fp32 the raw
-    rows' 1/rms laid out as (B, T, nh + nkv) (qknorm.py's forward kernel writes both), gq, gk the gains
-    (nonzero: the kernels divide by them). Without it the pointers are never read: `fallback` stands in."""
+def _qkn_args(qkn, T, xq, xk):
+    """The backward kernels' QK-norm arguments. qkn: None, or (r, gq, gk, nh, nkv) to end them in QK-norm's
+    backward (QKNORM): xq, xk, the normed heads attended with, are then (B, nh|nkv, T, hs) views of one packed
+    projection-shaped tensor (one set of strides), r (B * T * (nh + nkv),) fp32 the raw rows' 1/rms laid out as
+    (B, T, nh + nkv) (qknorm.py's forward kernel writes both), gq, gk the gains (nonzero: the kernels divide by
+    them). Without it the pointers are never read: xq stands in for them."""
     if qkn is None:
-        f = fallback
+        f = xq
         return dict(XQ=f, XK=f, RQ=f, RK=f, GQ=f, GK=f, stride_xb=0, stride_xh=0, stride_xm=0, stride_rb=0,
                     stride_rm=0, QKNORM=False)
-    xq, xk, r, gq, gk, nh, nkv = qkn
+    r, gq, gk, nh, nkv = qkn
     assert xq.stride()[:3] == xk.stride()[:3] and xq.stride(3) == 1
     return dict(XQ=xq, XK=xk, RQ=r, RK=r[nh:], GQ=gq, GK=gk, stride_xb=xq.stride(0), stride_xh=xq.stride(1),
                 stride_xm=xq.stride(2), stride_rb=T * (nh + nkv), stride_rm=nh + nkv, QKNORM=True)
@@ -1487,7 +1487,7 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     # (7 products)
     atomic = _atomic_dq(deterministic, max_k, tma) and qkn is None
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
-    meta.update(_qkn_args(qkn, Tq, q))
+    meta.update(_qkn_args(qkn, Tq, q, k))
     # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without
     # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
     dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc

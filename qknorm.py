@@ -248,8 +248,8 @@ def _attn_fwd(qkv: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nk
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # p = [q, k normed; v] laid out as qkv: the backward keeps p and r only (qkv itself is freed), and reads
     # x r = y / w back from p's normed rows
-    B, T, C = qkv.shape
-    hs, c, _ = _parts(qkv, nh, nkv)
+    B, T, _ = qkv.shape
+    hs = _parts(qkv, nh, nkv)[0]
     p, r = torch.empty_like(qkv), qkv.new_empty(B * T * (nh + nkv), dtype=torch.float32)
     n = B * T * (nh + 2 * nkv)
     _qknorm_pack_kernel[(triton.cdiv(n, BLOCK_R),)](qkv, wq, wk, p, r, eps, n, qkv.stride(1), p.stride(1), NH=nh,
@@ -281,20 +281,14 @@ def _attn_bwd(do: torch.Tensor, p: torch.Tensor, r: torch.Tensor, wq: torch.Tens
         # QK-norm's backward at the end of the attention's backward kernels: they write the raw heads'
         # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
         dwq, dwk = flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, True, dropout_p, seed, wl, wr,
-                                          *_heads(dqkv, nh, nkv), dv, qkn=(q, k, r, wq, wk, nh, nkv))
+                                          *_heads(dqkv, nh, nkv), dv, qkn=(r, wq, wk, nh, nkv))
         return dqkv, dwq.to(wq.dtype), dwk.to(wk.dtype)
-    dq, dk = (_empty_heads(t) for t in (q, k))  # the attention's gradients of the normed q, k
+    dq, dk = (flashsigmoid._empty_like(t) for t in (q, k))  # the attention's gradients of the normed q, k
     flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, deterministic, dropout_p, seed, wl, wr,
                            dq, dk, dv)  # dv: straight into its part of dqkv
     dwq, dwk = _bwd_into(dq.transpose(1, 2), dk.transpose(1, 2), p[..., :c], wq, wk, r, nh, nkv, dqkv,
                          from_y=True)  # dq, dk: into theirs
     return dqkv, dwq, dwk
-
-
-def _empty_heads(t):
-    """An empty (B, H, T, hs) tensor laid out as (B, T, H, hs), contiguous."""
-    B, H, T, hs = t.shape
-    return t.new_empty(B, T, H, hs).transpose(1, 2)
 
 
 @_attn_bwd.register_fake
