@@ -104,6 +104,34 @@ def test_cpu_against_float64(case, deterministic):
     _check_float64(case, deterministic)
 
 
+@pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "det"])
+def test_launch_order_in_l2_sections_computes_every_block_once(monkeypatch, deterministic):
+    # The 1-D launch order (_tile): (batch, head) pairs in sections narrower than the grid, the last one
+    # narrower still, every block of a section longest first. Every query and key block of every head must
+    # be computed exactly once: the results are the float64 reference's (on Hopper: the Gluon kernels)
+    B, Hkv, T = 5, 2, (70 if not CUDA else 1000)
+    dtype = torch.float32 if not CUDA else torch.bfloat16
+    for H, D in ((4, 16), (2, 64), (2, 128)) if CUDA else ((4, 16),):
+        kv = 2 * T * D * dtype.itemsize // (H // Hkv)  # K, V bytes per (batch, query head)
+        monkeypatch.setattr(flashsigmoid, "L2_SECTION_BYTES", 3 * kv)
+        monkeypatch.setattr(flashsigmoid, "LPT_MIN_LEN", T)
+        assert flashsigmoid._section(B * H, kv, T) == 3 and B * H % 3  # sections of 3 query heads, the last narrower
+        if not CUDA:
+            _check_float64((B, H, Hkv, T, T, D, True, True, dtype), deterministic)
+        else:
+            _check_paper((B, H, Hkv, T, T, D, True, True), exact=False, deterministic=deterministic)
+
+
+def test_l2_sections_are_equal_and_fit_the_budget(monkeypatch):
+    monkeypatch.setattr(flashsigmoid, "L2_SECTION_BYTES", 1000)
+    n = flashsigmoid.LPT_MIN_LEN
+    assert flashsigmoid._section(10, 100, n) == 10  # all in one
+    assert flashsigmoid._section(11, 100, n) == 6  # 6 + 5, not 10 + 1
+    assert flashsigmoid._section(7, 300, n) == 3  # 3 + 3 + 1 (at most 3 fit)
+    assert flashsigmoid._section(7, 5000, n) == 1  # one pair past the budget: one at a time
+    assert flashsigmoid._section(10, 100, n - 1) == 1  # shorter sequences: one pair after another
+
+
 def _check_float64(case, deterministic, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)
@@ -1168,8 +1196,7 @@ def test_cpu_dropout_zero_is_the_kernel_without_dropout(monkeypatch):
     # the plain call's results, and draws no seed (the RNG stream of a model without dropout is untouched)
     launched = []
     real = flashsigmoid._launch
-    monkeypatch.setattr(flashsigmoid, "_launch", lambda kind, n, g, args, meta:
-                        launched.append(meta["HAS_DROPOUT"]) or real(kind, n, g, args, meta))
+    monkeypatch.setattr(flashsigmoid, "_launch", lambda *a: launched.append(a[-1]["HAS_DROPOUT"]) or real(*a))
     q, k, v, do, bias, slopes = _inputs(1, 2, 1, 30, 30, 16, torch.float32, seed=3)
     plain = _run(sigmoid_attention, q, k, v, do, bias=bias, alibi_slopes=slopes)
     state = torch.get_rng_state()

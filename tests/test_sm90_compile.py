@@ -81,7 +81,8 @@ def compile_gluon():
             consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, CAUSAL=causal, HAS_ALIBI=alibi,
                           HEAD_BIAS=head_bias, num_warps=4)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm], "Slopes": "*fp32",
-                   "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32"}
+                   "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32",
+                   "section": "i32"}
             key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
             out[key] = usage(fs._gl_fwd_kernel, sig, consts)
     for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():
@@ -99,7 +100,7 @@ def compile_gluon():
                           HAS_ALIBI=alibi, HEAD_BIAS=head_bias, QKNORM=qkn, num_warps=w)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm],
                    "DK": f"*{name}", "DV": f"*{name}", "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32",
-                   "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
+                   "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32",
                    **{n: "i32" for n in ("stride_dkb", "stride_dkh", "stride_dkn", "stride_dvb", "stride_dvh",
                                          "stride_dvn")},
                    "XK": f"*{name}", "RK": "*fp32", "GK": "*fp32", "DG": "*fp32",
@@ -186,7 +187,7 @@ def compile_all(kinds=None):
                             sig[n] = "*i64"
                         else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
                             sig[n] = "i32"
-                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm"):  # (not specialised)
+                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm", "n_heads", "section"):  # (not specialised)
                                 attrs[(i,)] = [["tt.divisibility", 16]]
                     src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
                     k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
