@@ -201,12 +201,15 @@ def compile_all(kinds=None):
 # real speed. Register allocation differs between Triton versions; these bounds hold with Triton 3.8
 # and 3.6 (2026-12-03; the deterministic dK/dV at D=128 spills 8 bytes with 3.6, none with 3.8). The
 # atomic dK/dV at D=128, (64, 128, 3, 8), is at the 255-register cap and spills with or without
-# descriptors (not listed).
+# descriptors (not listed). The dQ kernel's (128, 64, 4, 4) at D=64, picked in run 50, is at the cap and since
+# the 1-D launch order (_tile's index arithmetic) spills 24 bytes with 3.8, 8 with 3.6; run 66's autotuner
+# picked (128, 64, 3, 8) there instead (no spill), so the bound below is the spill as measured, not a target.
 PICKED = [("fwd", 64, (64, 64, 3, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd", 64, (64, 64, 4, 4), 0),
           ("fwd", 128, (64, 64, 3, 4), 0), ("fwd", 128, (128, 128, 3, 8), 0),
           ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (64, 128, 3, 8), 8),
           ("dkdv", 64, (64, 64, 3, 4), 0),
-          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 64, 4, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
+          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 64, 4, 4), 24), ("dq", 64, (128, 64, 3, 8), 0),
+          ("dq", 64, (64, 64, 3, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
 
 
 def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
