@@ -1,3 +1,4 @@
+# (Run in stop 30: its paper_1b pair as run 67, its bench --quick as part of run 66.)
 # Prepared for the next session, not run (copy to devcarry/ with the Shakespeare .bin files in devcarry/sh/,
 # then `bash devcarry/next_run_a.sh` with carry ["devcarry"]): issue 14's paper_1b row with the memory changes of
 # runs 61-63 (its last pair, run 46: 0.99x, 55.8 against 50.0 GiB), and the README's kernel table with the

@@ -1,3 +1,4 @@
+# (Run in stop 30: its profile as run 68 with softmax_cg added; the step at both shapes as run 66, without sigmoid_keeppost_cg.)
 # Prepared for the next session, not run: where the post-norm read-back's 0.4 ms (run 63) goes on the GPU, by
 # device time per kernel group of the compiled step with and without it (BENCHMARKS "The recipe's extra memory
 # removed"; on the CPU inductor fuses each post-norm's backward with the neighbouring pre-norm's), and the step
