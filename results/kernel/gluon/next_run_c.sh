@@ -1,5 +1,5 @@
 # Prepared for the next session, not run. The device has no git, so first, here:
-#   mkdir -p devcarry/old && git show HEAD:flashsigmoid.py > devcarry/old/flashsigmoid.py
+#   rm -rf devcarry/old && mkdir -p devcarry/old && git show HEAD:flashsigmoid.py > devcarry/old/flashsigmoid.py
 #   git apply results/kernel/gluon/next_lpt_axes.patch      # flashsigmoid.py and its tests (CPU-checked)
 #   cp results/kernel/gluon/next_run_c.sh devcarry/
 # then `bash devcarry/next_run_c.sh` with carry ["devcarry"]. It times main's launch order (1-D grid, L2 sections,
