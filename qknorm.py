@@ -129,10 +129,6 @@ def _shape(x, nh, nkv):
 @torch.library.custom_op("qknorm::fwd", mutates_args=())
 def _fwd(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int, nkv: int, eps: float,
          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _fwd_impl(x, wq, wk, nh, nkv, eps, dtype)
-
-
-def _fwd_impl(x, wq, wk, nh, nkv, eps, dtype):
     B, T, hs, n = _shape(x, nh, nkv)
     q, k = x.new_empty(B, T, nh, hs, dtype=dtype), x.new_empty(B, T, nkv, hs, dtype=dtype)
     r = x.new_empty(n, dtype=torch.float32)
