@@ -1510,7 +1510,7 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     """The backward's kernels, writing dq, dk, dv (B, H, T, D) of any strides whose last is 1: the
     custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient).
     seqs: as _fwd_launch's. qkn (see _qkn_args): q and k are QK-normed heads, dq and dk become those
-    of the raw heads, through the dQ kernel (deterministic); returns the gains' gradients (fp32)."""
+    of the raw heads, through the dQ kernel (deterministic); returns the gains' gradients (fp32), (2, D): q's, k's."""
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
@@ -1534,24 +1534,25 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     meta.update(_qkn_args(qkn, Tq, q, k))
     # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without
     # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
-    dg = [torch.zeros(B * n * _cdiv(t, 16), meta["HEAD_DIM"], device=q.device) if qkn is not None else acc
-          for n, t in ((Hkv, Tk), (H, Tq))]
+    # (one buffer for both gains, q's rows then k's: one fill and one sum for the two)
+    rows = max(B * n * _cdiv(t, 16) for n, t in ((H, Tq), (Hkv, Tk)))
+    dg = torch.zeros(2, rows, meta["HEAD_DIM"], device=q.device) if qkn is not None else [acc, acc]
     q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the bytes a (batch, head) pair streams: dQ's K, V
     qdo = 2 * Tq * D * q.element_size() * (H // Hkv)  # dK/dV's Q, dO
     # (at D=128 with grouped heads the Gluon dK/dV spills registers: the sm_90 compile test; Triton's runs there)
     if not (not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
             and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
-            and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[0], qdo)):
+            and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
         _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-                {**meta, "ATOMIC_DQ": atomic, "DG": dg[0], "TMA": tma})
+                {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
     if not atomic:
         _launch("dq", Tq, H, B, kv, (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
-                {**meta, "DG": dg[1], "TMA": tma})
+                {**meta, "DG": dg[0], "TMA": tma})
     else:
         dq.copy_(acc)
     if qkn is not None:
-        return dg[1].sum(0)[:D], dg[0].sum(0)[:D]
+        return dg.sum(1)[:, :D]
 
 
 def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg, qdo):

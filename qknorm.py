@@ -267,7 +267,7 @@ def _(qkv, wq, wk, nh, nkv, eps, alibi, bias, scale, exact, deterministic, dropo
 def _attn_bwd(do: torch.Tensor, p: torch.Tensor, r: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, nh: int,
               nkv: int, alibi: Optional[torch.Tensor], bias: float, scale: float, exact: bool, deterministic: bool,
               dropout_p: float, seed: Optional[torch.Tensor], wl: int, wr: int
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     hs, c, v = _parts(p, nh, nkv)
     q, k = _heads(p, nh, nkv)  # (B, nh|nkv, T, hs), normed
     dqkv = torch.empty(p.shape, device=p.device, dtype=p.dtype)
@@ -276,36 +276,38 @@ def _attn_bwd(do: torch.Tensor, p: torch.Tensor, r: torch.Tensor, wq: torch.Tens
     if EPILOGUE and not flashsigmoid._atomic_dq(deterministic, q.shape[2], tma) and hs <= EPILOGUE_MAX_HEAD_DIM:
         # QK-norm's backward at the end of the attention's backward kernels: they write the raw heads'
         # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
-        dwq, dwk = flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, True, dropout_p, seed, wl, wr,
-                                          *_heads(dqkv, nh, nkv), dv, qkn=(r, wq, wk, nh, nkv))
-        return dqkv, dwq.to(wq.dtype), dwk.to(wk.dtype)
+        dw = flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, True, dropout_p, seed, wl, wr,
+                                    *_heads(dqkv, nh, nkv), dv, qkn=(r, wq, wk, nh, nkv))
+        return dqkv, dw  # (the gains' gradients in one (2, hs) fp32 tensor: one sum, and outputs may not alias)
     dq, dk = (flashsigmoid._empty_like(t) for t in (q, k))  # the attention's gradients of the normed q, k
     flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, deterministic, dropout_p, seed, wl, wr,
                            dq, dk, dv)  # dv: straight into its part of dqkv
     dwq, dwk = _bwd_into(dq.transpose(1, 2), dk.transpose(1, 2), p[..., :c], wq, wk, r, nh, nkv, dqkv,
                          from_y=True)  # dq, dk: into theirs
-    return dqkv, dwq, dwk
+    return dqkv, torch.stack((dwq, dwk)).float()
 
 
 @_attn_bwd.register_fake
 def _(do, p, r, wq, wk, nh, nkv, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr):
-    return p.new_empty(p.shape), wq.new_empty(wq.shape), wk.new_empty(wk.shape)
+    return p.new_empty(p.shape), wq.new_empty((2, wq.shape[0]), dtype=torch.float32)
 
 
 def _attn_setup_context(ctx, inputs, output):
     qkv, wq, wk, nh, nkv, eps, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr = inputs
     _, p, r = output
     ctx.mark_non_differentiable(p, r)
+    ctx.set_materialize_grads(False)  # (else eager autograd zero-fills a p-sized gradient for p: 75 MB at 124M)
     ctx.save_for_backward(p, r, wq, wk, alibi, seed)
     ctx.args = (nh, nkv, bias, scale, exact, deterministic, dropout_p, wl, wr)
 
 
 def _attn_backward(ctx, do, dp, dr):
+    if do is None:  # the output took no part in what is differentiated
+        return (None,) * 15
     p, r, wq, wk, alibi, seed = ctx.saved_tensors
     nh, nkv, bias, scale, exact, deterministic, dropout_p, wl, wr = ctx.args
-    dqkv, dwq, dwk = _attn_bwd(do, p, r, wq, wk, nh, nkv, alibi, bias, scale, exact, deterministic,
-                               dropout_p, seed, wl, wr)
-    return dqkv, dwq, dwk, *[None] * 12
+    dqkv, dw = _attn_bwd(do, p, r, wq, wk, nh, nkv, alibi, bias, scale, exact, deterministic, dropout_p, seed, wl, wr)
+    return dqkv, dw[0].to(wq.dtype), dw[1].to(wk.dtype), *[None] * 12
 
 
 _attn_fwd.register_autograd(_attn_backward, setup_context=_attn_setup_context)

@@ -252,3 +252,24 @@ def test_qk_norm_attention_keeps_the_normed_heads_not_the_projection():
     assert h.untyped_storage().data_ptr() not in saved
     assert sum(saved.values()) <= h.numel() * 4 + B * T * (nh + nkv) * 4 + 2 * hs * 4 + 64
     assert torch.autograd.grad(y.sum(), qkv)[0].abs().max() > 0
+
+
+def test_qk_norm_attention_backward_fills_no_gradient_for_the_kept_outputs():
+    """The op's extra outputs (p, 1/rms) are for its backward only: autograd must not zero-fill gradients of their
+    sizes (a p-sized fill is 75 MB per layer at 124M, 16 x 1024) before calling it, and the gradients are unchanged."""
+    from torch.profiler import ProfilerActivity, profile
+    nh, nkv, hs, B, T = 2, 2, 16, 1, 24
+    g = torch.Generator().manual_seed(5)
+    qkv = torch.randn(B, T, (nh + 2 * nkv) * hs, generator=g).to(DEV).requires_grad_(True)
+    wq = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    wk = (torch.rand(hs, generator=g) + 0.5).to(DEV).requires_grad_(True)
+    dy = torch.randn(B, nh, T, hs, generator=g).to(DEV)
+    y = qknorm.qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, deterministic=True)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        got = torch.autograd.grad(y, (qkv, wq, wk), dy)
+    filled = [e.input_shapes[0] for e in prof.key_averages(group_by_input_shape=True)
+              if e.key in ("aten::zero_", "aten::fill_", "aten::zeros_like") and e.input_shapes]
+    assert list(qkv.shape) not in filled and [B * T * (nh + nkv)] not in filled, filled
+    ref = _attention_reference(qkv, wq, wk, nh, nkv, dy, causal=True, bias=-float(torch.log(torch.tensor(T))))
+    for a, b in zip(got, ref[1:]):
+        assert (a.double() - b).norm() / b.norm() < 1e-4
