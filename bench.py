@@ -464,7 +464,7 @@ def profile_train(args):
 
             def step():
                 with torch.autocast(dev, dtype=torch.bfloat16, enabled=cuda):
-                    _, loss = fwd(x, y)
+                    _, loss = fwd(x, y, return_logits=False)  # as train.py
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()

@@ -452,10 +452,13 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def forward(self, idx, targets=None, cache=None, eot=None):
+    def forward(self, idx, targets=None, cache=None, eot=None, return_logits=True):
         """idx (B, T) tokens; targets (B, T) or None (then only the last position's logits); cache: a
         KVCache to extend. eot: the end-of-text token: each row's documents (each ending with eot)
-        then attend only within themselves, their positions starting at 0 (packed training data)."""
+        then attend only within themselves, their positions starting at 0 (packed training data).
+        return_logits=False (with targets): (None, loss). train.py's step: logits returned from a compiled
+        graph get a zero-filled gradient from autograd, which the loss's backward then reads (0.9 ms of a
+        124M step at 16 x 1024, BENCHMARKS run 74)."""
         B, T = idx.size()
         start = cache.pos if cache is not None else 0
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
@@ -481,7 +484,7 @@ class GPT(nn.Module):
             return self.lm_head(x[:, [-1], :]), None
         logits = self.lm_head(x)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
-        return logits, loss
+        return (logits if return_logits else None), loss
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, matrix_lr_scale=1.0,
                              decoupled_wd=False):

@@ -369,7 +369,7 @@ def estimate_loss():
             if cuda_graphs:  # a new replay may reuse the last one's outputs: loss is copied out below
                 torch.compiler.cudagraph_mark_step_begin()
             with ctx:
-                _, loss = model(X, Y, eot=eot)
+                _, loss = model(X, Y, eot=eot, return_logits=False)
             losses[k] = loss
         out[split] = all_mean(losses.mean()).item()
     model.train()
@@ -442,7 +442,7 @@ while True:
         if cuda_graphs:  # the last step's outputs may be reused: its loss was copied out (loss_sum)
             torch.compiler.cudagraph_mark_step_begin()
         with ctx:
-            _, loss = model(X, Y, eot=eot)
+            _, loss = model(X, Y, eot=eot, return_logits=False)
             loss = loss / gradient_accumulation_steps
         # the next micro-step's batch is assembled while the GPU runs this forward pass
         X, Y = get_batch("train", iter_num + last, 0 if last else micro + 1)

@@ -986,3 +986,29 @@ def test_per_head_bias_formula_and_attention():
     want = torch.cat([sigmoid_attention_torch(q[:, h:h + 1], k[:, h:h + 1], v[:, h:h + 1], bias=cfg.attn_bias[h].item(),
                                               alibi_slopes=attn.slopes[h:h + 1]) for h in range(4)], dim=1)
     assert torch.allclose(attn.attend(q, k, v), want, atol=1e-6)
+
+
+def test_training_forward_without_logits_leaves_autograd_no_logits_gradient_to_fill():
+    """return_logits=False (train.py's step) gives the same loss and gradients, and returns no logits: logits
+    returned from a compiled graph get a zero gradient of their size from autograd (the whole (B, T, vocab),
+    1.6 GB at 124M, 16 x 1024), which the graph's backward then reads."""
+    from torch.profiler import ProfilerActivity, profile
+    B, T, V = 2, 16, 23
+    idx = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(46))
+    filled, losses, grads = {}, {}, {}
+    for return_logits in (True, False):
+        torch._dynamo.reset()
+        m = make_model().train()
+        logits, loss = torch.compile(m, backend="aot_eager")(idx, idx, return_logits=return_logits)
+        assert (logits is None) == (not return_logits)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            loss.backward()
+        filled[return_logits] = [e.input_shapes[0] for e in prof.key_averages(group_by_input_shape=True)
+                                 if e.key in ("aten::zeros_like", "aten::zeros", "aten::fill_", "aten::zero_")
+                                 and e.input_shapes]
+        losses[return_logits], grads[return_logits] = loss, [p.grad for p in m.parameters()]
+    assert [B, T, V] in filled[True]  # what the option removes is there without it
+    assert [B, T, V] not in filled[False], filled[False]
+    torch.testing.assert_close(losses[False], losses[True])
+    for got, want in zip(grads[False], grads[True]):
+        torch.testing.assert_close(got, want)
