@@ -140,3 +140,17 @@ def test_decode_mode_runs_on_cpu_and_writes_its_table(tmp_path, monkeypatch):
     for line, r in zip(lines, rows):  # each sigmoid row carries its ratio to the softmax row of its batch size
         assert line.startswith(f"| {r['name']} |")
         assert line.endswith(f"| {r['decode_tok_s'] / base[r['B']]:.2f} |"), line
+
+
+def test_profile_counts_kernels_not_the_annotations_around_them():
+    """A GPU user annotation (the optimizer's step range) spans kernels the profile lists already: counting it too
+    would add its length to the step's device time."""
+    from types import SimpleNamespace as E
+    events = [E(key="kernel_a", device_type="DeviceType.CUDA", is_user_annotation=False, self_device_time_total=3000.0,
+                count=6),
+              E(key="Optimizer.step#AdamW.step", device_type="DeviceType.CUDA", is_user_annotation=True,
+                self_device_time_total=2000.0, count=3),
+              E(key="aten::mm", device_type="DeviceType.CPU", is_user_annotation=False, self_device_time_total=0.0,
+                self_cpu_time_total=900.0, count=3)]
+    assert bench.per_kernel_ms(events, 3, cuda=True) == {"kernel_a": (1.0, 2.0)}
+    assert bench.per_kernel_ms(events[2:], 3, cuda=False) == {"aten::mm": (0.3, 1.0)}
