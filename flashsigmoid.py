@@ -1552,7 +1552,7 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     else:
         dq.copy_(acc)
     if qkn is not None:
-        return dg.sum(1)[:, :D]
+        return dg.sum(1)[:, :D].contiguous()  # (HEAD_DIM > D where D is no power of two)
 
 
 def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg, qdo):

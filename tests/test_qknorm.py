@@ -273,3 +273,16 @@ def test_qk_norm_attention_backward_fills_no_gradient_for_the_kept_outputs():
     ref = _attention_reference(qkv, wq, wk, nh, nkv, dy, causal=True, bias=-float(torch.log(torch.tensor(T))))
     for a, b in zip(got, ref[1:]):
         assert (a.double() - b).norm() / b.norm() < 1e-4
+
+
+@pytest.mark.parametrize("hs", [16, 48])
+def test_qk_norm_attention_backward_op_matches_its_fake(hs):
+    """The backward op's outputs have the shapes and strides its fake implementation promises (torch.compile
+    trusts them): also where the kernels pad a head dim that is no power of two (48 runs as 64)."""
+    nh, nkv = 2, 1
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 20, (nh + 2 * nkv) * hs, generator=g).to(DEV)
+    w = (torch.rand(hs, generator=g) + 0.5).to(DEV)
+    y, p, r = qknorm._attn_fwd(x, w, w.clone(), nh, nkv, 1e-5, None, -3.0, hs ** -0.5, False, True, 0.0, None, -1, -1)
+    torch.library.opcheck(qknorm._attn_bwd, (torch.randn_like(y), p, r, w, w.clone(), nh, nkv, None, -3.0, hs ** -0.5,
+                                             False, True, 0.0, None, -1, -1), test_utils=("test_schema", "test_faketensor"))
