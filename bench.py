@@ -346,6 +346,9 @@ TRAIN_VARIANTS = {"sigmoid": ("configs/gpt2_124m.py", []),
                   # hybrid-norm's post-norms keeping their inputs (train.py --post_norm_from_sum=False)
                   "sigmoid_keeppost_cg": ("configs/gpt2_124m.py", ["--post_norm_from_sum=False",
                                                                    "--compile_mode=reduce-overhead"]),
+                  # that post-norm's backward in PyTorch ops (inductor), not qknorm.post_norm_bwd's kernel
+                  "sigmoid_torchpost_cg": ("configs/gpt2_124m.py", ["--fused_post_norm=False",
+                                                                    "--compile_mode=reduce-overhead"]),
                   "softmax_cg": ("configs/gpt2_124m_softmax.py", ["--compile_mode=reduce-overhead"]),
                   "paper_1b": ("configs/paper_1b.py", []),
                   "paper_1b_softmax": ("configs/paper_1b.py", GPT2_BASELINE)}
@@ -475,6 +478,7 @@ def profile_train(args):
             # train.py's run-time QK-norm choice, which the model config does not hold
             model_module.FUSED_QK_NORM = False if "--fused_qk_norm=False" in TRAIN_VARIANTS[name][1] else "auto"
             model_module.POST_NORM_FROM_SUM = "--post_norm_from_sum=False" not in TRAIN_VARIANTS[name][1]
+            model_module.FUSED_POST_NORM = False if "--fused_post_norm=False" in TRAIN_VARIANTS[name][1] else "auto"
             model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
             opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
             fwd = torch.compile(model) if cuda else model

@@ -66,8 +66,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   Launch order (_tile): programs start in grid order, and a causal query block's work grows with its
     index, so each head's longest blocks go first. From LPT_MIN_LEN (8192) on, the grid is ordered as
     FlashAttention-3's LPT scheduler orders it: sections of (batch, head) pairs whose streamed tiles fit
-    in L2, within each every pair's longest block first (measured 4% faster fwd+bwd at T = 8192, level
-    to 3% slower below: run 64); shorter ones one pair after another.
+    in L2, within each every pair's longest block first (measured 4% faster fwd+bwd at T = 8192: run 64);
+    shorter ones on a (blocks, heads, batch) grid, one pair after another.
   With a window (the HAS_WINDOW variant; bounds WL, WR are run-time ints, one compile for all) the
     key loop of a query block runs over [lo, hi), the union of its rows' windows: masked blocks at
     the left edge, unmasked blocks that every row sees whole, masked blocks at the right edge or
@@ -408,20 +408,26 @@ def _key_rows(offs_n, Tq, Tk, off_q, WL, WR, CuQ, CuK, n_seq, SEARCH, VARLEN: tl
 
 
 # Launch order. Programs start in grid order and a causal program's work grows with its query block
-# (shrinks with its key block), so the grids are 1-D, ordered as FlashAttention-3's LPT scheduler orders
-# them: the (batch, head) pairs in sections whose streamed tiles fit in L2 (_section), and within a
-# section block by block, longest first, each block of every pair of the section at once. The last wave
-# is then short blocks, where one head after another left each head's longest blocks to the end. Below
-# LPT_MIN_LEN each section is one pair: one head after another (there it measured faster, run 64).
+# (shrinks with its key block). From LPT_MIN_LEN on (LPT) the grids are 1-D, ordered as FlashAttention-3's
+# LPT scheduler orders them: the (batch, head) pairs in sections whose streamed tiles fit in L2 (_section),
+# and within a section block by block, longest first, each block of every pair of the section at once. The
+# last wave is then short blocks, where one head after another left each head's longest blocks to the end.
+# Below, the grid is (blocks, heads, batch): one head after another, each head's longest block first
+# (there it measured faster, runs 64 and 70).
 @triton.jit
-def _tile(n_blk, n_heads, section):
-    """(i, head, batch) of this program; i = 0 is the longest block."""
-    pid = tl.program_id(0)
-    first = pid // (section * n_blk) * section  # its section's first (batch, head) pair
-    width = tl.minimum(tl.num_programs(0) // n_blk - first, section)  # (the last section may be narrower)
-    rest = pid - first * n_blk
-    hb = first + rest % width
-    return rest // width, hb % n_heads, hb // n_heads
+def _tile(n_blk, n_heads, section, LPT: tl.constexpr):
+    """(i, head, batch) of this program; i = 0 is the longest block. Without LPT the grid is (blocks,
+    heads, batch) and the program ids say it (the 1-D decode measured 3% slower at T=1024: run 70)."""
+    if LPT:
+        pid = tl.program_id(0)
+        first = pid // (section * n_blk) * section  # its section's first (batch, head) pair
+        width = tl.minimum(tl.num_programs(0) // n_blk - first, section)  # (the last section may be narrower)
+        rest = pid - first * n_blk
+        hb = first + rest % width
+        i, h, b = rest // width, hb % n_heads, hb // n_heads
+    else:
+        i, h, b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    return i, h, b
 
 
 @triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH", "section"])  # one compile for every window
@@ -434,10 +440,10 @@ def _fwd_kernel(Q, K, V, O, Slopes, hscale, hbias, Tq, Tk, off_q,
                 FAST: tl.constexpr, UPCAST: tl.constexpr, ROUND_F16: tl.constexpr,
                 DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                 HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
-                HEAD_BIAS: tl.constexpr, TMA: tl.constexpr, n_heads, section):
+                HEAD_BIAS: tl.constexpr, TMA: tl.constexpr, n_heads, section, LPT: tl.constexpr):
     # TMA: Q, K, V, O are (B, H, T, D) tensor descriptors, tiles moved by Hopper's copy engine (_tma_ok);
     # else pointers.
-    i, h, b = _tile(tl.cdiv(Tq, BLOCK_M), n_heads, section)
+    i, h, b = _tile(tl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
     pid_m = tl.cdiv(Tq, BLOCK_M) - 1 - i  # (causal: the last query blocks are the longest)
     hk = h // GROUP
     start_m = pid_m * BLOCK_M
@@ -593,11 +599,12 @@ def _bwd_dkdv_kernel(Q, K, V, DO, DK, DV, DQ, Slopes, scale, hscale, hbias, Tq, 
                      Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                      HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
                      HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
-                     stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr, n_heads, section):
+                     stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr, n_heads, section,
+                     LPT: tl.constexpr):
     # with dropout, the host passes scale / (1 - p) as `scale`: dK and dQ get the 1/(1-p) there
     # TMA: Q and DO are tensor descriptors (the tiles the query loop streams); K, V, the outputs pointers
     scale = 0.25 * scale  # the loop carries 4 dS (_dsig4)
-    pid_n, hk, b = _tile(tl.cdiv(Tk, BLOCK_N1), n_heads, section)  # (causal: the first key blocks are the longest)
+    pid_n, hk, b = _tile(tl.cdiv(Tk, BLOCK_N1), n_heads, section, LPT)  # (causal: the first key blocks are the longest)
     start_n = pid_n * BLOCK_N1
     offs_n = start_n + tl.arange(0, BLOCK_N1)
     offs_d = tl.arange(0, HEAD_DIM)
@@ -734,10 +741,11 @@ def _bwd_dq_kernel(Q, K, V, DO, DQ, Slopes, scale, hscale, hbias, Tq, Tk, off_q,
                    DOT_PREC: tl.constexpr, Seed, drop_p, drop_scale, HAS_DROPOUT: tl.constexpr,
                    HAS_WINDOW: tl.constexpr, VARLEN: tl.constexpr,
                    HEAD_BIAS: tl.constexpr, XQ, XK, RQ, RK, GQ, GK, DG, stride_xb, stride_xh, stride_xm,
-                   stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr, n_heads, section):
+                   stride_rb, stride_rm, QKNORM: tl.constexpr, TMA: tl.constexpr, n_heads, section,
+                     LPT: tl.constexpr):
     # TMA: K and V are tensor descriptors (the tiles the key loop streams); the rest pointers
     scale = 0.25 * scale  # the loop carries 4 dS (_dsig4)
-    i, h, b = _tile(tl.cdiv(Tq, BLOCK_M2), n_heads, section)
+    i, h, b = _tile(tl.cdiv(Tq, BLOCK_M2), n_heads, section, LPT)
     pid_m = tl.cdiv(Tq, BLOCK_M2) - 1 - i
     hk = h // GROUP
     start_m = pid_m * BLOCK_M2
@@ -839,13 +847,17 @@ def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride
 # tests/test_sm90_compile.py compiles this one for sm_90.
 
 @gluon.jit
-def _gl_tile(n_blk, n_heads, section):  # _tile's launch order
-    pid = gl.program_id(0)
-    first = pid // (section * n_blk) * section
-    width = gl.minimum(gl.num_programs(0) // n_blk - first, section)
-    rest = pid - first * n_blk
-    hb = first + rest % width
-    return rest // width, hb % n_heads, hb // n_heads
+def _gl_tile(n_blk, n_heads, section, LPT: gl.constexpr):  # _tile's launch order
+    if LPT:
+        pid = gl.program_id(0)
+        first = pid // (section * n_blk) * section
+        width = gl.minimum(gl.num_programs(0) // n_blk - first, section)
+        rest = pid - first * n_blk
+        hb = first + rest % width
+        i, h, b = rest // width, hb % n_heads, hb // n_heads
+    else:
+        i, h, b = gl.program_id(0), gl.program_id(1), gl.program_id(2)
+    return i, h, b
 
 
 @gluon.jit
@@ -910,8 +922,9 @@ def _gl_step(p, acc, q, k_smem, v_smem, kbar, vbar, k_desc, v_desc, b, hk, j, n,
 @gluon.jit
 def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk, off_q, n_heads, section,
                    GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-                   CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, num_warps: gl.constexpr):
-    i, h, b = _gl_tile(gl.cdiv(Tq, BLOCK_M), n_heads, section)
+                   CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, LPT: gl.constexpr,
+                   num_warps: gl.constexpr):
+    i, h, b = _gl_tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
     pid_m = gl.cdiv(Tq, BLOCK_M) - 1 - i
     hk = h // GROUP
     start_m = pid_m * BLOCK_M
@@ -1069,8 +1082,8 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
                     XK, RK, GK, DG, stride_xb, stride_xh, stride_xm, stride_rb, stride_rm,
                     GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
                     SLOTS: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr,
-                    QKNORM: gl.constexpr, num_warps: gl.constexpr):
-    pid_n, hk, b = _gl_tile(gl.cdiv(Tk, BLOCK_N), n_heads, section)
+                    QKNORM: gl.constexpr, LPT: gl.constexpr, num_warps: gl.constexpr):
+    pid_n, hk, b = _gl_tile(gl.cdiv(Tk, BLOCK_N), n_heads, section, LPT)
     start_n = pid_n * BLOCK_N
     dtype: gl.constexpr = q_desc.dtype
     st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
@@ -1313,6 +1326,12 @@ L2_SECTION_BYTES = 32 << 20
 LPT_MIN_LEN = 8192
 
 
+def _grid(n_blk, heads, batch, n):
+    """The launch grid of _tile's order for n (the grid's axis): 1-D in sections from LPT_MIN_LEN on, else
+    (blocks, heads, batch)."""
+    return (n_blk * heads * batch,) if n >= LPT_MIN_LEN else (n_blk, heads, batch)
+
+
 def _section(pairs, streamed, n):
     """(batch, head) pairs per section of the launch order: as many as fit their streamed tiles in
     L2_SECTION_BYTES, in sections of equal width; one below LPT_MIN_LEN."""
@@ -1330,10 +1349,10 @@ def _launch(kind, n, heads, batch, streamed, args, meta):
     One program per block of n (queries for fwd and dQ, keys for dK/dV), head and batch row, in _tile's
     order; `streamed`: the bytes per (batch, head) pair that its loop streams (_section)."""
     along = _NAMES[kind][1 if kind == "dkdv" else 0]
-    meta = {**meta, "n_heads": heads, "section": _section(heads * batch, streamed, n)}
+    meta = {**meta, "n_heads": heads, "section": _section(heads * batch, streamed, n), "LPT": n >= LPT_MIN_LEN}
 
     def grid(blocks):
-        return (triton.cdiv(n, blocks[along]) * heads * batch,)
+        return _grid(triton.cdiv(n, blocks[along]), heads, batch, n)
     if AUTOTUNE and not _INTERPRET:
         _TUNED[kind][grid](*args, **meta)
         return
@@ -1471,11 +1490,11 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
         bm, bn = GLUON_FWD[D]
         descs = [_gl_desc(t, bm if t is q or t is o else bn) for t in (q, k, v, o)]
         try:
-            _gl_fwd_kernel[(triton.cdiv(Tq, bm) * H * B,)](
+            _gl_fwd_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
                 *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), GROUP=H // Hkv,
                 BLOCK_M=bm, BLOCK_N=bn,
                 HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi),
-                num_warps=4)
+                LPT=Tq >= LPT_MIN_LEN, num_warps=4)
             return
         except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep _fwd_kernel
             _gluon_off(e)
@@ -1562,12 +1581,13 @@ def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg, qdo):
     bm, bn, slots, warps = GLUON_DKDV[D]
     descs = [_gl_desc(t, bn if t is k or t is v else bm) for t in (q, k, v, do)]
     try:
-        _gl_dkdv_kernel[(triton.cdiv(Tk, bn) * Hkv * B,)](
+        _gl_dkdv_kernel[_grid(triton.cdiv(Tk, bn), Hkv, B, Tk)](
             *descs, dk, dv, slopes, *common[:6], Hkv, _section(Hkv * B, qdo, Tk), *dk.stride()[:3], *dv.stride()[:3],
             meta["XK"], meta["RK"], meta["GK"], dg, *(meta[n] for n in ("stride_xb", "stride_xh", "stride_xm",
                                                                          "stride_rb", "stride_rm")),
             GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, SLOTS=slots, CAUSAL=meta["CAUSAL"],
-            HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"], QKNORM=meta["QKNORM"], num_warps=warps)
+            HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"], QKNORM=meta["QKNORM"], LPT=Tk >= LPT_MIN_LEN,
+            num_warps=warps)
         return True
     except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep the Triton kernels
         _gluon_off(e)

@@ -378,6 +378,9 @@ class ResidualRMSNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, out, w, r = ctx.saved_tensors
+        if qknorm is not None and x.dtype == torch.float32 and (FUSED_POST_NORM is True or (FUSED_POST_NORM and x.is_cuda)):
+            # the same maths in one Triton pass, the gain's sum included (inductor would re-read the activations)
+            return g, *qknorm.post_norm_bwd(g, x, out, w, r, ctx.a_dtype), None
         xh = (out - x) / w  # a r
         gw = g * w
         da = r * (gw - xh * (gw * xh).mean(-1, keepdim=True))
@@ -386,6 +389,9 @@ class ResidualRMSNorm(torch.autograd.Function):
 
 # False: nn.RMSNorm and a plain residual add for the post-norms (keeps their inputs for the backward)
 POST_NORM_FROM_SUM = True
+# ResidualRMSNorm's backward in qknorm.post_norm_bwd's kernel: "auto" = on CUDA, True = always (the CPU tests,
+# under TRITON_INTERPRET=1), False = in PyTorch ops. train.py sets "auto" (--fused_post_norm)
+FUSED_POST_NORM = False
 
 
 class Block(nn.Module):

@@ -27,6 +27,9 @@ the raw projection is not kept beside the normed heads (at 124M, 16 x 1024: 0.56
 Where FlashSigmoid's dQ kernel runs (on Hopper always; elsewhere T < 2048 or deterministic) and the
 head dim is at most 64, that backward has no QK-norm pass at all: the attention's dK/dV and dQ kernels
 end in it (flashsigmoid's QKNORM).
+
+post_norm_bwd (at the very bottom) is the recipe's other norm kernel: the backward of hybrid-norm's
+post-norm and residual add (model.ResidualRMSNorm) in one pass, the gain's gradient summed in it.
 """
 
 import os
@@ -327,3 +330,70 @@ def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scal
     alibi, _, *rest = flashsigmoid._op_args(*_heads(qkv, nh, nkv), v, True, bias, scale, alibi_slopes, exact,
                                             deterministic, dropout_p, seed, window)
     return _attn_fwd(qkv, wq, wk, nh, nkv, float(eps), alibi, *rest)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Hybrid-norm's post-norm backward (model.ResidualRMSNorm: out = x + RMSNorm(a) w, a's normed rows
+# recovered as (out - x) / w), one pass:   g' = g w,  da = r (g' - ah mean_d(g' ah)),  dw = sum_rows g ah.
+# Under torch.compile, inductor folds each softmax pre-norm's gain sum into its norm's row kernel, but
+# groups the recipe's gain sums of several layers into separate kernels that read every activation
+# they need a second time (about 1 ms of a 124M step at 16 x 1024, BENCHMARKS run 71). Here a
+# persistent grid sums each program's rows' gain gradient in registers, then one tiny sum over programs.
+# ----------------------------------------------------------------------------------------------
+POST_BLOCK_R, POST_WARPS, POST_PROGRAMS_PER_SM = 1, 4, 8  # the fastest of run 77's configs
+
+
+@triton.jit
+def _post_norm_bwd_kernel(G, X, OUT, W, R, DA, DW, n_rows, C: tl.constexpr, C_PAD: tl.constexpr,
+                          BLOCK_R: tl.constexpr):
+    pid = tl.program_id(0)
+    cols = tl.arange(0, C_PAD)
+    cm = cols < C
+    w = tl.load(W + cols, mask=cm, other=1.0).to(tl.float32)
+    dw = tl.zeros((C_PAD,), dtype=tl.float32)
+    for start in range(pid * BLOCK_R, n_rows, tl.num_programs(0) * BLOCK_R):  # rows pid, pid + P, ... (by blocks)
+        rows = start + tl.arange(0, BLOCK_R)
+        m = (rows < n_rows)[:, None] & cm[None, :]
+        at = rows[:, None].to(tl.int64) * C + cols[None, :]
+        g = tl.load(G + at, mask=m, other=0.0).to(tl.float32)
+        ah = (tl.load(OUT + at, mask=m, other=0.0).to(tl.float32) - tl.load(X + at, mask=m, other=0.0).to(tl.float32)) / w
+        r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
+        gw = g * w
+        da = r[:, None] * (gw - ah * (tl.sum(gw * ah, axis=1) / C)[:, None])
+        tl.store(DA + at, da.to(DA.dtype.element_ty), mask=m)
+        dw += tl.sum(g * ah, axis=0)
+    tl.store(DW + pid * C_PAD + cols, dw)
+
+
+def _programs(device):
+    if device.type != "cuda":
+        return 4  # the interpreter: a few programs, so that each loops over several row blocks
+    return POST_PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+@torch.library.custom_op("qknorm::post_norm_bwd", mutates_args=())
+def _post_norm_bwd(g: torch.Tensor, x: torch.Tensor, out: torch.Tensor, w: torch.Tensor, r: torch.Tensor,
+                   a_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    C = g.shape[-1]
+    n = g.numel() // C
+    g, x, out, r = (t.contiguous() for t in (g, x, out, r))
+    da = torch.empty(g.shape, device=g.device, dtype=a_dtype)
+    grid = max(1, min(triton.cdiv(n, POST_BLOCK_R), _programs(g.device)))
+    cp = triton.next_power_of_2(C)
+    dw = torch.empty(grid, cp, device=g.device, dtype=torch.float32)
+    _post_norm_bwd_kernel[(grid,)](g, x, out, w, r, da, dw, n, C=C, C_PAD=cp, BLOCK_R=POST_BLOCK_R, num_warps=POST_WARPS)
+    return da, dw[:, :C].sum(0).to(w.dtype)
+
+
+@_post_norm_bwd.register_fake
+def _(g, x, out, w, r, a_dtype):
+    return g.new_empty(g.shape, dtype=a_dtype), w.new_empty(w.shape)
+
+
+def post_norm_bwd(g, x, out, w, r, a_dtype):
+    """The backward of out = x + RMSNorm(a) w (gain w, saved 1/rms r, one per row) from out and x, a's
+    normed rows being (out - x) / w: returns (da in a_dtype, dw). g, x, out: (..., C) fp32; w: (C,)."""
+    if not (g.shape == x.shape == out.shape and w.shape == g.shape[-1:] and r.numel() * g.shape[-1] == g.numel()):
+        raise ValueError(f"post_norm_bwd: shapes g {tuple(g.shape)}, x {tuple(x.shape)}, out {tuple(out.shape)}, "
+                         f"w {tuple(w.shape)}, r {tuple(r.shape)} do not match")
+    return _post_norm_bwd(g, x, out, w, r, a_dtype)

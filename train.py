@@ -91,6 +91,7 @@ attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it appli
 fused_qk_norm = True  # CUDA: QK-norm in qknorm.py's kernels, one op with the attention kernel (faster: BENCHMARKS run 23)
 post_norm_from_sum = True  # hybrid-norm's post-norms recover their input from the residual sum in the backward
 # instead of keeping it (model.ResidualRMSNorm): 0.56 GiB less at 124M, 16 x 1024, about 1% slower (BENCHMARKS runs 61-63)
+fused_post_norm = True  # CUDA: that post-norm's backward in one Triton pass (qknorm.post_norm_bwd), not inductor's kernels
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------
@@ -248,6 +249,7 @@ try:
     gptconf = config_from_dict(model_args)  # drops the keys that are not GPTConfig's
     model_module.FUSED_QK_NORM = "auto" if fused_qk_norm else False  # a run-time choice, like attn_impl
     model_module.POST_NORM_FROM_SUM = post_norm_from_sum
+    model_module.FUSED_POST_NORM = "auto" if fused_post_norm else False
     model = GPT(gptconf, attn_impl)
 except ValueError as e:
     raise SystemExit(f"error: {e}")

@@ -286,3 +286,76 @@ def test_qk_norm_attention_backward_op_matches_its_fake(hs):
     y, p, r = qknorm._attn_fwd(x, w, w.clone(), nh, nkv, 1e-5, None, -3.0, hs ** -0.5, False, True, 0.0, None, -1, -1)
     torch.library.opcheck(qknorm._attn_bwd, (torch.randn_like(y), p, r, w, w.clone(), nh, nkv, None, -3.0, hs ** -0.5,
                                              False, True, 0.0, None, -1, -1), test_utils=("test_schema", "test_faketensor"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Hybrid-norm's post-norm backward (model.ResidualRMSNorm) in one kernel
+
+
+def _post_norm_case(shape, a_dtype, seed):
+    """x (fp32 residual), a (the branch output), w (gains away from 1), and the forward's out and 1/rms r."""
+    g = torch.Generator().manual_seed(seed)
+    C = shape[-1]
+    x = torch.randn(shape, generator=g).to(DEV)
+    a = (torch.randn(shape, generator=g) * 3).to(DEV, a_dtype)
+    w = (torch.rand(C, generator=g) + 0.5).to(DEV)
+    r = torch.rsqrt(a.float().pow(2).mean(-1, keepdim=True) + 1e-5)
+    return x, a, w, r, x + a.float() * r * w, torch.randn(shape, generator=g).to(DEV)
+
+
+@pytest.mark.parametrize("shape,a_dtype", [
+    ((2, 7, 48), torch.float32),    # 14 rows: not a multiple of the row block; width no power of two
+    ((3, 11, 64), torch.bfloat16),  # the model's dtypes under autocast: a bf16, x fp32; 33 rows over 4 programs
+    ((1, 5, 3), torch.float16),     # a tiny width, padded to 4
+])
+def test_post_norm_backward_matches_float64_autograd(shape, a_dtype):
+    x, a, w, r, out, dy = _post_norm_case(shape, a_dtype, sum(shape))
+    da, dw = qknorm.post_norm_bwd(dy, x, out, w, r, a_dtype)
+    assert da.dtype == a_dtype and da.shape == a.shape and dw.dtype == w.dtype and dw.shape == w.shape
+    a64, w64 = a.double().requires_grad_(True), w.double().requires_grad_(True)
+    norm = nn.RMSNorm(shape[-1], eps=1e-5).double().to(DEV)
+    norm.weight = nn.Parameter(w64)
+    ref_da, ref_dw = torch.autograd.grad(x.double() + norm(a64), (a64, norm.weight), dy.double())
+    tol = 1e-5 if a_dtype == torch.float32 else 1e-2  # da is rounded to a's dtype
+    for got, ref in ((da, ref_da), (dw, ref_dw)):
+        err = ((got.double() - ref).norm() / ref.norm()).item()
+        assert err < tol, err
+    assert ((dw.double() - ref_dw).norm() / ref_dw.norm()).item() < 1e-5  # the gain's sum stays fp32
+
+
+def test_post_norm_backward_errors_and_opcheck():
+    x, a, w, r, out, dy = _post_norm_case((2, 5, 16), torch.float32, 1)
+    with pytest.raises(ValueError, match=r"w \(8,\)"):
+        qknorm.post_norm_bwd(dy, x, out, w[:8], r, torch.float32)
+    torch.library.opcheck(qknorm._post_norm_bwd, (dy, x, out, w, r, torch.bfloat16),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("attn_impl", ["torch"] + (["triton"] if CUDA else []))
+def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl):
+    """A small hybrid-norm model's gradients with model.FUSED_POST_NORM off and on agree (the kernel replaces
+    ResidualRMSNorm's PyTorch backward); on a GPU under bf16 autocast too, where a is bf16 and x fp32."""
+    import model
+    torch.manual_seed(0)
+    cfg = model.GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=4, n_embd=64)
+    m = model.GPT(cfg, attn_impl=attn_impl).to(DEV)
+    for mod in m.modules():  # gains away from 1, so a mix-up of gains would show
+        if isinstance(mod, nn.RMSNorm):
+            nn.init.uniform_(mod.weight, 0.5, 1.5)
+    idx = torch.randint(64, (4, 32), device=DEV)
+    out = {}
+    for fused in (False, True):
+        monkeypatch.setattr(model, "FUSED_POST_NORM", fused)
+        m.zero_grad()
+        with torch.autocast(DEV, dtype=torch.bfloat16, enabled=CUDA):
+            _, loss = m(idx, idx)
+        loss.backward()
+        out[fused] = (loss.item(), {n: p.grad.clone() for n, p in m.named_parameters()})
+    assert out[True][0] == out[False][0]  # the forward is the same code
+    tol = 2e-2 if CUDA else 1e-4  # bf16's da, rounded at different places
+    for n, ref in out[False][1].items():
+        got = out[True][1][n]
+        assert (got - ref).norm() <= tol * ref.norm() + 1e-7, n
+    post = out[True][1]["transformer.h.0.mlp_post_norm.weight"]
+    assert post.abs().sum() > 0
+

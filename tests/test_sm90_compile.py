@@ -71,33 +71,37 @@ def compile_gluon():
 
     out = {}
     for D, (bm, bn) in fs.GLUON_FWD.items():
-        for dtype, causal, alibi, head_bias, group in [(torch.bfloat16, True, False, False, 1),
-                                                        (torch.bfloat16, True, True, False, 1),
-                                                        (torch.bfloat16, False, True, True, 2),
-                                                        (torch.float16, True, True, True, 4)]:
+        # (the launch order's 1-D sectioned grid, LPT, in the combination the 124M model's long context takes)
+        for dtype, causal, alibi, head_bias, group, lpt in [(torch.bfloat16, True, False, False, 1, False),
+                                                             (torch.bfloat16, True, True, False, 1, False),
+                                                             (torch.bfloat16, True, True, False, 1, True),
+                                                             (torch.bfloat16, False, True, True, 2, False),
+                                                             (torch.float16, True, True, True, 4, False)]:
             if not _mine():
                 continue
             name, desc = descs(dtype, D, (bm, bn))
             consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, CAUSAL=causal, HAS_ALIBI=alibi,
-                          HEAD_BIAS=head_bias, num_warps=4)
+                          HEAD_BIAS=head_bias, LPT=lpt, num_warps=4)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm], "Slopes": "*fp32",
                    "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32",
                    "section": "i32"}
-            key = f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} {(bm, bn)}"
+            key = (f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} lpt={lpt} "
+                   f"{(bm, bn)}")
             out[key] = usage(fs._gl_fwd_kernel, sig, consts)
     for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():
         # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it; grouped heads at D <= 64 only,
         # where _bwd_into takes it: at 128 the group loop spills)
         g2, g4 = (2, 4) if D <= 64 else (1, 1)
-        for dtype, causal, alibi, head_bias, group, qkn in [(torch.bfloat16, True, False, False, 1, False),
-                                                            (torch.bfloat16, True, True, False, 1, D <= 64),
-                                                            (torch.bfloat16, False, True, True, g2, False),
-                                                            (torch.float16, True, True, True, g4, D <= 64)]:
+        for dtype, causal, alibi, head_bias, group, qkn, lpt in [(torch.bfloat16, True, False, False, 1, False, False),
+                                                                 (torch.bfloat16, True, True, False, 1, D <= 64, False),
+                                                                 (torch.bfloat16, True, True, False, 1, D <= 64, True),
+                                                                 (torch.bfloat16, False, True, True, g2, False, False),
+                                                                 (torch.float16, True, True, True, g4, D <= 64, False)]:
             if not _mine():
                 continue
             name, desc = descs(dtype, D, (bm, bn))
             consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, SLOTS=slots, CAUSAL=causal,
-                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, QKNORM=qkn, num_warps=w)
+                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, QKNORM=qkn, LPT=lpt, num_warps=w)
             sig = {"q_desc": desc[bm], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm],
                    "DK": f"*{name}", "DV": f"*{name}", "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32",
                    "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32",
@@ -106,7 +110,7 @@ def compile_gluon():
                    "XK": f"*{name}", "RK": "*fp32", "GK": "*fp32", "DG": "*fp32",
                    **{n: "i32" for n in ("stride_xb", "stride_xh", "stride_xm", "stride_rb", "stride_rm")}}
             key = (f"gl_dkdv D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
-                   f"qknorm={qkn} {(bm, bn, slots, w)}")
+                   f"qknorm={qkn} lpt={lpt} {(bm, bn, slots, w)}")
             out[key] = usage(fs._gl_dkdv_kernel, sig, consts)
     return out
 
@@ -136,6 +140,8 @@ def compile_all(kinds=None):
     # loop bounds and masks, not tiles)
     variants += [(f"{name}-{v}", kind, {**extra, flag: True}) for name, kind, extra in base
                  for v, flag in (("window", "HAS_WINDOW"), ("varlen", "VARLEN"))]
+    # the launch order's 1-D sectioned grid (from LPT_MIN_LEN on): the 16-bit tables at D = 64 and 128
+    variants += [(f"{name}-lpt", kind, {**extra, "LPT": True}) for name, kind, extra in base]
     # ending in QK-norm's backward (qknorm.py's fused op; the dQ kernel's backward only)
     variants += [(f"{name}-qkn", kind, {**extra, "QKNORM": True}) for name, kind, extra in base
                  if kind != "fwd" and not extra.get("ATOMIC_DQ")]
@@ -146,7 +152,7 @@ def compile_all(kinds=None):
             continue
         for size, cfgs in table.items():
             for D, dtype in reps[size]:
-                if extra.get("HAS_DROPOUT") and (size != "small" or D not in (64, 128)):
+                if (extra.get("HAS_DROPOUT") or extra.get("LPT")) and (size != "small" or D not in (64, 128)):
                     continue
                 if extra.get("QKNORM") and (size != "small" or D != 64):  # qknorm.py uses it at D <= 64 only
                     continue
@@ -154,7 +160,7 @@ def compile_all(kinds=None):
                 if extra.get("TMA") is False and not tma:
                     continue  # (the plain variant is the pointer path already)
                 meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": tma,
-                        **extra}
+                        "LPT": False, **extra}
                 ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 first_only = D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") or extra.get("TMA") is False
                 for c in (cfgs[:1] if first_only else cfgs):
@@ -201,15 +207,18 @@ def compile_all(kinds=None):
 # real speed. Register allocation differs between Triton versions; these bounds hold with Triton 3.8
 # and 3.6 (2026-12-03; the deterministic dK/dV at D=128 spills 8 bytes with 3.6, none with 3.8). The
 # atomic dK/dV at D=128, (64, 128, 3, 8), is at the 255-register cap and spills with or without
-# descriptors (not listed). The dQ kernel's (128, 64, 4, 4) at D=64, picked in run 50, is at the cap and since
-# the 1-D launch order (_tile's index arithmetic) spills 24 bytes with 3.8, 8 with 3.6; run 66's autotuner
-# picked (128, 64, 3, 8) there instead (no spill), so the bound below is the spill as measured, not a target.
+# descriptors (not listed). The dQ kernel's (128, 64, 4, 4) at D=64, picked in run 50, is at the cap: with
+# the 1-D launch order's index arithmetic (LPT, from T=8192) it spills 24 bytes with 3.8, 8 with 3.6, and
+# run 66's autotuner picked (128, 64, 3, 8) there instead (no spill): that bound is the spill as measured.
 PICKED = [("fwd", 64, (64, 64, 3, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd", 64, (64, 64, 4, 4), 0),
           ("fwd", 128, (64, 64, 3, 4), 0), ("fwd", 128, (128, 128, 3, 8), 0),
           ("dkdv-det", 64, (32, 64, 4, 4), 0), ("dkdv-det", 128, (64, 128, 3, 8), 8),
           ("dkdv", 64, (64, 64, 3, 4), 0),
-          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 64, 4, 4), 24), ("dq", 64, (128, 64, 3, 8), 0),
-          ("dq", 64, (64, 64, 3, 4), 0), ("dq", 128, (128, 64, 3, 8), 0)]
+          ("dq", 64, (64, 32, 4, 4), 0), ("dq", 64, (128, 64, 4, 4), 0), ("dq", 64, (128, 64, 3, 8), 0),
+          ("dq", 64, (64, 64, 3, 4), 0), ("dq", 128, (128, 64, 3, 8), 0),
+          ("fwd-lpt", 64, (128, 64, 3, 4), 0), ("fwd-lpt", 128, (128, 128, 3, 8), 0),
+          ("dkdv-det-lpt", 128, (64, 128, 3, 8), 8),
+          ("dq-lpt", 64, (128, 64, 4, 4), 24), ("dq-lpt", 64, (128, 64, 3, 8), 0), ("dq-lpt", 128, (128, 64, 3, 8), 0)]
 
 
 def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
