@@ -1529,7 +1529,8 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     """The backward's kernels, writing dq, dk, dv (B, H, T, D) of any strides whose last is 1: the
     custom op's own buffers, or views into a caller's (qknorm.py's packed projection gradient).
     seqs: as _fwd_launch's. qkn (see _qkn_args): q and k are QK-normed heads, dq and dk become those
-    of the raw heads, through the dQ kernel (deterministic); returns the gains' gradients (fp32), (2, D): q's, k's."""
+    of the raw heads, through the dQ kernel (deterministic); returns the gains' gradients as partial sums, fp32
+    (2, rows, >= D): q's, k's, to be summed over rows (qknorm.sum_rows) in the first D columns."""
     q, k, v, do = (_lastdim_contig(t) for t in (q, k, v, do))
     B, H, Tq, D = q.shape
     Hkv, Tk = k.shape[1], k.shape[2]
@@ -1571,7 +1572,7 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     else:
         dq.copy_(acc)
     if qkn is not None:
-        return dg.sum(1)[:, :D].contiguous()  # (HEAD_DIM > D where D is no power of two)
+        return dg  # (HEAD_DIM > D where D is no power of two)
 
 
 def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg, qdo):

@@ -9,7 +9,7 @@ x is the (B, T, (nh + nkv) hs) slice of the projection that holds q and k; rows 
 pairs, the first nh heads of a token normalised with wq, the other nkv with wk. One program takes
 BLOCK_R rows. The backward writes dx for q and k into one (B, T, (nh + nkv) hs) tensor, whose
 concatenation with dv is the projection's gradient, and sums dw per program into an fp32 buffer that
-a final (tiny) sum over programs reduces: deterministic, no atomics.
+sum_rows reduces over programs in a fixed order: deterministic, no atomics.
 
 Why a kernel: with nn.RMSNorm per head, torch.compile's GPT-2 step spent about 2 ms (of 34.6) on
 QK-norm: the backward, its weight-gradient reductions (one aten reduce per norm) and the cat into
@@ -124,6 +124,37 @@ def _qknorm_bwd_kernel(X, Wq, Wk, R, DQ, DK, DX, DW, n_rows, stride_xt, stride_d
     tl.store(DW + (tl.num_programs(0) + pid) * HS_PAD + cols, tl.sum(tl.where(is_q[:, None], 0.0, dw), axis=0))
 
 
+@triton.jit
+def _sum_rows_kernel(X, Y, n_rows, stride_xg, stride_xr, stride_yg, N, CHUNK: tl.constexpr, BLOCK_R: tl.constexpr,
+                     BLOCK_N: tl.constexpr):
+    # Y[g, c, cols] = sum of X[g, rows, cols] over chunk c's CHUNK rows, in a fixed order (deterministic)
+    c, j, grp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    cols = j * BLOCK_N + tl.arange(0, BLOCK_N)
+    acc = tl.zeros((BLOCK_R, BLOCK_N), dtype=tl.float32)
+    for r0 in tl.static_range(0, CHUNK, BLOCK_R):
+        rows = c * CHUNK + r0 + tl.arange(0, BLOCK_R)
+        m = (rows < n_rows)[:, None] & (cols < N)[None, :]
+        acc += tl.load(X + grp * stride_xg + rows[:, None] * stride_xr + cols[None, :], mask=m, other=0.0)
+    tl.store(Y + grp * stride_yg + c * N + cols, tl.sum(acc, axis=0), mask=cols < N)
+
+
+def sum_rows(x, n):
+    """Partial sums x (G, R, >= n) fp32, last dim contiguous -> their sums over R of the first n columns, (G, n)
+    fp32: chunks of 128 rows in parallel, then the chunks' sums (aten's sum over such a tall, narrow
+    buffer is a slow reduction: ~10-30 us each, 36 per 124M step, BENCHMARKS run 77)."""
+    G, R, _ = x.shape
+    while True:
+        ch = 128 if R > 128 else max(16, triton.next_power_of_2(R))
+        bn = min(64, triton.next_power_of_2(n))
+        chunks = triton.cdiv(R, ch)
+        y = torch.empty(G, chunks, n, device=x.device, dtype=torch.float32)
+        _sum_rows_kernel[(chunks, triton.cdiv(n, bn), G)](x, y, R, x.stride(0), x.stride(1), y.stride(0), n, CHUNK=ch,
+                                                        BLOCK_R=min(ch, 64), BLOCK_N=bn)
+        if chunks == 1:
+            return y.view(G, n)
+        x, R = y, chunks
+
+
 def _shape(x, nh, nkv):
     B, T, C = x.shape
     return B, T, C // (nh + nkv), B * T * (nh + nkv)
@@ -153,19 +184,20 @@ def _bwd(dq: torch.Tensor, dk: torch.Tensor, x: torch.Tensor, wq: torch.Tensor, 
     B, T, hs, n = _shape(x, nh, nkv)
     dq, dk = dq.contiguous(), dk.contiguous()  # (B, T, H, hs) memory; a no-op for flashsigmoid's grads
     dx = torch.empty(B, T, (nh + nkv) * hs, device=x.device, dtype=x.dtype)
-    return (dx, *_bwd_into(dq, dk, x, wq, wk, r, nh, nkv, dx))
+    dw = _bwd_into(dq, dk, x, wq, wk, r, nh, nkv, dx)
+    return dx, dw[0].to(wq.dtype, copy=True), dw[1].to(wk.dtype, copy=True)  # (outputs may not alias)
 
 
 def _bwd_into(dq, dk, x, wq, wk, r, nh, nkv, dx, from_y=False):
     """The backward kernel, writing dx's q and k heads (dx: (B, T, >= (nh + nkv) hs), last dim
-    contiguous); returns the gains' gradients. from_y: x holds the normed rows y = x r w instead."""
+    contiguous); returns the gains' gradients, (2, hs) fp32. from_y: x holds the normed rows y = x r w instead."""
     B, T, hs, n = _shape(x, nh, nkv)
     grid = triton.cdiv(n, BLOCK_R)
     hp = triton.next_power_of_2(hs)
     dw = torch.empty(2, grid, hp, device=x.device, dtype=torch.float32)
     _qknorm_bwd_kernel[(grid,)](x, wq, wk, r, dq, dk, dx, dw, n, x.stride(1), dx.stride(1), NH=nh, NKV=nkv, HS=hs,
                                 HS_PAD=hp, BLOCK_R=BLOCK_R, FROM_Y=from_y)
-    return dw[0, :, :hs].sum(0).to(wq.dtype), dw[1, :, :hs].sum(0).to(wk.dtype)
+    return sum_rows(dw, hs)
 
 
 @_bwd.register_fake
@@ -281,13 +313,13 @@ def _attn_bwd(do: torch.Tensor, p: torch.Tensor, r: torch.Tensor, wq: torch.Tens
         # gradients into dqkv and the gains' partial sums, and no normed-q/k gradient exists
         dw = flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, True, dropout_p, seed, wl, wr,
                                     *_heads(dqkv, nh, nkv), dv, qkn=(r, wq, wk, nh, nkv))
-        return dqkv, dw  # (the gains' gradients in one (2, hs) fp32 tensor: one sum, and outputs may not alias)
+        return dqkv, sum_rows(dw, hs)  # (the gains' gradients in one (2, hs) fp32 tensor: outputs may not alias)
     dq, dk = (flashsigmoid._empty_like(t) for t in (q, k))  # the attention's gradients of the normed q, k
     flashsigmoid._bwd_into(do, q, k, v, alibi, True, bias, scale, exact, deterministic, dropout_p, seed, wl, wr,
                            dq, dk, dv)  # dv: straight into its part of dqkv
-    dwq, dwk = _bwd_into(dq.transpose(1, 2), dk.transpose(1, 2), p[..., :c], wq, wk, r, nh, nkv, dqkv,
-                         from_y=True)  # dq, dk: into theirs
-    return dqkv, torch.stack((dwq, dwk)).float()
+    dw = _bwd_into(dq.transpose(1, 2), dk.transpose(1, 2), p[..., :c], wq, wk, r, nh, nkv, dqkv,
+                   from_y=True)  # dq, dk: into theirs
+    return dqkv, dw
 
 
 @_attn_bwd.register_fake
@@ -382,7 +414,7 @@ def _post_norm_bwd(g: torch.Tensor, x: torch.Tensor, out: torch.Tensor, w: torch
     cp = triton.next_power_of_2(C)
     dw = torch.empty(grid, cp, device=g.device, dtype=torch.float32)
     _post_norm_bwd_kernel[(grid,)](g, x, out, w, r, da, dw, n, C=C, C_PAD=cp, BLOCK_R=POST_BLOCK_R, num_warps=POST_WARPS)
-    return da, dw[:, :C].sum(0).to(w.dtype)
+    return da, sum_rows(dw[None], C)[0].to(w.dtype)
 
 
 @_post_norm_bwd.register_fake

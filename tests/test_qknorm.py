@@ -359,3 +359,11 @@ def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl):
     post = out[True][1]["transformer.h.0.mlp_post_norm.weight"]
     assert post.abs().sum() > 0
 
+
+@pytest.mark.parametrize("G,R,W,n", [(1, 5, 4, 3), (2, 300, 64, 64), (1, 20000, 16, 10)])
+def test_sum_rows_equals_a_float64_sum(G, R, W, n):
+    """The gains' partial sums, reduced in one pass (R <= 128 rows) or in chunks, then the chunks' sums."""
+    x = torch.randn(G, R, W, generator=torch.Generator().manual_seed(R)).to(DEV)
+    got = qknorm.sum_rows(x, n)
+    assert got.shape == (G, n) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), x[..., :n].double().sum(1), rtol=1e-5, atol=1e-4)

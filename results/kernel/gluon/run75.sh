@@ -1,4 +1,4 @@
-# Prepared for the next session, not run (stop 31 had no device time left). The device has no git, so first, here:
+# Run 75 (stop 32; prepared in stop 31 as next_run_d.sh with next_lpt_hybrid.patch, now run75_lpt_hybrid.patch; part 1 ran, part 2 ran as run76.sh). The device has no git, so first, here:
 #   rm -rf devcarry/old && mkdir -p devcarry/old && git show HEAD:flashsigmoid.py > devcarry/old/flashsigmoid.py
 #   git apply results/kernel/gluon/next_lpt_hybrid.patch      # flashsigmoid.py and the sm_90 compile test (CPU-checked)
 #   cp results/kernel/gluon/next_run_d.sh devcarry/ && mkdir -p devcarry/sh && cp data/shakespeare/*.bin devcarry/sh/
