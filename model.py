@@ -30,6 +30,13 @@ except Exception:  # noqa: BLE001 - any import failure means "not available"
 # faster, BENCHMARKS.md); a bare GPT() here keeps nn.RMSNorm
 FUSED_QK_NORM = False
 
+
+def _kernel_on(flag, x):
+    """Whether a FUSED_* switch runs qknorm.py's kernels for input x: True = always (the CPU tests, under
+    TRITON_INTERPRET=1), "auto" = on CUDA, False = never."""
+    return qknorm is not None and (flag is True or (bool(flag) and x.is_cuda))
+
+
 CHOICES = dict(attention=("sigmoid", "softmax"), pos_encoding=("alibi", "rope", "learned", "none"),
                norm=("hybrid", "pre"), mlp=("gelu", "swiglu"), init=("paper", "gpt2"))
 
@@ -267,7 +274,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, pos, cache=None, layer=0, docs=None):
         B, T, C = x.size()
         qkv = self.c_attn(x)
-        fused = self.config.qk_norm and qknorm is not None and (FUSED_QK_NORM is True or (FUSED_QK_NORM and x.is_cuda))
+        fused = self.config.qk_norm and _kernel_on(FUSED_QK_NORM, x)
         if fused and self.on_kernel(x) and cache is None and docs is None and self.config.pos_encoding != "rope":
             # QK-norm and the kernel as one op: its backward writes qkv's gradient in place, no cat
             y = qknorm.qk_norm_sigmoid_attention(qkv, self.q_norm.weight, self.k_norm.weight, self.nh, self.nkv,
@@ -378,7 +385,7 @@ class ResidualRMSNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, out, w, r = ctx.saved_tensors
-        if qknorm is not None and x.dtype == torch.float32 and (FUSED_POST_NORM is True or (FUSED_POST_NORM and x.is_cuda)):
+        if x.dtype == torch.float32 and _kernel_on(FUSED_POST_NORM, x):
             # the same maths in one Triton pass, the gain's sum included (inductor would re-read the activations)
             return g, *qknorm.post_norm_bwd(g, x, out, w, r, ctx.a_dtype), None
         xh = (out - x) / w  # a r

@@ -143,9 +143,9 @@ def sum_rows(x, n):
     fp32: chunks of 128 rows in parallel, then the chunks' sums (aten's sum over such a tall, narrow
     buffer is a slow reduction: ~10-30 us each, 36 per 124M step, BENCHMARKS run 77)."""
     G, R, _ = x.shape
+    bn = min(64, triton.next_power_of_2(n))
     while True:
         ch = 128 if R > 128 else max(16, triton.next_power_of_2(R))
-        bn = min(64, triton.next_power_of_2(n))
         chunks = triton.cdiv(R, ch)
         y = torch.empty(G, chunks, n, device=x.device, dtype=torch.float32)
         _sum_rows_kernel[(chunks, triton.cdiv(n, bn), G)](x, y, R, x.stride(0), x.stride(1), y.stride(0), n, CHUNK=ch,
