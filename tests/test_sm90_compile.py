@@ -115,6 +115,43 @@ def compile_gluon():
     return out
 
 
+def compile_qknorm():
+    """qknorm.py's kernels at the 124M model's sizes (12 heads of 64, width 768), bf16 activations."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    import qknorm as qn
+    heads = dict(NH=12, NKV=12, HS=64, HS_PAD=64, BLOCK_R=qn.BLOCK_R)
+    post = dict(C=768, C_PAD=1024, BLOCK_R=qn.POST_BLOCK_R)
+    # (name, kernel, constants, warps, its bf16 pointers: the others are fp32)
+    cases = [("qknorm_fwd", qn._qknorm_fwd_kernel, heads, 4, "X Q K"),
+             ("qknorm_pack", qn._qknorm_pack_kernel, heads, 4, "X P"),
+             ("qknorm_bwd", qn._qknorm_bwd_kernel, {**heads, "FROM_Y": True}, 4, "X DQ DK DX"),
+             ("sum_rows", qn._sum_rows_kernel, dict(CHUNK=128, BLOCK_R=64, BLOCK_N=64), 4, ""),
+             ("post_norm_bwd", qn._post_norm_bwd_kernel, post, qn.POST_WARPS, "DA GH")]
+    if "PRE" in qn._post_norm_bwd_kernel.arg_names:  # with the next pre-norm's backward
+        cases[-1] = ("post_norm_bwd", qn._post_norm_bwd_kernel, {**post, "PRE": False}, qn.POST_WARPS, "DA GH")
+        cases.append(("post_pre_norm_bwd", qn._post_norm_bwd_kernel, {**post, "PRE": True}, qn.POST_WARPS, "DA GH"))
+    out = {}
+    for name, fn, consts, warps, bf16 in cases:
+        if not _mine():
+            continue
+        sig = {}
+        for n in fn.arg_names:
+            if n in consts:
+                sig[n] = "constexpr"
+            elif n == "eps":
+                sig[n] = "fp32"
+            elif n[0].isupper() and n != "N":  # a tensor
+                sig[n] = "*bf16" if n in bf16.split() else "*fp32"
+            else:  # lengths and strides
+                sig[n] = "i32"
+        k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps))
+        out[f"qknorm.{name}"] = _usage(k.asm["cubin"], k.metadata.shared)
+    return out
+
+
 def compile_all(kinds=None):
     """{'kind D dtype config': resource usage} for each table config of each kernel."""
     import torch
@@ -146,6 +183,7 @@ def compile_all(kinds=None):
     variants += [(f"{name}-qkn", kind, {**extra, "QKNORM": True}) for name, kind, extra in base
                  if kind != "fwd" and not extra.get("ATOMIC_DQ")]
     out = compile_gluon() if not kinds or "gl" in kinds else {}
+    out.update(compile_qknorm() if not kinds or "qknorm" in kinds else {})
     for name, kind, extra in variants:
         fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
         if kinds and name not in kinds:
@@ -246,6 +284,8 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     gluon = {k: u for k, u in usage.items() if k.startswith("gl_")}  # the Gluon kernels, where Triton has Gluon
     assert gluon or importlib.util.find_spec("triton.experimental.gluon") is None
     assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # no spills
+    norms = {k: u for k, u in usage.items() if k.startswith("qknorm.")}  # qknorm.py's kernels
+    assert len(norms) >= 5 and all(u["local"] == 0 and u["stack"] == 0 for u in norms.values()), norms
     for kind, D, c, stack in PICKED:
         u = usage[f"{kind} D={D} bfloat16 {c}"]
         assert u["local"] == 0 and u["stack"] <= stack, (kind, D, c, u)
