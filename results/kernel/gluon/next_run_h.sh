@@ -1,0 +1,30 @@
+# Prepared for the next session with a device (session 33 had none: its one call died, then loans paused).
+# The change: next_boundary.patch, every hybrid-norm post-norm fused with the pre-norm that follows it (the MLP's,
+# the next block's attention's, ln_f) into one autograd function, model.ResidualRMSNormPre, whose backward is one
+# Triton pass (qknorm.post_pre_norm_bwd). Prediction from run 77's profile at 16 x 1024: the 23 inductor pre-norm
+# backward kernels (1.06 ms) go, the 24 post-norm kernels read/write 20 instead of 14 bytes per element
+# (1.17 -> ~1.67 ms): ~0.5 ms per step at 16 x 1024, the same at 2 x 8192 (same tokens).
+# Setup here (the device has no git):
+#   rm -rf devcarry/base && mkdir -p devcarry/base && git archive HEAD | tar -x -C devcarry/base
+#   git apply results/kernel/gluon/next_boundary.patch
+#   cp results/kernel/gluon/next_run_h.sh devcarry/ && mkdir -p devcarry/sh && cp data/shakespeare/*.bin devcarry/sh/
+# then, carry ["devcarry"]: `bash devcarry/next_run_h.sh 1` (A/B of the step at 16 x 1024, HEAD vs the patch,
+# alternated; then the GPU tests of the changed files), and if the patch wins, `... 2` (the issue's table: both
+# shapes, both arms; the profile) and `... 3` (the paper_1b pair). Each part fits one call (< 600 s), and writes
+# its logs as it goes, so a cut call still brings back what ran.
+export PYTHONUNBUFFERED=1
+mkdir -p data/shakespeare devcarry/base/data/shakespeare && cp devcarry/sh/*.bin data/shakespeare/ && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; python -c "import torch, triton; print(torch.__version__, triton.__version__)"
+step() {  # $1: label, $2: directory; one bench of the sigmoid recipe's step at 16 x 1024
+  (cd $2 && timeout 150 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/ab_$1.log 2>&1)
+  grep "^{" $OUT/ab_$1.log | sed "s/^/$1 /" | tee -a $OUT/ab.log
+}
+if [ "$1" = 1 ]; then
+  step base1 devcarry/base; step patch1 .; step base2 devcarry/base; step patch2 .
+  timeout $((580 - SECONDS)) python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py tests/test_model.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
+elif [ "$1" = 2 ]; then
+  (mkdir -p $OUT/train; OUT=$OUT/train timeout 380 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
+  timeout $((580 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile.log 2>&1; tail -n 4 $OUT/profile.log
+else
+  (mkdir -p $OUT/p1b; OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
+fi
