@@ -1,4 +1,5 @@
-"""Every autotune config of every FlashSigmoid kernel compiles for Hopper (sm_90), checked on a CPU.
+"""Every autotune config of every FlashSigmoid kernel compiles for Hopper (sm_90), checked on a CPU; so do
+qknorm.py's kernels.
 
 Triton compiles ahead of time for a named target with its bundled ptxas: no GPU or driver needed.
 This catches what the interpreter tests cannot: code that runs interpreted but does not lower to
@@ -129,10 +130,7 @@ def compile_qknorm():
              ("qknorm_pack", qn._qknorm_pack_kernel, heads, 4, "X P"),
              ("qknorm_bwd", qn._qknorm_bwd_kernel, {**heads, "FROM_Y": True}, 4, "X DQ DK DX"),
              ("sum_rows", qn._sum_rows_kernel, dict(CHUNK=128, BLOCK_R=64, BLOCK_N=64), 4, ""),
-             ("post_norm_bwd", qn._post_norm_bwd_kernel, post, qn.POST_WARPS, "DA GH")]
-    if "PRE" in qn._post_norm_bwd_kernel.arg_names:  # with the next pre-norm's backward
-        cases[-1] = ("post_norm_bwd", qn._post_norm_bwd_kernel, {**post, "PRE": False}, qn.POST_WARPS, "DA GH")
-        cases.append(("post_pre_norm_bwd", qn._post_norm_bwd_kernel, {**post, "PRE": True}, qn.POST_WARPS, "DA GH"))
+             ("post_norm_bwd", qn._post_norm_bwd_kernel, post, qn.POST_WARPS, "DA")]
     out = {}
     for name, fn, consts, warps, bf16 in cases:
         if not _mine():
