@@ -124,6 +124,9 @@ try:  # Gluon (Triton's lower-level language, 3.6 on): the Hopper forward with a
     from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                                   warpgroup_mma_wait)
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor as GluonDescriptor
+    # TMA copies: async_load / async_store from Triton 3.8 on (3.9 removed the older names that 3.6 has)
+    _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+    _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
 except ImportError:  # without it that path is off (_gluon_ok) and its kernel is never built
     import types
     gluon = types.SimpleNamespace(jit=lambda fn: None)
@@ -871,7 +874,7 @@ def _gl_load(desc, smem, bar, b, h, j, n, BLOCK_N: gl.constexpr):
     # key block j (of K or V) into ring slot j % 2; nothing past the last block n - 1
     s = j % 2
     mbarrier.expect(bar.index(s), desc.block_type.nbytes, pred=j < n)
-    tma.async_copy_global_to_shared(desc, [b, h, j * BLOCK_N, 0], bar.index(s), smem.index(s), pred=j < n)
+    _tma_load(desc, [b, h, j * BLOCK_N, 0], bar.index(s), smem.index(s), pred=j < n)
 
 
 @gluon.jit
@@ -962,7 +965,7 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
     n_full = full_end // BLOCK_N
 
     mbarrier.expect(qbar, q_desc.block_type.nbytes)
-    tma.async_copy_global_to_shared(q_desc, [b, h, start_m, 0], qbar, q_smem)
+    _tma_load(q_desc, [b, h, start_m, 0], qbar, q_smem)
     for j in gl.static_range(2):
         _gl_load(k_desc, k_smem, kbar, b, hk, j, n, BLOCK_N)
         _gl_load(v_desc, v_smem, vbar, b, hk, j, n, BLOCK_N)
@@ -990,7 +993,7 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
     # O through q's tile, now free; the copy engine clips rows past Tq
     q.store(acc.to(dtype))
     fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [b, h, start_m, 0], q_smem)
+    _tma_store(o_desc, [b, h, start_m, 0], q_smem)
     tma.store_wait(0)
 
 
@@ -1012,8 +1015,8 @@ def _gl_qdo_load(q_desc, do_desc, q_smem, do_smem, bar, b, h, row, c, pred, SLOT
     # the query block at `row` (Q and dO) into ring slot c % SLOTS
     s = c % SLOTS
     mbarrier.expect(bar.index(s), q_desc.block_type.nbytes + do_desc.block_type.nbytes, pred=pred)
-    tma.async_copy_global_to_shared(q_desc, [b, h, row, 0], bar.index(s), q_smem.index(s), pred=pred)
-    tma.async_copy_global_to_shared(do_desc, [b, h, row, 0], bar.index(s), do_smem.index(s), pred=pred)
+    _tma_load(q_desc, [b, h, row, 0], bar.index(s), q_smem.index(s), pred=pred)
+    _tma_load(do_desc, [b, h, row, 0], bar.index(s), do_smem.index(s), pred=pred)
 
 
 @gluon.jit
@@ -1101,8 +1104,8 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
     for i in gl.static_range(SLOTS):
         mbarrier.init(bar.index(i), count=1)
     mbarrier.expect(kvbar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-    tma.async_copy_global_to_shared(k_desc, [b, hk, start_n, 0], kvbar, k_smem)
-    tma.async_copy_global_to_shared(v_desc, [b, hk, start_n, 0], kvbar, v_smem)
+    _tma_load(k_desc, [b, hk, start_n, 0], kvbar, k_smem)
+    _tma_load(v_desc, [b, hk, start_n, 0], kvbar, v_smem)
     # the query rows that see this key block (_bwd_dkdv_kernel's bounds): steps from m_lo, the first
     # n_diag of them (causal) masked; rows past Tq come as zeros
     if CAUSAL:
