@@ -11,7 +11,7 @@
 # then, carry ["devcarry"]: `bash devcarry/next_run_h.sh 1` (A/B of the step at 16 x 1024, HEAD vs the patch,
 # alternated; then the GPU tests of the changed files), and if the patch wins, `... 2` (the issue's table: both
 # shapes, both arms; the profile), `... 3` (the paper_1b pair) and `... 4` (issue 11's kernel table, bench.py
-# --quick; it needs no patch). Each part fits one call (< 600 s), and writes
+# --quick; it needs no patch) and `... 5` (next_dq_probe.py, ~1 min). Each part fits one call (< 600 s), and writes
 # its logs as it goes, so a cut call still brings back what ran.
 export PYTHONUNBUFFERED=1
 mkdir -p data/shakespeare devcarry/base/data/shakespeare && cp devcarry/sh/*.bin data/shakespeare/ && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
@@ -28,6 +28,8 @@ elif [ "$1" = 2 ]; then
   timeout $((580 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile.log 2>&1; tail -n 4 $OUT/profile.log
 elif [ "$1" = 3 ]; then
   (mkdir -p $OUT/p1b; OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
-else  # 4: issue 11's kernel table (kernel, FA2, cuDNN; eager and CUDA-graph device time) on the code as it is
+elif [ "$1" = 4 ]; then  # issue 11's kernel table (kernel, FA2, cuDNN; eager and CUDA-graph device time), code as it is
   (mkdir -p $OUT/attn; OUT=$OUT/attn timeout 580 python bench.py --quick > $OUT/bench_attn.log 2>&1); tail -n 9 $OUT/bench_attn.log
+else  # 5: why the dQ kernel is slower in the model than isolated (next_dq_probe.py's header)
+  PYTHONPATH=. timeout 300 python results/kernel/gluon/next_dq_probe.py 2>&1 | grep -E "RESULT|Error" | tee $OUT/dq_probe.log
 fi
