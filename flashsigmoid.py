@@ -850,20 +850,6 @@ def _dropout_mask_kernel(Seed, Out, Tq, Tk, drop_p, stride_ob, stride_oh, stride
 # tests/test_sm90_compile.py compiles this one for sm_90.
 
 @gluon.jit
-def _gl_tile(n_blk, n_heads, section, LPT: gl.constexpr):  # _tile's launch order
-    if LPT:
-        pid = gl.program_id(0)
-        first = pid // (section * n_blk) * section
-        width = gl.minimum(gl.num_programs(0) // n_blk - first, section)
-        rest = pid - first * n_blk
-        hb = first + rest % width
-        i, h, b = rest // width, hb % n_heads, hb // n_heads
-    else:
-        i, h, b = gl.program_id(0), gl.program_id(1), gl.program_id(2)
-    return i, h, b
-
-
-@gluon.jit
 def _gl_tanh(x):
     return gl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=gl.float32, is_pure=True,
                                      pack=1)
@@ -927,7 +913,7 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
                    GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
                    CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, LPT: gl.constexpr,
                    num_warps: gl.constexpr):
-    i, h, b = _gl_tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
+    i, h, b = _tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
     pid_m = gl.cdiv(Tq, BLOCK_M) - 1 - i
     hk = h // GROUP
     start_m = pid_m * BLOCK_M
@@ -1086,7 +1072,7 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
                     GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
                     SLOTS: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr,
                     QKNORM: gl.constexpr, LPT: gl.constexpr, num_warps: gl.constexpr):
-    pid_n, hk, b = _gl_tile(gl.cdiv(Tk, BLOCK_N), n_heads, section, LPT)
+    pid_n, hk, b = _tile(gl.cdiv(Tk, BLOCK_N), n_heads, section, LPT)
     start_n = pid_n * BLOCK_N
     dtype: gl.constexpr = q_desc.dtype
     st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
