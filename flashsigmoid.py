@@ -1026,12 +1026,24 @@ def _gl_pds(sT, dpT, row0, j, n_diag, keys, cols0, hscale, hbias, hslope, op_lay
 
 
 @gluon.jit
+def _gl_kv(ring, j, HEAD_DIM: gl.constexpr):
+    # K or V (a ring of one slot) as an MMA operand. At D=128 its slot index is j >> 30, always 0 but not known to
+    # be: that keeps the 8 wgmma descriptors of each (16 registers) from being hoisted out of the query loop. The
+    # kernel is at the 255-register cap there, and Triton 3.9, which hoists them, spills 80-160 bytes in the loop;
+    # recomputed per step they cost a few integer adds (250 registers, no spill, with Triton 3.6, 3.8 and 3.9)
+    i = j >> 30 if HEAD_DIM > 64 else 0
+    return ring.index(i).reshape([ring.shape[3], HEAD_DIM])
+
+
+@gluon.jit
 def _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, j, c, n, n_diag, m_lo, keys,
                  cols0, hscale, hbias, hslope, st_zero, op_layout: gl.constexpr, BLOCK_M: gl.constexpr,
                  HEAD_DIM: gl.constexpr, SLOTS: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
                  HAS_NEXT: gl.constexpr):
     # query block j (ring counter c), its P^T, 4 dS^T already computed; see the section's comment
     s = c % SLOTS
+    k = _gl_kv(k, j, HEAD_DIM)
+    v = _gl_kv(v, j, HEAD_DIM)
     if HAS_NEXT:
         s1 = (c + 1) % SLOTS
         mbarrier.wait(bar.index(s1), ((c + 1) // SLOTS) & 1)
@@ -1080,8 +1092,8 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
     acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
                                                          instr_shape=[16, HEAD_DIM, 16])
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
-    k_smem = gl.allocate_shared_memory(dtype, k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, v_desc.block_type.shape, v_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [1] + k_desc.block_type.shape, k_desc.layout)  # (see _gl_kv)
+    v_smem = gl.allocate_shared_memory(dtype, [1] + v_desc.block_type.shape, v_desc.layout)
     q_smem = gl.allocate_shared_memory(dtype, [SLOTS] + q_desc.block_type.shape, q_desc.layout)
     do_smem = gl.allocate_shared_memory(dtype, [SLOTS] + do_desc.block_type.shape, do_desc.layout)
     kvbar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
@@ -1090,8 +1102,8 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
     for i in gl.static_range(SLOTS):
         mbarrier.init(bar.index(i), count=1)
     mbarrier.expect(kvbar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-    _tma_load(k_desc, [b, hk, start_n, 0], kvbar, k_smem)
-    _tma_load(v_desc, [b, hk, start_n, 0], kvbar, v_smem)
+    _tma_load(k_desc, [b, hk, start_n, 0], kvbar, k_smem.index(0))
+    _tma_load(v_desc, [b, hk, start_n, 0], kvbar, v_smem.index(0))
     # the query rows that see this key block (_bwd_dkdv_kernel's bounds): steps from m_lo, the first
     # n_diag of them (causal) masked; rows past Tq come as zeros
     if CAUSAL:
@@ -1110,8 +1122,8 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
     st_zero = gl.zeros([BLOCK_N, BLOCK_M], dtype=gl.float32, layout=st_layout)
     dk = gl.zeros([BLOCK_N, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
     dv = gl.zeros([BLOCK_N, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
-    k = k_smem.reshape([BLOCK_N, HEAD_DIM])
-    v = v_smem.reshape([BLOCK_N, HEAD_DIM])
+    k = k_smem.index(0).reshape([BLOCK_N, HEAD_DIM])
+    v = v_smem.index(0).reshape([BLOCK_N, HEAD_DIM])
     offs_n = start_n + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_layout))
     offs_d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, acc_layout))
     nmask = offs_n < Tk
@@ -1144,10 +1156,10 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
             pT, dsT = _gl_pds(sT, dpT, m_lo, 0, n_diag, keys, cols0, hscale, hb, hslope, op_layout, CAUSAL,
                               HAS_ALIBI, dtype)
             for j in range(n - 1):
-                pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, j,
+                pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k_smem, v_smem, q_smem, do_smem, bar, q_desc, do_desc, b, h, j,
                                                c0 + j, n, n_diag, m_lo, keys, cols0, hscale, hb, hslope, st_zero,
                                                op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL, HAS_ALIBI, True)
-            pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, bar, q_desc, do_desc, b, h, n - 1,
+            pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k_smem, v_smem, q_smem, do_smem, bar, q_desc, do_desc, b, h, n - 1,
                                            c0 + n - 1, n, n_diag, m_lo, keys, cols0, hscale, hb, hslope, st_zero,
                                            op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL, HAS_ALIBI, False)
     mbarrier.invalidate(kvbar)
