@@ -8,6 +8,7 @@
 #   rm -rf devcarry/base && mkdir -p devcarry/base && git archive HEAD | tar -x -C devcarry/base
 #   git apply results/kernel/gluon/next_boundary.patch
 #   cp results/kernel/gluon/next_run_h.sh devcarry/ && mkdir -p devcarry/sh && cp data/shakespeare/*.bin devcarry/sh/
+#   rm -rf devcarry/old && mkdir -p devcarry/old && git archive 2f8f2c4 | tar -x -C devcarry/old   (part 6 only)
 # then, carry ["devcarry"]: `bash devcarry/next_run_h.sh 1` (A/B of the step at 16 x 1024, HEAD vs the patch,
 # alternated; then the GPU tests of the changed files), and if the patch wins, `... 2` (the issue's table: both
 # shapes, both arms; the profile), `... 3` (the paper_1b pair) and `... 4` (issue 11's kernel table, bench.py
@@ -22,7 +23,8 @@ step() {  # $1: label, $2: directory; one bench of the sigmoid recipe's step at 
 }
 if [ "$1" = 1 ]; then
   step base1 devcarry/base; step patch1 .; step base2 devcarry/base; step patch2 .
-  # the Gluon kernels first (main's TMA copies changed name in session 33, same PTX on 3.6 and 3.8), then the patch's files
+  # the Gluon kernels first (main's TMA copies changed name in session 33, same PTX on 3.6 and 3.8; session 34
+  # recomputes the D=128 dK/dV's K, V descriptors per step: new PTX there), then the patch's files
   timeout 150 python -m pytest -q -x tests/test_flashsigmoid.py -k gluon > $OUT/tests_gluon.log 2>&1; tail -n 2 $OUT/tests_gluon.log
   timeout $((580 - SECONDS)) python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py tests/test_model.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
 elif [ "$1" = 2 ]; then
@@ -32,6 +34,12 @@ elif [ "$1" = 3 ]; then
   (mkdir -p $OUT/p1b; OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
 elif [ "$1" = 4 ]; then  # issue 11's kernel table (kernel, FA2, cuDNN; eager and CUDA-graph device time), code as it is
   (mkdir -p $OUT/attn; OUT=$OUT/attn timeout 580 python bench.py --quick > $OUT/bench_attn.log 2>&1); tail -n 9 $OUT/bench_attn.log
+elif [ "$1" = 6 ]; then  # session 34's D=128 Gluon dK/dV change (K, V descriptors per step) against 2f8f2c4, alternated
+  for r in old1 new1 old2 new2; do
+    d=.; [ "${r%?}" = old ] && d=devcarry/old
+    (cd $d && timeout 130 python bench.py --shapes 8,16,2048,128 2,16,8192,128 > $OUT/d128_$r.log 2>&1)
+    grep -E "^graph|^check" $OUT/d128_$r.log | sed "s/^/$r /" | tee -a $OUT/d128.log
+  done
 else  # 5: why the dQ kernel is slower in the model than isolated (next_dq_probe.py's header)
   PYTHONPATH=. timeout 300 python results/kernel/gluon/next_dq_probe.py 2>&1 | grep -E "RESULT|Error" | tee $OUT/dq_probe.log
 fi
