@@ -1167,18 +1167,12 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
             sT, dpT = warpgroup_mma_wait(num_outstanding=0, deps=(sT, dpT))
             pT, dsT = _gl_pds(sT, dpT, m_lo, 0, n_diag, keys, cols0, hscale, hb, hslope, op_layout, CAUSAL,
                               HAS_ALIBI, True, dtype)
-            # Step j makes P^T, dS^T of block j + 1, which needs the causal mask only before n_diag; with query
-            # blocks at least as long as key blocks, n_diag <= 1, so no step does, and the loop is left without
-            # the mask's compares and predicated selects (508 -> 414 instructions per step at D=64; Triton 3.6)
-            n_msk = 0
-            if CAUSAL and BLOCK_M < BLOCK_N - 1:
-                n_msk = gl.minimum(gl.maximum(n_diag - 1, 0), n - 1)
-                for j in range(n_msk):
-                    pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k_smem, v_smem, q_smem, do_smem, bar, q_desc,
-                                                   do_desc, b, h, j, c0 + j, n, n_diag, m_lo, keys, cols0, hscale, hb,
-                                                   hslope, st_zero, op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL,
-                                                   HAS_ALIBI, True, True)
-            for j in range(n_msk, n - 1):
+            # Step j makes P^T, dS^T of block j + 1, which would need the causal mask only before n_diag; with
+            # query blocks at least as long as key blocks n_diag <= 1, so the loop has no mask (in one loop with a
+            # run-time check its compares and predicated selects were issued at every step: 508 -> 414
+            # instructions per step at D=64, Triton 3.6)
+            gl.static_assert(BLOCK_M >= BLOCK_N - 1, "only the first query block may meet the diagonal")
+            for j in range(n - 1):
                 pT, dsT, dk, dv = _gl_bwd_step(pT, dsT, dk, dv, k_smem, v_smem, q_smem, do_smem, bar, q_desc, do_desc,
                                                b, h, j, c0 + j, n, n_diag, m_lo, keys, cols0, hscale, hb, hslope,
                                                st_zero, op_layout, BLOCK_M, HEAD_DIM, SLOTS, CAUSAL, HAS_ALIBI, True,
