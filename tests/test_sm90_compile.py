@@ -1,5 +1,5 @@
 """Every autotune config of every FlashSigmoid kernel compiles for Hopper (sm_90), checked on a CPU; so do
-qknorm.py's kernels.
+qknorm.py's kernels. The Gluon kernels' inner loops are read from the SASS too.
 
 Triton compiles ahead of time for a named target with its bundled ptxas: no GPU or driver needed.
 This catches what the interpreter tests cannot: code that runs interpreted but does not lower to
@@ -31,8 +31,7 @@ def _mine():
     return (_seen - 1) % SHARD[1] == SHARD[0]
 
 
-def _usage(cubin, smem):
-    import re
+def _cuobjdump(cubin, flag):
     import tempfile
 
     import triton
@@ -40,9 +39,26 @@ def _usage(cubin, smem):
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        res = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
-    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", res)
+        return subprocess.run([str(cuobjdump), flag, f.name], capture_output=True, text=True).stdout
+
+
+def _usage(cubin, smem):
+    import re
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", _cuobjdump(cubin, "--dump-resource-usage"))
     return {**dict(zip(("reg", "stack", "local"), map(int, m.groups()))), "smem": smem}
+
+
+def _inner_loop(cubin):
+    """The SASS of a kernel's inner loop, one instruction per item: the shortest range closed by a backward branch
+    that holds a warpgroup MMA (HGMMA) and a tanh (MUFU). results/kernel/gluon/sass_loop_ops.py prints it by opcode."""
+    import re
+    ins = [(int(a, 16), x.strip()) for a, x in re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);",
+                                                         _cuobjdump(cubin, "-sass"))]
+    loops = [(int(m.group(1), 16), a) for a, x in ins
+             for m in [re.search(r"BRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", x)] if m and int(m.group(1), 16) < a]
+    bodies = [[x for a, x in ins if lo <= a <= hi] for lo, hi in loops]
+    bodies = [b for b in bodies if any("HGMMA" in x for x in b) and any("MUFU" in x for x in b)]
+    return min(bodies, key=len) if bodies else []
 
 
 def compile_gluon():
@@ -68,7 +84,9 @@ def compile_gluon():
         sig = {**sig, **{n: "constexpr" for n in consts}}
         k = triton.compile(GluonASTSource(kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
                            options=dict(num_warps=consts["num_warps"]))
-        return _usage(k.asm["cubin"], k.metadata.shared)
+        loop = _inner_loop(k.asm["cubin"])  # its length, and its selects (FSEL: a mask, where there should be none)
+        return {**_usage(k.asm["cubin"], k.metadata.shared), "loop": len(loop),
+                "loop_fsel": sum(x.split()[x.startswith("@")].startswith("FSEL") for x in loop)}
 
     out = {}
     for D, (bm, bn) in fs.GLUON_FWD.items():
@@ -284,6 +302,9 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     gluon = {k: u for k, u in usage.items() if k.startswith("gl_")}  # the Gluon kernels, where Triton has Gluon
     assert gluon or importlib.util.find_spec("triton.experimental.gluon") is None
     assert all(u["local"] == 0 and u["stack"] == 0 for u in gluon.values()), gluon  # no spills
+    # and their steady-state loops mask nothing: the causal mask's selects belong to the diagonal blocks only
+    # (issued at every step they were a quarter of the forward's loop at D=64, run-time check or not)
+    assert all(u["loop"] > 0 and u["loop_fsel"] == 0 for u in gluon.values()), gluon
     norms = {k: u for k, u in usage.items() if k.startswith("qknorm.")}  # qknorm.py's kernels
     assert len(norms) >= 5 and all(u["local"] == 0 and u["stack"] == 0 for u in norms.values()), norms
     for kind, D, c, stack in PICKED:
