@@ -59,3 +59,7 @@ for name in ("sep", "alibi", "packed", "fused"):
     rows = sorted(((e.key, e.device_time_total / e.count / 1e3, e.count // 10) for e in prof.key_averages()
                    if e.device_time_total > 0), key=lambda r: -r[1] * r[2])
     print(f"RESULT {name}: " + " | ".join(f"{n[:28]} {ms:.4f} ms x{c}" for n, ms, c in rows[:6]), flush=True)
+if dev == "cuda":  # the configs the autotuner picked for each Triton kernel (key: its tuning key's values)
+    for kind, tuner in flashsigmoid._TUNED.items():
+        print(f"RESULT picked {kind}: " + " | ".join(f"{str(k)[:60]} -> {c}" for k, c in getattr(tuner, "cache", {}).items()),
+              flush=True)
