@@ -99,8 +99,10 @@ them without a graph break. O, dQ, dK and dV come back in the memory order of q,
 (B, H, T, D) view of (B, T, H, D) memory, as a model's heads are, that spares a transpose copy.
 
 Block sizes are autotuned per (head dim, causal, ALiBi, GQA group, dtype, length bucket) unless
-FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False`; autotuning cannot run inside CUDA graph
-capture, so call the kernel once before capturing.
+FLASHSIGMOID_AUTOTUNE=0 or `flashsigmoid.AUTOTUNE = False` (then entry _DEFAULT of each table, or where the
+GPU has too little shared memory for it, the first smaller tile that fits); autotuning cannot run inside CUDA
+graph capture, so call the kernel once before capturing. The tables were tuned on an H200; each also has a tile
+that fits the 99 KB of shared memory per block of consumer GPUs (compiled for sm_89 in the tests, not run on one).
 """
 
 import functools
@@ -113,6 +115,7 @@ import torch
 import triton
 import triton.language as tl
 from triton.compiler.errors import CompilationError
+from triton.runtime.errors import OutOfResources
 
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -1208,8 +1211,10 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
 # query tiles in the forward; long key tiles with short query steps for dK/dV, the mirror for dQ.
 _FWD_CONFIGS = {
     "small": [(128, 64, 3, 4), (128, 64, 4, 8), (128, 128, 3, 8), (64, 64, 4, 4), (128, 64, 3, 8),
-              (128, 128, 2, 8), (64, 64, 3, 4)],  # 16-bit D <= 128, fp32 D <= 64
-    "large": [(64, 64, 2, 4), (128, 64, 2, 8), (64, 32, 3, 4)],  # 16-bit D = 256, fp32 D = 128
+              (128, 128, 2, 8), (64, 64, 3, 4)],  # 16-bit D <= 128
+    # 16-bit D of 129-256 (padded to 256); (64, 32, 2, 4) is the one that fits the 99 KB of shared memory per
+    # block of consumer GPUs (sm_86, sm_89, sm_120) with pointer loads (tests/test_sm90_compile.py)
+    "large": [(64, 64, 2, 4), (128, 64, 2, 8), (64, 32, 3, 4), (64, 32, 2, 4)],
     "xl": [(32, 32, 1, 4)],  # fp32
 }
 _DKDV_CONFIGS = {  # (BLOCK_M1, BLOCK_N1, ...); with the atomic dQ, D=128 fits in registers only
@@ -1373,18 +1378,33 @@ def _launch(kind, n, heads, batch, streamed, args, meta):
 
     def grid(blocks):
         return _grid(triton.cdiv(n, blocks[along]), heads, batch, n)
-    if AUTOTUNE and not _INTERPRET:
+
+    def run(bm, bn, **cfg):
+        blocks = dict(zip(_NAMES[kind], (bm, bn)))
+        _tma_blocks(dict(zip(_KERNELS[kind].arg_names, args), **meta, **blocks))
+        _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
+    if AUTOTUNE and not _INTERPRET:  # (the autotuner skips tiles that do not fit the GPU's shared memory)
         _TUNED[kind][grid](*args, **meta)
-        return
-    if _INTERPRET:
-        (bm, bn), cfg = _INTERP_CFG[kind], {}
-    else:
-        table = _TABLES[kind][_size_class(meta["HEAD_DIM"], _itemsize(args[0]))]
-        bm, bn, stages, warps = table[min(_DEFAULT, len(table) - 1)]
-        cfg = dict(num_stages=stages, num_warps=warps)
-    blocks = dict(zip(_NAMES[kind], (bm, bn)))
-    _tma_blocks(dict(zip(_KERNELS[kind].arg_names, args), **meta, **blocks))
-    _KERNELS[kind][grid(blocks)](*args, **meta, **blocks, **cfg)
+    elif _INTERPRET:
+        run(*_INTERP_CFG[kind])
+    else:  # entry _DEFAULT of the table; where its tiles need more shared memory than the GPU has (99 KB per
+        # block on consumer cards), the launch fails before it starts: then the smaller ones, the first that fits kept
+        size = _size_class(meta["HEAD_DIM"], _itemsize(args[0]))
+        table = _TABLES[kind][size]
+        first = table[min(_DEFAULT, len(table) - 1)]
+        order = [first] + sorted((c for c in table if c != first), key=lambda c: c[0] * c[1] * c[2])
+        for c in order[order.index(_FITS.get((kind, size, first), first)):]:
+            try:
+                run(c[0], c[1], num_stages=c[2], num_warps=c[3])
+            except OutOfResources:
+                if c == order[-1]:
+                    raise
+                continue
+            _FITS[(kind, size, first)] = c
+            return
+
+
+_FITS = {}  # (kind, size class, entry _DEFAULT): the table entry that the fixed-config launch fits the GPU with
 
 
 # ----------------------------------------------------------------------------------------------

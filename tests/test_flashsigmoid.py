@@ -132,6 +132,47 @@ def test_l2_sections_are_equal_and_fit_the_budget(monkeypatch):
     assert flashsigmoid._section(10, 100, n - 1) == 1  # shorter sequences: one pair after another
 
 
+def test_fixed_config_launch_takes_smaller_tiles_where_the_gpu_has_less_shared_memory(monkeypatch):
+    # With autotuning off a launch takes entry _DEFAULT of its table. Consumer GPUs (sm_86, 89, 120) have 99 KB of
+    # shared memory per block against Hopper's 227, and a tile that needs more fails before it starts (Triton's
+    # OutOfResources): the launch then tries the table's other tiles, smallest first, and keeps the first that
+    # fits. A fake kernel plays such a GPU: tiles over a budget of BLOCK_M * BLOCK_N * stages fail.
+    from triton.runtime.errors import OutOfResources
+    launched, budget = [], [64 * 64 * 2]
+
+    class Kernel:
+        arg_names = ["Q"]
+
+        def __getitem__(self, grid):
+            def launch(*args, BLOCK_M2, BLOCK_N2, num_stages, num_warps, **meta):
+                launched.append((BLOCK_M2, BLOCK_N2, num_stages, num_warps))
+                if BLOCK_M2 * BLOCK_N2 * num_stages > budget[0]:
+                    raise OutOfResources(BLOCK_M2 * BLOCK_N2 * num_stages, budget[0], "shared memory")
+            return launch
+    monkeypatch.setattr(flashsigmoid, "_INTERPRET", False)
+    monkeypatch.setitem(flashsigmoid._KERNELS, "dq", Kernel())
+    monkeypatch.setattr(flashsigmoid, "_FITS", {})
+    monkeypatch.setattr(flashsigmoid, "_DQ_CONFIGS", {"small": [(128, 32, 5, 4), (128, 64, 3, 8), (64, 64, 3, 4),
+                                                                (64, 32, 4, 4), (128, 64, 2, 8)]})
+    monkeypatch.setitem(flashsigmoid._TABLES, "dq", flashsigmoid._DQ_CONFIGS)
+    monkeypatch.setattr(flashsigmoid, "_DEFAULT", 1)
+    launch = lambda: flashsigmoid._launch("dq", 1024, 12, 2, 0, (torch.empty(1, 1, 8, 64, dtype=torch.bfloat16),),  # noqa: E731
+                                          dict(HEAD_DIM=64))
+    launch()  # (128, 64, 3, 8) does not fit; of the others, smallest first: (64, 32, 4, 4) fits
+    assert launched == [(128, 64, 3, 8), (64, 32, 4, 4)]
+    launch()  # and is taken at once from then on
+    assert launched[2:] == [(64, 32, 4, 4)]
+    budget[0] = 1 << 30  # a GPU where the default fits launches only the default (a fresh process)
+    monkeypatch.setattr(flashsigmoid, "_FITS", {})
+    launch()
+    assert launched[3:] == [(128, 64, 3, 8)]
+    budget[0] = 1000  # where nothing fits, Triton's error reaches the caller
+    monkeypatch.setattr(flashsigmoid, "_FITS", {})
+    with pytest.raises(OutOfResources):
+        launch()
+    assert len(launched[4:]) == 5  # (after every tile was tried)
+
+
 def _check_float64(case, deterministic, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)

@@ -171,9 +171,6 @@ def compile_qknorm():
 def compile_all(kinds=None):
     """{'kind D dtype config': resource usage} for each table config of each kernel."""
     import torch
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     import flashsigmoid as fs
     # one representative of each table: (head dim, dtype)
@@ -201,7 +198,7 @@ def compile_all(kinds=None):
     out = compile_gluon() if not kinds or "gl" in kinds else {}
     out.update(compile_qknorm() if not kinds or "qknorm" in kinds else {})
     for name, kind, extra in variants:
-        fn, table, names = fs._KERNELS[kind], fs._TABLES[kind], fs._NAMES[kind]
+        table, names = fs._TABLES[kind], fs._NAMES[kind]
         if kinds and name not in kinds:
             continue
         for size, cfgs in table.items():
@@ -215,44 +212,87 @@ def compile_all(kinds=None):
                     continue  # (the plain variant is the pointer path already)
                 meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": tma,
                         "LPT": False, **extra}
-                ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
                 first_only = D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") or extra.get("TMA") is False
                 for c in (cfgs[:1] if first_only else cfgs):
                     if not _mine():
                         continue
-                    consts = {**meta, **dict(zip(names, c[:-2]))}
-                    sig, attrs = {}, {}
-                    for i, n in enumerate(fn.arg_names):
-                        if n in consts:
-                            sig[n] = "constexpr"
-                        elif meta["TMA"] and n in {"fwd": "QKVO", "dkdv": ("Q", "DO"), "dq": "KV"}[kind]:
-                            # (B, H, T, D) descriptors whose box is a query (Q, O, DO) or key (K, V) tile
-                            rows = consts[names[1 if n in "KV" else 0]]
-                            sig[n] = f"tensordesc<{ptr[1:]}[1,1,{rows},{meta['HEAD_DIM']}]>"
-                        elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
-                            fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
-                            sig[n] = "*fp32" if fp32 else ptr
-                            attrs[(i,)] = [["tt.divisibility", 16]]
-                        elif n in ("XQ", "XK"):  # QK-norm's raw heads
-                            sig[n] = ptr
-                            attrs[(i,)] = [["tt.divisibility", 16]]
-                        elif n in ("RQ", "RK", "GQ", "GK", "DG"):  # QK-norm's r, gains, gain partials
-                            sig[n] = "*fp32"
-                            attrs[(i,)] = [["tt.divisibility", 16]]
-                        elif n in ("CuQ", "CuK"):
-                            sig[n] = "*i32"
-                        elif n in ("scale", "hscale", "hbias", "drop_p", "drop_scale"):
-                            sig[n] = "fp32"
-                        elif n == "Seed":  # dropout's seed, an int64 tensor of one element
-                            sig[n] = "*i64"
-                        else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
-                            sig[n] = "i32"
-                            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm", "n_heads", "section"):  # (not specialised)
-                                attrs[(i,)] = [["tt.divisibility", 16]]
-                    src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
-                    k = triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                                       options=dict(num_warps=c[-1], num_stages=c[-2]))
+                    k = _compile(kind, {**meta, **dict(zip(names, c[:-2]))}, c, dtype, extra)
                     out[f"{name} D={D} {str(dtype)[6:]} {c}"] = _usage(k.asm["cubin"], k.metadata.shared)
+    return out
+
+
+def _compile(kind, consts, c, dtype, extra, arch=90):
+    """Triton kernel `kind` (fwd, dkdv, dq) compiled for sm_`arch` with constexprs `consts` and config c."""
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    import flashsigmoid as fs
+    fn, names = fs._KERNELS[kind], fs._NAMES[kind]
+    ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
+    sig, attrs = {}, {}
+    for i, n in enumerate(fn.arg_names):
+        if n in consts:
+            sig[n] = "constexpr"
+        elif consts["TMA"] and n in {"fwd": "QKVO", "dkdv": ("Q", "DO"), "dq": "KV"}[kind]:
+            # (B, H, T, D) descriptors whose box is a query (Q, O, DO) or key (K, V) tile
+            rows = consts[names[1 if n in "KV" else 0]]
+            sig[n] = f"tensordesc<{ptr[1:]}[1,1,{rows},{consts['HEAD_DIM']}]>"
+        elif n in ("Q", "K", "V", "O", "DO", "DQ", "DK", "DV", "Slopes"):
+            fp32 = n == "Slopes" or (n == "DQ" and extra.get("ATOMIC_DQ"))  # the dQ sum
+            sig[n] = "*fp32" if fp32 else ptr
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif n in ("XQ", "XK"):  # QK-norm's raw heads
+            sig[n] = ptr
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif n in ("RQ", "RK", "GQ", "GK", "DG"):  # QK-norm's r, gains, gain partials
+            sig[n] = "*fp32"
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif n in ("CuQ", "CuK"):
+            sig[n] = "*i32"
+        elif n in ("scale", "hscale", "hbias", "drop_p", "drop_scale"):
+            sig[n] = "fp32"
+        elif n == "Seed":  # dropout's seed, an int64 tensor of one element
+            sig[n] = "*i64"
+        else:  # lengths and strides of a T=2048 problem: multiples of 16, as Triton specialises
+            sig[n] = "i32"
+            if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm", "n_heads", "section"):  # (not specialised)
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=c[-1], num_stages=c[-2]))
+
+
+# Shared memory per block on consumer GPUs (sm_86 Ampere, sm_89 Ada, sm_120 Blackwell: 99 KB) against Hopper's
+# 227 KB. Tiles that do not fit fail at launch; the autotuner skips them, so each table needs one that fits.
+SMALL_GPU_SMEM = 99 * 1024
+
+
+def compile_small_gpus():
+    """{'kind D dtype': [(config, shared bytes), ...]}: each kernel table's tiles compiled for sm_89 with pointer
+    loads (tensor descriptors are Hopper's and Blackwell's), smallest first (BLOCK_M x BLOCK_N x stages), up to the
+    first that fits SMALL_GPU_SMEM. (sm_120, where 16-bit tiles come by tensor descriptor, needed no more shared
+    memory than this in a survey of every config, 2026-12-05.)"""
+    import torch
+
+    import flashsigmoid as fs
+    reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
+            "xl": [(64, torch.float32), (256, torch.float32)]}
+    out = {}
+    for name, kind, extra in [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
+                              ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]:
+        for size, cfgs in fs._TABLES[kind].items():
+            for D, dtype in reps[size]:
+                if not _mine():
+                    continue
+                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": False,
+                        "LPT": False, **extra}
+                tried = out[f"{name} D={D} {str(dtype)[6:]}"] = []
+                for c in sorted(cfgs, key=lambda c: c[0] * c[1] * c[2]):
+                    k = _compile(kind, {**meta, **dict(zip(fs._NAMES[kind], c[:-2]))}, c, dtype, extra, arch=89)
+                    tried.append((c, k.metadata.shared))
+                    if k.metadata.shared <= SMALL_GPU_SMEM:
+                        break
     return out
 
 
@@ -277,25 +317,32 @@ PICKED = [("fwd", 64, (64, 64, 3, 4), 0), ("fwd", 64, (128, 64, 3, 4), 0), ("fwd
           ("dq-lpt", 64, (128, 64, 4, 4), 24), ("dq-lpt", 64, (128, 64, 3, 8), 0), ("dq-lpt", 128, (128, 64, 3, 8), 0)]
 
 
-def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
+def _compiled(*args):
+    """This file as a script in one child process per core (each compiling its share: ptxas is single-threaded),
+    their JSON merged."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    n = min(os.cpu_count() or 1, 4)  # one child per core, each compiling its share (ptxas is single-threaded)
-    procs = [subprocess.Popen([sys.executable, __file__, f"--shard={i}/{n}"], cwd=ROOT, env=env, text=True,
+    n = min(os.cpu_count() or 1, 4)
+    procs = [subprocess.Popen([sys.executable, __file__, f"--shard={i}/{n}", *args], cwd=ROOT, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n)]
-    usage = {}
+    merged = {}
     try:
         for p in procs:
             out, err = p.communicate(timeout=1200)
             if p.returncode == 3:
                 pytest.skip(out.strip().splitlines()[-1])
-            assert p.returncode == 0, err[-3000:]  # a config that does not compile for sm_90 fails here
-            usage.update(json.loads(out.strip().splitlines()[-1]))
+            assert p.returncode == 0, err[-3000:]  # a config that does not compile fails here
+            merged.update(json.loads(out.strip().splitlines()[-1]))
     finally:  # (a skip or failure above leaves the other shards compiling: stop them)
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    return merged
+
+
+def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
+    usage = _compiled()
     assert len(usage) >= 70, usage
     too_big = {k: u for k, u in usage.items() if u["smem"] > 227 * 1024}  # H100/H200 per-block limit
     assert not too_big, too_big
@@ -325,6 +372,15 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
 
 
+def test_every_kernel_table_has_a_tile_that_fits_consumer_gpus():
+    # An RTX 3090 / 4090 / 5090 has 99 KB of shared memory per block; with no tile of its table that fits, a kernel
+    # cannot run there at all (the forward at head dims 129-256 could not, before its (64, 32, 2, 4))
+    tried = _compiled("--small-gpus")
+    assert len(tried) == 4 * 5, tried  # (4 kernels x 5 head dim / dtype representatives)
+    assert all(t[-1][1] <= SMALL_GPU_SMEM for t in tried.values()), tried
+    print("\n".join(f"{k}: {t}" for k, t in tried.items()))
+
+
 if __name__ == "__main__":
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
@@ -336,4 +392,4 @@ if __name__ == "__main__":
     for a in [a for a in args if a.startswith("--shard=")]:  # --shard=i/n: the i-th of n processes
         SHARD = tuple(int(x) for x in a[len("--shard="):].split("/"))
         args.remove(a)
-    print(json.dumps(compile_all(args or None)))
+    print(json.dumps(compile_small_gpus() if args == ["--small-gpus"] else compile_all(args or None)))
