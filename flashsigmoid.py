@@ -84,8 +84,8 @@ Fast sigmoid: sigmoid(x) = 0.5 + 0.5 * tanh(x / 2) with the hardware `tanh.appro
 op against exp + reciprocal). The 1/2 is folded into scale, bias and slope. Its error (~5e-4
 relative) is below the bf16 rounding of p that the P@V product does anyway. The exact path
 (tl.sigmoid) is used under the Triton interpreter (inline asm cannot run there), for fp32 inputs
-(whose callers want fp32 accuracy), when `flashsigmoid.EXACT_SIGMOID = True`, or per call with
-`sigmoid_attention(..., exact=True)`.
+(whose callers want fp32 accuracy), on AMD GPUs (the fast one is PTX), when `flashsigmoid.EXACT_SIGMOID = True`,
+or per call with `sigmoid_attention(..., exact=True)`.
 
 Decoding (Tq <= DECODE_MAX_TQ: a KV cache's one-token steps) takes a split-K forward kernel instead,
 FlashDecoding without its rescaling: the keys split over programs that fill the GPU, the query rows
@@ -150,6 +150,9 @@ if _INTERPRET:
 
         _interp._patch_lang_tensor = _patch_lang_tensor
 EXACT_SIGMOID = False  # True: tl.sigmoid everywhere (slower, exact to fp32)
+# An AMD GPU (PyTorch's ROCm build): the kernels compile for it with the exact sigmoid and pointer loads; the
+# fast tanh is NVIDIA's PTX, and tensor descriptors and the Gluon kernels are Hopper's
+_HIP = torch.version.hip is not None
 AUTOTUNE = os.environ.get("FLASHSIGMOID_AUTOTUNE", "1") != "0"
 # Shortest key length at which the backward sums dQ with atomic adds by default, with pointer loads and
 # with tensor descriptors (Hopper). Measured on an H200 (BENCHMARKS.md): with pointer loads the atomics
@@ -1255,7 +1258,7 @@ def _tma_ok(*ts):
     The varlen op keeps pointer loads (descriptors there are not built nor measured)."""
     t = ts[0]
     D = t.shape[-1]
-    if not USE_TMA or TensorDescriptor is None or D < 16 or D & (D - 1):
+    if not USE_TMA or _HIP or TensorDescriptor is None or D < 16 or D & (D - 1):
         return False
     if not _INTERPRET and (t.dtype == torch.float32 or not t.is_cuda or _capability(t.device)[0] < 9):
         return False
@@ -1423,7 +1426,7 @@ def _meta(H, Hkv, D, dtype, causal, has_alibi, exact, has_dropout=False, has_win
     dropout mask away."""
     return dict(GROUP=H // Hkv, HEAD_DIM=max(16, triton.next_power_of_2(D)), D=D, CAUSAL=bool(causal),
                 HAS_ALIBI=bool(has_alibi),
-                FAST=not (exact or _INTERPRET), UPCAST=_INTERPRET,
+                FAST=not (exact or _INTERPRET or _HIP), UPCAST=_INTERPRET,
                 ROUND_F16=_INTERPRET and dtype == torch.float16,
                 DOT_PREC="ieee" if dtype == torch.float32 else "tf32", HAS_DROPOUT=bool(has_dropout),
                 HAS_WINDOW=bool(has_window), VARLEN=bool(varlen), HEAD_BIAS=bool(head_bias))

@@ -173,6 +173,21 @@ def test_fixed_config_launch_takes_smaller_tiles_where_the_gpu_has_less_shared_m
     assert len(launched[4:]) == 5  # (after every tile was tried)
 
 
+def test_amd_gpus_take_the_exact_sigmoid_and_pointer_loads(monkeypatch):
+    # On PyTorch's ROCm build (torch.version.hip) no PTX may reach the kernels: the fast sigmoid's tanh.approx is
+    # NVIDIA's, tensor descriptors and the Gluon kernels are Hopper's (test_sm90_compile compiles the kernels for an
+    # MI300X as dispatch gives them there)
+    q = torch.randn(1, 2, 64, 64).to(torch.bfloat16)
+    monkeypatch.setattr(flashsigmoid, "_INTERPRET", False)  # (as on a GPU)
+    assert flashsigmoid._meta(2, 2, 64, torch.bfloat16, True, True, False)["FAST"]
+    monkeypatch.setattr(flashsigmoid, "_HIP", True)
+    assert not flashsigmoid._meta(2, 2, 64, torch.bfloat16, True, True, False)["FAST"]
+    monkeypatch.setattr(flashsigmoid, "_INTERPRET", True)  # (where descriptors run on CPU tensors)
+    assert not flashsigmoid._tma_ok(q, q, q, q)
+    monkeypatch.setattr(flashsigmoid, "_HIP", False)
+    assert flashsigmoid._tma_ok(q, q, q, q) == (flashsigmoid.TensorDescriptor is not None)
+
+
 def _check_float64(case, deterministic, window=None):
     B, H, Hkv, Tq, Tk, D, causal, alibi, dtype = case
     q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq * 1000 + Tk + D)

@@ -221,8 +221,8 @@ def compile_all(kinds=None):
     return out
 
 
-def _compile(kind, consts, c, dtype, extra, arch=90):
-    """Triton kernel `kind` (fwd, dkdv, dq) compiled for sm_`arch` with constexprs `consts` and config c."""
+def _compile(kind, consts, c, dtype, extra, target=None):
+    """Triton kernel `kind` (fwd, dkdv, dq) compiled with constexprs `consts` and config c for `target` (sm_90)."""
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
@@ -260,22 +260,28 @@ def _compile(kind, consts, c, dtype, extra, arch=90):
             if n not in ("off_q", "WL", "WR", "n_seq", "SEARCH", "stride_rm", "n_heads", "section"):  # (not specialised)
                 attrs[(i,)] = [["tt.divisibility", 16]]
     src = ASTSource(fn, sig, {n: consts[n] for n in sig if n in consts}, attrs)
-    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=dict(num_warps=c[-1], num_stages=c[-2]))
+    return triton.compile(src, target=target or GPUTarget("cuda", 90, 32),
+                          options=dict(num_warps=c[-1], num_stages=c[-2]))
 
 
-# Shared memory per block on consumer GPUs (sm_86 Ampere, sm_89 Ada, sm_120 Blackwell: 99 KB) against Hopper's
-# 227 KB. Tiles that do not fit fail at launch; the autotuner skips them, so each table needs one that fits.
-SMALL_GPU_SMEM = 99 * 1024
+# Shared memory per block against Hopper's 227 KB: consumer NVIDIA GPUs (sm_86 Ampere, sm_89 Ada, sm_120 Blackwell)
+# 99 KB, AMD's MI300X (gfx942) 64 KB. Tiles that do not fit fail at launch; the autotuner skips them, so each table
+# needs one that fits.
+SMALL_GPUS = {"sm_89": (("cuda", 89, 32), 99 * 1024), "gfx942": (("hip", "gfx942", 64), 64 * 1024)}
 
 
-def compile_small_gpus():
-    """{'kind D dtype': [(config, shared bytes), ...]}: each kernel table's tiles compiled for sm_89 with pointer
-    loads (tensor descriptors are Hopper's and Blackwell's), smallest first (BLOCK_M x BLOCK_N x stages), up to the
-    first that fits SMALL_GPU_SMEM. (sm_120, where 16-bit tiles come by tensor descriptor, needed no more shared
-    memory than this in a survey of every config, 2026-12-05.)"""
+def compile_small_gpu(gpu):
+    """{'kind D dtype': [(config, shared bytes), ...]}: each kernel table's tiles compiled for SMALL_GPUS[gpu] as
+    dispatch takes them there (pointer loads: tensor descriptors are Hopper's and Blackwell's; on AMD the exact
+    sigmoid, flashsigmoid._HIP), smallest first (BLOCK_M x BLOCK_N x stages), up to the first that fits. (sm_120,
+    where 16-bit tiles come by tensor descriptor, needed no more shared memory than sm_89 in a survey of every
+    config, 2026-12-05.)"""
     import torch
+    from triton.backends.compiler import GPUTarget
 
     import flashsigmoid as fs
+    (backend, arch, warp), limit = SMALL_GPUS[gpu]
+    fs._HIP = backend == "hip"  # (what torch.version.hip sets on a ROCm build)
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
             "xl": [(64, torch.float32), (256, torch.float32)]}
     out = {}
@@ -289,9 +295,10 @@ def compile_small_gpus():
                         "LPT": False, **extra}
                 tried = out[f"{name} D={D} {str(dtype)[6:]}"] = []
                 for c in sorted(cfgs, key=lambda c: c[0] * c[1] * c[2]):
-                    k = _compile(kind, {**meta, **dict(zip(fs._NAMES[kind], c[:-2]))}, c, dtype, extra, arch=89)
+                    k = _compile(kind, {**meta, **dict(zip(fs._NAMES[kind], c[:-2]))}, c, dtype, extra,
+                                 GPUTarget(backend, arch, warp))
                     tried.append((c, k.metadata.shared))
-                    if k.metadata.shared <= SMALL_GPU_SMEM:
+                    if k.metadata.shared <= limit:
                         break
     return out
 
@@ -372,12 +379,14 @@ def test_every_config_compiles_for_sm90_and_the_picked_ones_do_not_spill():
     print("\n".join(f"{k}: {u}" for k, u in usage.items()))  # the spill table, with pytest -s
 
 
-def test_every_kernel_table_has_a_tile_that_fits_consumer_gpus():
-    # An RTX 3090 / 4090 / 5090 has 99 KB of shared memory per block; with no tile of its table that fits, a kernel
-    # cannot run there at all (the forward at head dims 129-256 could not, before its (64, 32, 2, 4))
-    tried = _compiled("--small-gpus")
+@pytest.mark.parametrize("gpu", list(SMALL_GPUS))
+def test_every_kernel_table_has_a_tile_that_compiles_and_fits_smaller_gpus(gpu):
+    # An RTX 3090 / 4090 / 5090 has 99 KB of shared memory per block, an MI300X 64 KB; with no tile of its table
+    # that fits, a kernel cannot run there at all (the forward at head dims 129-256 could not on the former, before
+    # its (64, 32, 2, 4)). For the MI300X every kernel must also compile for AMD's backend: no PTX in its path.
+    tried = _compiled(f"--small-gpu={gpu}")
     assert len(tried) == 4 * 5, tried  # (4 kernels x 5 head dim / dtype representatives)
-    assert all(t[-1][1] <= SMALL_GPU_SMEM for t in tried.values()), tried
+    assert all(t[-1][1] <= SMALL_GPUS[gpu][1] for t in tried.values()), tried
     print("\n".join(f"{k}: {t}" for k, t in tried.items()))
 
 
@@ -392,4 +401,5 @@ if __name__ == "__main__":
     for a in [a for a in args if a.startswith("--shard=")]:  # --shard=i/n: the i-th of n processes
         SHARD = tuple(int(x) for x in a[len("--shard="):].split("/"))
         args.remove(a)
-    print(json.dumps(compile_small_gpus() if args == ["--small-gpus"] else compile_all(args or None)))
+    small = [a[len("--small-gpu="):] for a in args if a.startswith("--small-gpu=")]
+    print(json.dumps(compile_small_gpu(small[0]) if small else compile_all(args or None)))
