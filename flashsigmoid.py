@@ -2040,7 +2040,7 @@ def sigmoid_attention(q, k, v, *, causal=True, bias=None, scale=None, alibi_slop
     a power of two); fp16/bf16 (fp32: slower, exact dots).
     bias: float, default -ln(Tk), or a (H,) tensor, a bias per head; scale: default 1/sqrt(D);
     alibi_slopes: None or (H,) tensor.
-    exact: None = module flag EXACT_SIGMOID (always exact for fp32); True = tl.sigmoid instead of
+    exact: None = module flag EXACT_SIGMOID (always exact for fp32 and on AMD GPUs); True = tl.sigmoid instead of
     tanh.approx. deterministic: None = torch.are_deterministic_algorithms_enabled(); True = a
     bitwise reproducible backward (a dQ kernel of its own: 7 matrix products); False = for
     Tk >= ATOMIC_DQ_MIN_LEN (pointer loads; ATOMIC_DQ_MIN_LEN_TMA, never by default, with Hopper's tensor

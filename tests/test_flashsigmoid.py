@@ -156,8 +156,10 @@ def test_fixed_config_launch_takes_smaller_tiles_where_the_gpu_has_less_shared_m
                                                                 (64, 32, 4, 4), (128, 64, 2, 8)]})
     monkeypatch.setitem(flashsigmoid._TABLES, "dq", flashsigmoid._DQ_CONFIGS)
     monkeypatch.setattr(flashsigmoid, "_DEFAULT", 1)
-    launch = lambda: flashsigmoid._launch("dq", 1024, 12, 2, 0, (torch.empty(1, 1, 8, 64, dtype=torch.bfloat16),),  # noqa: E731
-                                          dict(HEAD_DIM=64))
+    q = torch.empty(1, 1, 8, 64, dtype=torch.bfloat16)
+
+    def launch():
+        flashsigmoid._launch("dq", 1024, 12, 2, 0, (q,), dict(HEAD_DIM=64))
     launch()  # (128, 64, 3, 8) does not fit; of the others, smallest first: (64, 32, 4, 4) fits
     assert launched == [(128, 64, 3, 8), (64, 32, 4, 4)]
     launch()  # and is taken at once from then on
