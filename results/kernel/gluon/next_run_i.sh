@@ -7,16 +7,21 @@
 # at D=128 (tensor-core bound) level or slightly faster.
 # Also prepared (not on main): next_boundary.patch, every hybrid-norm post-norm fused with the pre-norm after it
 # (model.ResidualRMSNormPre, qknorm.post_pre_norm_bwd); predicted ~0.5 ms per step at 16 x 1024 and 2 x 8192.
+# Also prepared (session 35): next_fwd_qregs.patch, the Gluon forward with Q in registers at D=128 (S's wgmmas read
+# only K from shared memory: predicted up to 1.2x on the D=128 forward, which is at 1.07x cuDNN against the 1.10x
+# must); part 7 GPU-tests it and times it against Q from shared memory (next_ab_qregs.py, off / on in one process).
 # Setup here (the device has no git):
-#   rm -rf devcarry/base devcarry/old && mkdir -p devcarry/base devcarry/old devcarry/sh
+#   rm -rf devcarry/base devcarry/old devcarry/qregs devcarry/slots && mkdir -p devcarry/base devcarry/old devcarry/qregs devcarry/sh
 #   git archive HEAD | tar -x -C devcarry/base; git archive 2f8f2c4 | tar -x -C devcarry/old
+#   git archive HEAD | tar -x -C devcarry/qregs && (cd devcarry/qregs && patch -p1 < ../../results/kernel/gluon/next_fwd_qregs.patch)
 #   git apply results/kernel/gluon/next_boundary.patch     (the working tree: HEAD + the patch)
 #   cp results/kernel/gluon/next_run_i.sh devcarry/ && cp data/shakespeare/*.bin devcarry/sh/
 # then, carry ["devcarry"], one call per part, in this order: `bash devcarry/next_run_i.sh 1` (the Gluon GPU tests,
 # then issue 11's kernel table on main's kernels), `... 2` (the kernel A/B: 2f8f2c4's kernels against main's),
 # `... 3` (the step A/B at 16 x 1024, HEAD against the boundary patch, alternated; the patch's GPU tests), and if the
 # patch wins `... 4` (issue 14's table, both shapes and arms; the profile), `... 5` (the paper_1b pair),
-# `... 6` (next_dq_probe.py). Each part fits one call (< 600 s) and writes its logs as it goes.
+# `... 6` (next_dq_probe.py), `... 7` (Q in registers; short: worth running right after 2).
+# Each part fits one call (< 600 s) and writes its logs as it goes.
 export PYTHONUNBUFFERED=1
 mkdir -p data/shakespeare devcarry/base/data/shakespeare && cp devcarry/sh/*.bin data/shakespeare/ && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; python -c "import torch, triton; print(torch.__version__, triton.__version__)"
@@ -41,6 +46,9 @@ elif [ "$1" = 4 ]; then
   timeout $((580 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile.log 2>&1; tail -n 4 $OUT/profile.log
 elif [ "$1" = 5 ]; then
   (mkdir -p $OUT/p1b; OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
+elif [ "$1" = 7 ]; then  # the Gluon forward with Q in registers: its GPU tests (both settings), then the A/B
+  (cd devcarry/qregs && timeout 240 python -m pytest -q -x tests/test_flashsigmoid.py -k gluon_forward > $OUT/tests_qregs.log 2>&1); tail -n 2 $OUT/tests_qregs.log
+  (cd devcarry/qregs && PYTHONPATH=. timeout $((580 - SECONDS)) python results/kernel/gluon/next_ab_qregs.py > $OUT/ab_qregs.log 2>&1); grep -E "RESULT|Error" $OUT/ab_qregs.log
 else  # 6: why the dQ kernel is slower in the model than isolated (next_dq_probe.py's header)
   PYTHONPATH=. timeout 300 python results/kernel/gluon/next_dq_probe.py 2>&1 | grep -E "RESULT|Error" | tee $OUT/dq_probe.log
 fi

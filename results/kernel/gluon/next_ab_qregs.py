@@ -1,0 +1,39 @@
+# Prepared in session 35 (no device), not run yet: the Gluon forward with Q in registers (next_fwd_qregs.patch applied:
+# flashsigmoid.GLUON_FWD_Q_REGS) against Q from shared memory, and SDPA's default (cuDNN) causal forward, device time
+# from CUDA-graph replay (do_bench_cudagraph, as bench.py times it), at the bench shapes, off / on alternated twice in
+# one process. Prediction (a shared-memory model, 128 B/clock per SM): at D=128 a step of the 64 x 64 tile moves 80 KB
+# through shared memory (Q and K read by S's wgmmas, V by P V's, K and V written by the copy engine) in 512 tensor-core
+# cycles' work: 640 cycles, so up to 1.2x faster with Q in registers (512); at D=64 the same ratio, but 127 -> 141
+# registers takes the forward from 4 programs per SM to 3. The outputs with and without must be bitwise equal (the
+# same products in the same order). From the repo root, the patch applied:
+#   PYTHONPATH=. python results/kernel/gluon/next_ab_qregs.py
+import math
+
+import torch
+import torch.nn.functional as F
+import triton.testing
+
+import flashsigmoid
+from model import alibi_slopes
+
+with torch.no_grad():
+    for B, H, T, D in [(8, 16, 2048, 128), (2, 16, 8192, 128), (16, 12, 1024, 64), (4, 32, 4096, 64), (2, 12, 8192, 64)]:
+        g = torch.Generator(device="cuda").manual_seed(T)
+        q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).to(torch.bfloat16).transpose(1, 2) for _ in range(3))
+        slopes = alibi_slopes(H).cuda()
+        flops = 4 * B * H * T * T * D / 2  # causal
+
+        def attn():
+            return flashsigmoid.sigmoid_attention(q, k, v, bias=-math.log(T), alibi_slopes=slopes)
+        ms, outs = {False: [], True: []}, {}
+        for on in (False, True, False, True):
+            flashsigmoid.GLUON_FWD_Q_REGS = {D} if on else set()
+            outs[on] = attn()
+            ms[on].append(triton.testing.do_bench_cudagraph(attn, rep=50, return_mode="median"))
+        cudnn = triton.testing.do_bench_cudagraph(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                                                  rep=50, return_mode="median")
+        print(f"RESULT ({B},{H},{T},{D}) cuDNN {cudnn:.4f} ms " + "  ".join(
+            f"q_regs={on} {min(t):.4f} ms ({'/'.join(f'{x:.4f}' for x in t)}) {flops / min(t) / 1e9:.0f} TFLOP/s "
+            f"{cudnn / min(t):.3f}x" for on, t in ms.items())
+            + f"  on/off {min(ms[False]) / min(ms[True]):.3f}x  bitwise equal: {torch.equal(outs[False], outs[True])}",
+            flush=True)
