@@ -261,6 +261,12 @@ def test_cached_decode_with_window_equals_full_forward(attention):
             torch.testing.assert_close(logits, m(seq[:, :t + 1])[0], rtol=1e-9, atol=1e-9)
 
 
+# Tests that run the kernel on CPU tensors, through Triton's interpreter: CPU machines only (on a GPU machine the
+# interpreter is off and the kernel refuses CPU tensors; the GPU tests cover its paths on CUDA)
+interpreted = pytest.mark.skipif(M.flashsigmoid is None or not M.flashsigmoid._INTERPRET,
+                                 reason="the kernel on CPU tensors needs Triton's interpreter (a machine without CUDA)")
+
+
 def _assert_kernel_path_is_torch_path(kw, idx, **forward_kw):
     """The same tiny model (kw) on attn_impl='triton' (the interpreter on a CPU) and 'torch': equal loss
     and first-layer qkv gradient."""
@@ -276,7 +282,7 @@ def _assert_kernel_path_is_torch_path(kw, idx, **forward_kw):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@interpreted
 @pytest.mark.parametrize("kw", [dict(attn_window=3), dict(attn_window=0, n_kv_head=2, pos_encoding="rope")], ids=str)
 def test_kernel_path_with_window_equals_torch_path(kw):
     """attn_impl='triton' (the kernel; the interpreter on a CPU) gives the PyTorch path's loss and
@@ -327,7 +333,7 @@ def test_documents_attend_only_within_themselves(attention, pos):
     assert not torch.allclose(logits[0, 5:], plain[0, 5:], atol=1e-3)
 
 
-@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@interpreted
 @pytest.mark.parametrize("kw", [dict(), dict(pos_encoding="rope", attn_window=3, n_kv_head=2)], ids=str)
 def test_kernel_path_with_documents_equals_torch_path(kw):
     """attn_impl='triton' takes sigmoid_attention_varlen over the flattened batch's documents (the
@@ -943,7 +949,7 @@ def test_generate_preallocates_its_caches(monkeypatch):
         assert made[0].max_len == min(m.config.block_size, 5 + n - 1)
 
 
-@pytest.mark.skipif(M.flashsigmoid is None, reason="flashsigmoid (Triton) not importable")
+@interpreted
 @pytest.mark.parametrize("n_kv", [4, 1], ids=["mha", "mqa"])
 def test_cached_decoding_on_the_kernel(n_kv, monkeypatch):
     """attn_impl='triton' (the interpreter here): prefill and one-token steps through the KV cache take
