@@ -1,3 +1,5 @@
+# Runs 79-82 (2026-12-05) ran parts 1, 7, 4 and 5 (and two rounds of part 3's step A/B; results/kernel/LOG.md): still
+# to run are part 2 (the kernel A/B against 2f8f2c4's in one call), part 6 and a profile of today's step.
 # Prepared for the next session with a device (sessions 33 and 34 had none). Main changed in session 34 without a
 # GPU: the Gluon forward and dK/dV run the steps that cannot meet the causal diagonal as a loop without the mask
 # (sm_90 SASS per step at D=64: forward 341 -> 255 instructions, dK/dV 508 -> 414), and the D=128 dK/dV recomputes
