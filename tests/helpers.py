@@ -10,6 +10,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+# Whether the Triton kernels run on CPU tensors, through Triton's interpreter: conftest.py turns it on where there is
+# no CUDA. On a GPU machine it is off and the kernels refuse CPU tensors (the GPU tests cover them on CUDA there).
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 # a tiny model that trains in seconds on 2 CPU cores
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, gradient_accumulation_steps=1,

@@ -3,6 +3,7 @@ the kernel classes of the step profile, the table's ratios, and the kernel check
 import pytest
 
 import bench
+from helpers import INTERPRETED
 from model import flashsigmoid, sigmoid_attention_torch
 
 
@@ -65,7 +66,7 @@ def test_table_graph_ratio_is_speedup_and_tolerates_missing_backends():
     assert "| 2.00 / n/a |" in line  # the kernel takes half of flash's time; no deterministic run, no cuDNN
 
 
-@pytest.mark.skipif(flashsigmoid is None or not flashsigmoid._INTERPRET,
+@pytest.mark.skipif(flashsigmoid is None or not INTERPRETED,
                     reason="the kernel on CPU tensors needs Triton's interpreter (a machine without CUDA)")
 def test_kernel_check_compares_with_the_model_reference():
     """check_kernel passes the kernel (here in Triton's interpreter) against model.py's reference and

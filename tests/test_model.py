@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 import model as M
+from helpers import INTERPRETED
 from model import GPT, GPTConfig, alibi_slopes, sigmoid_attention_torch
 
 ATTENTIONS = ("sigmoid", "softmax")
@@ -261,9 +262,8 @@ def test_cached_decode_with_window_equals_full_forward(attention):
             torch.testing.assert_close(logits, m(seq[:, :t + 1])[0], rtol=1e-9, atol=1e-9)
 
 
-# Tests that run the kernel on CPU tensors, through Triton's interpreter: CPU machines only (on a GPU machine the
-# interpreter is off and the kernel refuses CPU tensors; the GPU tests cover its paths on CUDA)
-interpreted = pytest.mark.skipif(M.flashsigmoid is None or not M.flashsigmoid._INTERPRET,
+# Tests that run the kernel on CPU tensors (helpers.INTERPRETED)
+interpreted = pytest.mark.skipif(M.flashsigmoid is None or not INTERPRETED,
                                  reason="the kernel on CPU tensors needs Triton's interpreter (a machine without CUDA)")
 
 

@@ -177,10 +177,8 @@ def compile_all(kinds=None):
     # (and a head dim that is no power of two, padded inside the kernel: its first config only)
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16), (96, torch.bfloat16)],
             "large": [(256, torch.float16)], "xl": [(64, torch.float32)]}
-    # the dK/dV kernel in both backward modes: dQ by atomic adds, or by the dQ kernel
-    variants = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
-                ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]
-    base = list(variants)
+    base = KERNELS
+    variants = list(base)
     # Every variant takes tensor descriptors where Hopper does (16-bit, power-of-two head dims, not varlen);
     # the pointer loads of other GPUs (and USE_TMA=False) are checked at each table's first config
     variants += [(f"{name}-ptr", kind, {**extra, "TMA": False}) for name, kind, extra in base]
@@ -198,10 +196,9 @@ def compile_all(kinds=None):
     out = compile_gluon() if not kinds or "gl" in kinds else {}
     out.update(compile_qknorm() if not kinds or "qknorm" in kinds else {})
     for name, kind, extra in variants:
-        table, names = fs._TABLES[kind], fs._NAMES[kind]
         if kinds and name not in kinds:
             continue
-        for size, cfgs in table.items():
+        for size, cfgs in fs._TABLES[kind].items():
             for D, dtype in reps[size]:
                 if (extra.get("HAS_DROPOUT") or extra.get("LPT")) and (size != "small" or D not in (64, 128)):
                     continue
@@ -210,19 +207,24 @@ def compile_all(kinds=None):
                 tma = dtype != torch.float32 and not D & (D - 1) and not extra.get("VARLEN")  # fs._tma_ok's rule
                 if extra.get("TMA") is False and not tma:
                     continue  # (the plain variant is the pointer path already)
-                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": tma,
-                        "LPT": False, **extra}
                 first_only = D & (D - 1) or extra.get("HAS_WINDOW") or extra.get("VARLEN") or extra.get("TMA") is False
                 for c in (cfgs[:1] if first_only else cfgs):
                     if not _mine():
                         continue
-                    k = _compile(kind, {**meta, **dict(zip(names, c[:-2]))}, c, dtype, extra)
+                    k = _compile(kind, D, dtype, c, {"TMA": tma, **extra})
                     out[f"{name} D={D} {str(dtype)[6:]} {c}"] = _usage(k.asm["cubin"], k.metadata.shared)
     return out
 
 
-def _compile(kind, consts, c, dtype, extra, target=None):
-    """Triton kernel `kind` (fwd, dkdv, dq) compiled with constexprs `consts` and config c for `target` (sm_90)."""
+# The Triton kernels as the tests name them: (name, kind, flags); the dK/dV kernel in both backward modes, dQ by
+# atomic adds or by the dQ kernel
+KERNELS = [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}), ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}),
+           ("dq", "dq", {})]
+
+
+def _compile(kind, D, dtype, c, extra, target=None):
+    """Triton kernel `kind` (fwd, dkdv, dq) at head dim D, causal with ALiBi, compiled with config c and the
+    constexprs in `extra` (over pointer loads, no QK-norm, no LPT) for `target` (sm_90)."""
     import torch
     import triton
     from triton.backends.compiler import GPUTarget
@@ -230,6 +232,8 @@ def _compile(kind, consts, c, dtype, extra, target=None):
 
     import flashsigmoid as fs
     fn, names = fs._KERNELS[kind], fs._NAMES[kind]
+    consts = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": False,
+              "LPT": False, **extra, **dict(zip(names, c[:-2]))}
     ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}[dtype]
     sig, attrs = {}, {}
     for i, n in enumerate(fn.arg_names):
@@ -285,18 +289,14 @@ def compile_small_gpu(gpu):
     reps = {"small": [(64, torch.bfloat16), (128, torch.bfloat16)], "large": [(256, torch.float16)],
             "xl": [(64, torch.float32), (256, torch.float32)]}
     out = {}
-    for name, kind, extra in [("fwd", "fwd", {}), ("dkdv", "dkdv", {"ATOMIC_DQ": True}),
-                              ("dkdv-det", "dkdv", {"ATOMIC_DQ": False}), ("dq", "dq", {})]:
+    for name, kind, extra in KERNELS:
         for size, cfgs in fs._TABLES[kind].items():
             for D, dtype in reps[size]:
                 if not _mine():
                     continue
-                meta = {**fs._meta(4, 4, D, dtype, True, True, dtype == torch.float32), "QKNORM": False, "TMA": False,
-                        "LPT": False, **extra}
                 tried = out[f"{name} D={D} {str(dtype)[6:]}"] = []
                 for c in sorted(cfgs, key=lambda c: c[0] * c[1] * c[2]):
-                    k = _compile(kind, {**meta, **dict(zip(fs._NAMES[kind], c[:-2]))}, c, dtype, extra,
-                                 GPUTarget(backend, arch, warp))
+                    k = _compile(kind, D, dtype, c, extra, GPUTarget(backend, arch, warp))
                     tried.append((c, k.metadata.shared))
                     if k.metadata.shared <= limit:
                         break

@@ -1,7 +1,6 @@
 """Specification of train.py, run as a subprocess on a tiny char-level dataset on the CPU:
 learning, logging, checkpoints, exact resume, config errors, NaN handling, DDP and FSDP2 (gloo)."""
 import math
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import (explain, read_log, run_script, run_torchrun, run_train, train_losses,
+from helpers import (INTERPRETED, explain, read_log, run_script, run_torchrun, run_train, train_losses,
                      write_char_dataset, TINY, args_of)
 from model import GPT, config_from_dict
 
@@ -200,7 +199,7 @@ def test_doc_mask_trains_on_documents_with_the_kernel_and_pytorch_alike(tmp_path
     opts = dict(max_iters=3, eval_interval=3, eval_iters=2)
     runs = {}
     arms = [("plain", {}), ("docs", dict(doc_mask=True)), ("kernel", dict(doc_mask=True, attn_impl="triton"))]
-    if os.environ.get("TRITON_INTERPRET") != "1":  # a GPU machine: the kernel does not take CPU tensors there
+    if not INTERPRETED:  # a GPU machine: the kernel does not take CPU tensors there
         arms.pop()
     for name, extra in arms:
         p = run_train(data, tmp_path / name, **opts, **extra)
