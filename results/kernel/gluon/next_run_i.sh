@@ -1,4 +1,4 @@
-# Runs 79-82 (2026-12-05) ran parts 1, 7, 4 and 5 (and two rounds of part 3's step A/B; results/kernel/LOG.md): still
+# Runs 79-82 (2026-12-05) ran parts 1, 8, 9, 10 (= 1, 7, 4, 5 and two rounds of part 3's step A/B; results/kernel/LOG.md): still
 # to run are part 2 (the kernel A/B against 2f8f2c4's in one call), part 6 and a profile of today's step.
 # Prepared for the next session with a device (sessions 33 and 34 had none). Main changed in session 34 without a
 # GPU: the Gluon forward and dK/dV run the steps that cannot meet the causal diagonal as a loop without the mask
@@ -48,6 +48,17 @@ elif [ "$1" = 4 ]; then
   timeout $((580 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile.log 2>&1; tail -n 4 $OUT/profile.log
 elif [ "$1" = 5 ]; then
   (mkdir -p $OUT/p1b; OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
+elif [ "$1" = 10 ]; then  # the paper_1b pair on main, then the boundary patch's GPU tests with the time left
+  (cd devcarry/base && mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout 400 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
+  timeout $((575 - SECONDS)) python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py tests/test_model.py > $OUT/tests_boundary.log 2>&1; tail -n 3 $OUT/tests_boundary.log
+elif [ "$1" = 9 ]; then  # issue 14's table on main (both shapes, both arms), then a second round of the boundary A/B
+  (cd devcarry/base && mkdir -p $OUT/train && OUT=$OUT/train timeout 420 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
+  if [ $SECONDS -lt 420 ]; then step patch2 .; fi
+  if [ $SECONDS -lt 440 ]; then step base2 devcarry/base; fi
+elif [ "$1" = 8 ]; then  # part 7, then one round of part 3's step A/B (HEAD, then the boundary patch)
+  (cd devcarry/qregs && timeout 200 python -m pytest -q -x tests/test_flashsigmoid.py -k gluon_forward > $OUT/tests_qregs.log 2>&1); tail -n 2 $OUT/tests_qregs.log
+  (cd devcarry/qregs && PYTHONPATH=. timeout 150 python results/kernel/gluon/next_ab_qregs.py > $OUT/ab_qregs.log 2>&1); grep -E "RESULT|Error" $OUT/ab_qregs.log
+  step base1 devcarry/base; step patch1 .
 elif [ "$1" = 7 ]; then  # the Gluon forward with Q in registers: its GPU tests (both settings), then the A/B
   (cd devcarry/qregs && timeout 240 python -m pytest -q -x tests/test_flashsigmoid.py -k gluon_forward > $OUT/tests_qregs.log 2>&1); tail -n 2 $OUT/tests_qregs.log
   (cd devcarry/qregs && PYTHONPATH=. timeout $((580 - SECONDS)) python results/kernel/gluon/next_ab_qregs.py > $OUT/ab_qregs.log 2>&1); grep -E "RESULT|Error" $OUT/ab_qregs.log
