@@ -1,0 +1,20 @@
+# Session 36's device calls (2026-12-05). Setup here: rm -rf devcarry && mkdir -p devcarry/sh && cp data/shakespeare/*.bin devcarry/sh/
+# then carry ["devcarry"], `bash results/kernel/gluon/run83.sh N` per call.
+export PYTHONUNBUFFERED=1
+mkdir -p data/shakespeare && cp devcarry/sh/*.bin data/shakespeare/
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; python -c "import torch, triton; print(torch.__version__, triton.__version__)"
+if [ "$1" = 1 ]; then  # where the kernel loses on the model's layout; today's step profile at 16 x 1024
+  PYTHONPATH=. timeout 260 python results/kernel/gluon/run83_views.py > $OUT/views.log 2>&1; grep -E "RESULT|Error" $OUT/views.log
+  timeout $((580 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile.log 2>&1; tail -n 4 $OUT/profile.log
+fi
+if [ "$1" = 2 ]; then  # which layout costs: q, k, v's or dO's
+  PART=2 PYTHONPATH=. timeout 200 python results/kernel/gluon/run83_views.py > $OUT/views2.log 2>&1; grep -E "RESULT|Error" $OUT/views2.log
+fi
+if [ "$1" = 3 ]; then  # profiles of the sigmoid step at 16 x 1024: main (devcarry/base) and the boundary patch (.)
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  (cd devcarry/base && timeout 260 python bench.py --mode=profile --train_shapes 16,1024 --train_variants sigmoid_cg --profile_top 45 > $OUT/profile_base.log 2>&1); tail -n 1 $OUT/profile_base.log
+  timeout $((585 - SECONDS)) python bench.py --mode=profile --train_shapes 16,1024 --train_variants sigmoid_cg --profile_top 45 > $OUT/profile_patch.log 2>&1; tail -n 1 $OUT/profile_patch.log
+fi
+if [ "$1" = 4 ]; then  # the boundary kernel's launch configs, loads hoisted or not
+  PYTHONPATH=. timeout 200 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|Error" $OUT/post_pre.log
+fi

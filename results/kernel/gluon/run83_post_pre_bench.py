@@ -1,0 +1,52 @@
+# Run 83: the boundary patch's fused backward (qknorm.post_pre_norm_bwd: hybrid-norm's post-norm, its residual add
+# and the next pre-norm in one pass) at the 124M step's shape (16 x 1024 rows of 768), by launch config, for the
+# patch as measured in runs 80-82 ("old", devcarry/patch/qknorm.py) and with every load issued before the row sums
+# ("new", ./qknorm.py); the post-norm alone (post_norm_bwd) likewise; a copy of the same bytes as the floor.
+# Device time by CUDA-graph replay. From the repo root: PYTHONPATH=. python results/kernel/gluon/run83_post_pre_bench.py
+import importlib.util
+
+import torch
+import triton.testing
+
+import qknorm as new
+
+spec = importlib.util.spec_from_file_location("qknorm_old", "devcarry/patch/qknorm.py")
+old = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(old)
+
+torch.manual_seed(0)
+n, C = 16 * 1024, 768
+x = torch.randn(n, C, device="cuda")
+a = (torch.randn(n, C, device="cuda") * 3).bfloat16()
+w, v = torch.rand(C, device="cuda") + 0.5, torch.rand(C, device="cuda") + 0.5
+r = torch.rsqrt(a.float().pow(2).mean(-1, keepdim=True) + 1e-5)
+out = x + a.float() * r * w
+s = torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + 1e-5)
+g, gh = torch.randn(n, C, device="cuda"), torch.randn(n, C, device="cuda").bfloat16()
+moved_pre = n * C * (4 + 2 + 4 + 4 + 4 + 2)  # g, gh, out, x read; dg (fp32), da (bf16) written
+moved_post = n * C * (4 + 4 + 4 + 2)
+
+x64, a64, w64, v64 = (t.double().requires_grad_(True) for t in (x, a, w, v))
+o64 = x64 + a64 * torch.rsqrt(a64.pow(2).mean(-1, keepdim=True) + 1e-5) * w64
+h64 = o64 * torch.rsqrt(o64.pow(2).mean(-1, keepdim=True) + 1e-5) * v64
+ref = torch.autograd.grad((o64, h64), (x64, a64, w64, v64), (g.double(), gh.double()))
+
+
+def err(got, want):
+    return ((got.double() - want).norm() / want.norm()).item()
+
+
+configs = [(1, 4, 8), (1, 4, 4), (1, 4, 16), (1, 8, 4), (1, 8, 8), (2, 4, 8), (2, 8, 4), (2, 4, 4), (4, 8, 2),
+           (4, 8, 4), (1, 2, 16)]
+for name, mod in (("old", old), ("new", new)):
+    for br, nw, per_sm in configs:
+        mod.POST_BLOCK_R, mod.POST_WARPS, mod.POST_PROGRAMS_PER_SM = br, nw, per_sm
+        dg, da, dwv = mod.post_pre_norm_bwd(g, gh, x, out, w, r, v, s, torch.bfloat16)
+        e = max(err(dg, ref[0]), err(da, ref[1]) / 100, err(dwv[0], ref[2]), err(dwv[1], ref[3]))
+        ms = triton.testing.do_bench_cudagraph(lambda: mod.post_pre_norm_bwd(g, gh, x, out, w, r, v, s, torch.bfloat16))
+        ms2 = triton.testing.do_bench_cudagraph(lambda: mod.post_norm_bwd(g, x, out, w, r, torch.bfloat16))
+        print(f"RESULT {name} ({br}, {nw}, {per_sm}): post_pre {ms * 1e3:6.1f} us {moved_pre / ms * 1e-9:5.2f} TB/s "
+              f"(max rel err {e:.1e})  post alone {ms2 * 1e3:6.1f} us {moved_post / ms2 * 1e-9:5.2f} TB/s", flush=True)
+buf, src = torch.empty(moved_pre // 8, device="cuda"), torch.empty(moved_pre // 8, device="cuda")
+ms = triton.testing.do_bench_cudagraph(lambda: buf.copy_(src))
+print(f"RESULT copy of the post_pre bytes (half each way): {ms * 1e3:6.1f} us {moved_pre / ms * 1e-9:5.2f} TB/s")
