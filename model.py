@@ -366,6 +366,21 @@ class MLP(nn.Module):
         return self.c_proj(F.gelu(self.c_fc(x)))
 
 
+def _fused_post_norm(x):
+    """Whether the post-norms' backward runs in qknorm.py's kernel for residual stream x (FUSED_POST_NORM)."""
+    return x.dtype == torch.float32 and _kernel_on(FUSED_POST_NORM, x)
+
+
+def _post_norm_backward(g, x, out, w, r, a_dtype):
+    """da, dw of out = x + RMSNorm(a) w given out's gradient g, a's normed rows recovered as (out - x) / w."""
+    if _fused_post_norm(x):  # the same maths in one Triton pass, the gain's sum included
+        return qknorm.post_norm_bwd(g, x, out, w, r, a_dtype)
+    xh = (out - x) / w  # a r
+    gw = g * w
+    da = r * (gw - xh * (gw * xh).mean(-1, keepdim=True))
+    return da.to(a_dtype), (g * xh).flatten(0, -2).sum(0).to(w.dtype)
+
+
 class ResidualRMSNorm(torch.autograd.Function):
     """x + RMSNorm(a) w: hybrid-norm's post-norm and its residual add, whose backward keeps no copy of a.
     It needs only a's normalised rows, which it recovers as (x + RMSNorm(a) w - x) / w from the sum and x,
@@ -384,14 +399,30 @@ class ResidualRMSNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, out, w, r = ctx.saved_tensors
-        if x.dtype == torch.float32 and _kernel_on(FUSED_POST_NORM, x):
-            # the same maths in one Triton pass, the gain's sum included (inductor would re-read the activations)
-            return g, *qknorm.post_norm_bwd(g, x, out, w, r, ctx.a_dtype), None
-        xh = (out - x) / w  # a r
-        gw = g * w
-        da = r * (gw - xh * (gw * xh).mean(-1, keepdim=True))
-        return g, da.to(ctx.a_dtype), (g * xh).flatten(0, -2).sum(0).to(w.dtype), None
+        return g, *_post_norm_backward(g, *ctx.saved_tensors, ctx.a_dtype), None
+
+
+class ResidualRMSNormPre(torch.autograd.Function):
+    """ResidualRMSNorm, then the next pre-norm h = RMSNorm(out) v, as one function whose backward is one Triton
+    pass (qknorm.post_pre_norm_bwd): out's gradient from the pre-norm is added to the residual's and used at
+    once, not written by one kernel and read back by the next. h comes in h_dtype: under autocast, the dtype
+    the next matmul casts it to anyway."""
+
+    @staticmethod
+    def forward(ctx, x, a, w, eps, v, eps_pre, h_dtype):
+        a32 = a.to(torch.promote_types(a.dtype, torch.float32))
+        r = torch.rsqrt(a32.pow(2).mean(-1, keepdim=True) + eps)  # (..., 1)
+        out = x + a32 * r * w
+        s = torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + eps_pre)
+        ctx.save_for_backward(x, out, w, r, v, s)
+        ctx.a_dtype = a.dtype
+        return out, (out * s * v).to(h_dtype)
+
+    @staticmethod
+    def backward(ctx, g, gh):
+        x, out, w, r, v, s = ctx.saved_tensors
+        g, da, dwv = qknorm.post_pre_norm_bwd(g, gh, x, out, w, r, v, s, ctx.a_dtype)
+        return g, da, dwv[0].to(w.dtype), None, dwv[1].to(v.dtype), None, None
 
 
 # False: nn.RMSNorm and a plain residual add for the post-norms (keeps their inputs for the backward)
@@ -402,7 +433,8 @@ FUSED_POST_NORM = False
 
 
 class Block(nn.Module):
-    """x + post(attn(pre(x))), then h + post(mlp(pre(h))); post = identity for norm='pre'."""
+    """x + post(attn(pre(x))), then h + post(mlp(pre(h))); post = identity for norm='pre'. Returns the output
+    and, where the kernels fuse it (see residual), the next pre-norm of it."""
 
     def __init__(self, config, attn_impl="auto"):
         super().__init__()
@@ -416,17 +448,29 @@ class Block(nn.Module):
         self.mlp_scale = nn.Parameter(torch.full((d,), ls)) if ls is not None else None
         self.drop = nn.Dropout(config.dropout)
 
-    def residual(self, x, a, post_norm, scale):
-        """x + drop(post_norm(a) [* scale])."""
+    def residual(self, x, a, post_norm, scale, next_norm=None):
+        """(x + drop(post_norm(a) [* scale]), next_norm of it or None). With next_norm given (the next pre-norm)
+        and the post-norm kernel on, the two norms and the add run as ResidualRMSNormPre; else the second is
+        None and the caller applies next_norm itself. Never with a shard's gain: FSDP2 gathers a block's gains
+        only inside that block's forward."""
         if (POST_NORM_FROM_SUM and isinstance(post_norm, nn.RMSNorm) and scale is None and x.dtype in
                 (torch.float32, torch.float64) and (self.drop.p == 0 or not self.training)):
-            return ResidualRMSNorm.apply(x, a, post_norm.weight, post_norm.eps)
+            if next_norm is not None and _fused_post_norm(x) and not hasattr(next_norm.weight, "device_mesh"):
+                dev = x.device.type
+                h_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+                return ResidualRMSNormPre.apply(x, a, post_norm.weight, post_norm.eps, next_norm.weight,
+                                                next_norm.eps, h_dtype)
+            return ResidualRMSNorm.apply(x, a, post_norm.weight, post_norm.eps), None
         a = post_norm(a)
-        return x + self.drop(a if scale is None else a * scale)
+        return x + self.drop(a if scale is None else a * scale), None
 
-    def forward(self, x, pos, cache=None, layer=0, docs=None):
-        x = self.residual(x, self.attn(self.attn_norm(x), pos, cache, layer, docs), self.attn_post_norm, self.attn_scale)
-        return self.residual(x, self.mlp(self.mlp_norm(x)), self.mlp_post_norm, self.mlp_scale)
+    def forward(self, x, pos, cache=None, layer=0, docs=None, h=None, next_norm=None):
+        """Returns (the block's output, next_norm of it or None: see residual). h: attn_norm(x), if the
+        previous block returned it."""
+        a = self.attn(self.attn_norm(x) if h is None else h, pos, cache, layer, docs)
+        x, h = self.residual(x, a, self.attn_post_norm, self.attn_scale, self.mlp_norm)
+        return self.residual(x, self.mlp(self.mlp_norm(x) if h is None else h), self.mlp_post_norm, self.mlp_scale,
+                             next_norm)
 
 
 class GPT(nn.Module):
@@ -488,11 +532,13 @@ class GPT(nn.Module):
                                  "with learned positions")
             x = x + self.transformer.wpe(pos)
         x = self.transformer.drop(x)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, pos, cache, i, docs)
+        blocks, h = self.transformer.h, None
+        for i, block in enumerate(blocks):  # each block also returns the next norm of its output, where fused
+            nxt = blocks[i + 1].attn_norm if i + 1 < len(blocks) else self.transformer.ln_f
+            x, h = block(x, pos, cache, i, docs, h, nxt)
         if cache is not None:
             cache.pos += T
-        x = self.transformer.ln_f(x)
+        x = self.transformer.ln_f(x) if h is None else h
         if targets is None:  # inference: only the last position's logits are needed
             return self.lm_head(x[:, [-1], :]), None
         logits = self.lm_head(x)

@@ -29,7 +29,8 @@ head dim is at most 64, that backward has no QK-norm pass at all: the attention'
 end in it (flashsigmoid's QKNORM).
 
 post_norm_bwd (at the very bottom) is the recipe's other norm kernel: the backward of hybrid-norm's
-post-norm and residual add (model.ResidualRMSNorm) in one pass, the gain's gradient summed in it.
+post-norm and residual add (model.ResidualRMSNorm) in one pass, the gain's gradient summed in it;
+post_pre_norm_bwd, the same pass with the next pre-norm's backward (model.ResidualRMSNormPre).
 """
 
 import os
@@ -372,49 +373,76 @@ def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scal
 # they need a second time (about 1 ms of a 124M step at 16 x 1024, BENCHMARKS run 71). Here a
 # persistent grid sums each program's rows' gain gradient in registers, then one tiny sum over programs.
 # ----------------------------------------------------------------------------------------------
-POST_BLOCK_R, POST_WARPS, POST_PROGRAMS_PER_SM = 1, 4, 8  # the fastest of run 77's configs
+# (rows per program and loop step, warps, programs per SM) of the post-norm pass alone (the fastest of run 77's) and
+# fused with the next pre-norm (PRE: 89 against 98 us for the first one's, run 86, H200, 16384 rows of 768)
+POST_CONFIG, POST_PRE_CONFIG = (1, 4, 8), (1, 8, 4)
 
 
 @triton.jit
-def _post_norm_bwd_kernel(G, X, OUT, W, R, DA, DW, n_rows, C: tl.constexpr, C_PAD: tl.constexpr,
-                          BLOCK_R: tl.constexpr):
+def _post_norm_bwd_kernel(G, X, OUT, W, R, DA, DW, GH, V, S, DG, n_rows, C: tl.constexpr, C_PAD: tl.constexpr,
+                          BLOCK_R: tl.constexpr, PRE: tl.constexpr):
+    # PRE: out also feeds the next pre-norm, h = RMSNorm(out) v (1/rms s), whose gradient GH comes back; the
+    # residual gradient is then G + that norm's backward, written to DG and used at once (not read back)
     pid = tl.program_id(0)
     cols = tl.arange(0, C_PAD)
     cm = cols < C
     w = tl.load(W + cols, mask=cm, other=1.0).to(tl.float32)
     dw = tl.zeros((C_PAD,), dtype=tl.float32)
+    if PRE:
+        v = tl.load(V + cols, mask=cm, other=0.0).to(tl.float32)
+        dv = tl.zeros((C_PAD,), dtype=tl.float32)
     for start in range(pid * BLOCK_R, n_rows, tl.num_programs(0) * BLOCK_R):  # rows pid, pid + P, ... (by blocks)
         rows = start + tl.arange(0, BLOCK_R)
         m = (rows < n_rows)[:, None] & cm[None, :]
         at = rows[:, None].to(tl.int64) * C + cols[None, :]
         g = tl.load(G + at, mask=m, other=0.0).to(tl.float32)
-        ah = (tl.load(OUT + at, mask=m, other=0.0).to(tl.float32) - tl.load(X + at, mask=m, other=0.0).to(tl.float32)) / w
+        out = tl.load(OUT + at, mask=m, other=0.0).to(tl.float32)
+        if PRE:
+            s = tl.load(S + rows, mask=rows < n_rows, other=0.0)
+            oh = out * s[:, None]
+            gh = tl.load(GH + at, mask=m, other=0.0).to(tl.float32)
+            gv = gh * v
+            g += s[:, None] * (gv - oh * (tl.sum(gv * oh, axis=1) / C)[:, None])
+            tl.store(DG + at, g.to(DG.dtype.element_ty), mask=m)
+            dv += tl.sum(gh * oh, axis=0)
+        ah = (out - tl.load(X + at, mask=m, other=0.0).to(tl.float32)) / w
         r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
         gw = g * w
         da = r[:, None] * (gw - ah * (tl.sum(gw * ah, axis=1) / C)[:, None])
         tl.store(DA + at, da.to(DA.dtype.element_ty), mask=m)
         dw += tl.sum(g * ah, axis=0)
     tl.store(DW + pid * C_PAD + cols, dw)
+    if PRE:
+        tl.store(DW + (tl.num_programs(0) + pid) * C_PAD + cols, dv)
 
 
-def _programs(device):
+def _programs(device, per_sm):
     if device.type != "cuda":
         return 4  # the interpreter: a few programs, so that each loops over several row blocks
-    return POST_PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+    return per_sm * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _post_norm_launch(g, x, out, w, r, a_dtype, pre=None):
+    C = g.shape[-1]
+    n = g.numel() // C
+    g, x, out, r = (t.contiguous() for t in (g, x, out, r))
+    da = torch.empty(g.shape, device=g.device, dtype=a_dtype)
+    block_r, warps, per_sm = POST_CONFIG if pre is None else POST_PRE_CONFIG
+    grid = max(1, min(triton.cdiv(n, block_r), _programs(g.device, per_sm)))
+    cp = triton.next_power_of_2(C)
+    dw = torch.empty(1 if pre is None else 2, grid, cp, device=g.device, dtype=torch.float32)
+    gh, v, s = (g, w, r) if pre is None else (pre[0].contiguous(), pre[1], pre[2].contiguous())  # (unread without PRE)
+    dg = g if pre is None else torch.empty_like(g)
+    _post_norm_bwd_kernel[(grid,)](g, x, out, w, r, da, dw, gh, v, s, dg, n, C=C, C_PAD=cp, BLOCK_R=block_r,
+                                   PRE=pre is not None, num_warps=warps)
+    return dg, da, sum_rows(dw, C)
 
 
 @torch.library.custom_op("qknorm::post_norm_bwd", mutates_args=())
 def _post_norm_bwd(g: torch.Tensor, x: torch.Tensor, out: torch.Tensor, w: torch.Tensor, r: torch.Tensor,
                    a_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    C = g.shape[-1]
-    n = g.numel() // C
-    g, x, out, r = (t.contiguous() for t in (g, x, out, r))
-    da = torch.empty(g.shape, device=g.device, dtype=a_dtype)
-    grid = max(1, min(triton.cdiv(n, POST_BLOCK_R), _programs(g.device)))
-    cp = triton.next_power_of_2(C)
-    dw = torch.empty(grid, cp, device=g.device, dtype=torch.float32)
-    _post_norm_bwd_kernel[(grid,)](g, x, out, w, r, da, dw, n, C=C, C_PAD=cp, BLOCK_R=POST_BLOCK_R, num_warps=POST_WARPS)
-    return da, sum_rows(dw[None], C)[0].to(w.dtype)
+    _, da, dw = _post_norm_launch(g, x, out, w, r, a_dtype)
+    return da, dw[0].to(w.dtype)
 
 
 @_post_norm_bwd.register_fake
@@ -422,10 +450,37 @@ def _(g, x, out, w, r, a_dtype):
     return g.new_empty(g.shape, dtype=a_dtype), w.new_empty(w.shape)
 
 
-def post_norm_bwd(g, x, out, w, r, a_dtype):
-    """The backward of out = x + RMSNorm(a) w (gain w, saved 1/rms r, one per row) from out and x, a's
-    normed rows being (out - x) / w: returns (da in a_dtype, dw). g, x, out: (..., C) fp32; w: (C,)."""
+def _check_post(g, x, out, w, r):
     if not (g.shape == x.shape == out.shape and w.shape == g.shape[-1:] and r.numel() * g.shape[-1] == g.numel()):
         raise ValueError(f"post_norm_bwd: shapes g {tuple(g.shape)}, x {tuple(x.shape)}, out {tuple(out.shape)}, "
                          f"w {tuple(w.shape)}, r {tuple(r.shape)} do not match")
+
+
+def post_norm_bwd(g, x, out, w, r, a_dtype):
+    """The backward of out = x + RMSNorm(a) w (gain w, saved 1/rms r, one per row) from out and x, a's
+    normed rows being (out - x) / w: returns (da in a_dtype, dw). g, x, out: (..., C) fp32; w: (C,)."""
+    _check_post(g, x, out, w, r)
     return _post_norm_bwd(g, x, out, w, r, a_dtype)
+
+
+@torch.library.custom_op("qknorm::post_pre_norm_bwd", mutates_args=())
+def _post_pre_norm_bwd(g: torch.Tensor, gh: torch.Tensor, x: torch.Tensor, out: torch.Tensor, w: torch.Tensor,
+                       r: torch.Tensor, v: torch.Tensor, s: torch.Tensor, a_dtype: torch.dtype
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _post_norm_launch(g, x, out, w, r, a_dtype, pre=(gh, v, s))
+
+
+@_post_pre_norm_bwd.register_fake
+def _(g, gh, x, out, w, r, v, s, a_dtype):
+    return g.new_empty(g.shape), g.new_empty(g.shape, dtype=a_dtype), w.new_empty((2, w.shape[0]), dtype=torch.float32)
+
+
+def post_pre_norm_bwd(g, gh, x, out, w, r, v, s, a_dtype):
+    """The backward of out = x + RMSNorm(a) w and h = RMSNorm(out) v (the next pre-norm, gain v, saved 1/rms s)
+    in one pass, given the gradients g of out (the residual path) and gh of h: returns (the whole gradient of
+    out, fp32; da in a_dtype; (2, C) fp32: dw, dv)."""
+    _check_post(g, x, out, w, r)
+    if gh.shape != g.shape or v.shape != w.shape or s.numel() != r.numel():
+        raise ValueError(f"post_pre_norm_bwd: shapes gh {tuple(gh.shape)}, v {tuple(v.shape)}, s {tuple(s.shape)} "
+                         f"do not match g {tuple(g.shape)}")
+    return _post_pre_norm_bwd(g, gh, x, out, w, r, v, s, a_dtype)

@@ -91,7 +91,7 @@ attn_impl = "auto"  # sigmoid attention: auto (the kernel on CUDA where it appli
 fused_qk_norm = True  # CUDA: QK-norm in qknorm.py's kernels, one op with the attention kernel (faster: BENCHMARKS run 23)
 post_norm_from_sum = True  # hybrid-norm's post-norms recover their input from the residual sum in the backward
 # instead of keeping it (model.ResidualRMSNorm): 0.56 GiB less at 124M, 16 x 1024, about 1% slower (BENCHMARKS runs 61-63)
-fused_post_norm = True  # CUDA: that post-norm's backward in one Triton pass (qknorm.post_norm_bwd), not inductor's kernels
+fused_post_norm = True  # CUDA: that post-norm's backward (with the next pre-norm's) in one Triton pass (qknorm.py), not inductor's
 deterministic = False  # bitwise-reproducible GPU runs and resumes (slower: e.g. the kernel's 7-product backward)
 seed = 1337
 # -----------------------------------------------------------------------------

@@ -468,7 +468,7 @@ def test_block_forward_is_pre_and_post_norm_residual(norm):
     seen = {}
     block.attn.register_forward_hook(lambda mod, args, out: seen.setdefault("attn_in", args[0]))
     with torch.no_grad():
-        out = block(x, pos)
+        out, _ = block(x, pos)
         a = block.attn(rmsnorm(x, block.attn_norm.weight), pos)
         h = x + (rmsnorm(a, block.attn_post_norm.weight) if norm == "hybrid" else a)
         f = block.mlp(rmsnorm(h, block.mlp_norm.weight))
@@ -538,7 +538,7 @@ def test_final_norm_precedes_the_lm_head():
     m = make_model()
     _randomise_gains(m, 25)
     seen = {}
-    m.transformer.h[-1].register_forward_hook(lambda mod, args, out: seen.setdefault("x", out))
+    m.transformer.h[-1].register_forward_hook(lambda mod, args, out: seen.update(x=out[0]))  # out: (x, h)
     idx = torch.randint(0, 23, (2, 8), generator=torch.Generator().manual_seed(26))
     with torch.no_grad():
         logits, _ = m(idx, targets=idx)

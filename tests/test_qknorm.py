@@ -323,6 +323,29 @@ def test_post_norm_backward_matches_float64_autograd(shape, a_dtype):
     assert ((dw.double() - ref_dw).norm() / ref_dw.norm()).item() < 1e-5  # the gain's sum stays fp32
 
 
+@pytest.mark.parametrize("shape,a_dtype", [((2, 7, 48), torch.float32), ((3, 11, 64), torch.bfloat16)])
+def test_post_norm_and_next_pre_norm_backward_matches_float64_autograd(shape, a_dtype):
+    """out = x + RMSNorm(a) w, h = RMSNorm(out) v: one pass gives out's whole gradient (= x's), a's, w's and v's."""
+    x, a, w, r, out, g = _post_norm_case(shape, a_dtype, sum(shape) + 1)
+    gen = torch.Generator().manual_seed(5)
+    v = (torch.rand(shape[-1], generator=gen) + 0.5).to(DEV)
+    s = torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + 1e-5)
+    gh = torch.randn(shape, generator=gen).to(DEV, a_dtype)  # h's gradient comes from a matmul in h's dtype
+    dx, da, dwv = qknorm.post_pre_norm_bwd(g, gh, x, out, w, r, v, s, a_dtype)
+    assert dx.dtype == torch.float32 and da.dtype == a_dtype and dwv.shape == (2, shape[-1])
+    x64, a64, w64, v64 = (t.double().requires_grad_(True) for t in (x, a, w, v))
+    post, pre = (nn.RMSNorm(shape[-1], eps=1e-5).double().to(DEV) for _ in range(2))
+    post.weight, pre.weight = nn.Parameter(w64), nn.Parameter(v64)
+    out64 = x64 + post(a64)
+    refs = torch.autograd.grad((out64, pre(out64)), (x64, a64, post.weight, pre.weight), (g.double(), gh.double()))
+    tol = 1e-5 if a_dtype == torch.float32 else 1e-2
+    for got, ref, t in ((dx, refs[0], 1e-5), (da, refs[1], tol), (dwv[0], refs[2], 1e-5), (dwv[1], refs[3], 1e-5)):
+        err = ((got.double() - ref).norm() / ref.norm()).item()
+        assert err < t, err
+    torch.library.opcheck(qknorm._post_pre_norm_bwd, (g, gh, x, out, w, r, v, s, a_dtype),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
 def test_post_norm_backward_errors_and_opcheck():
     x, a, w, r, out, dy = _post_norm_case((2, 5, 16), torch.float32, 1)
     with pytest.raises(ValueError, match=r"w \(8,\)"):
@@ -331,10 +354,12 @@ def test_post_norm_backward_errors_and_opcheck():
                           test_utils=("test_schema", "test_faketensor"))
 
 
+@pytest.mark.parametrize("sharded", [False, True], ids=["", "sharded"])
 @pytest.mark.parametrize("attn_impl", ["torch"] + (["triton"] if CUDA else []))
-def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl):
-    """A small hybrid-norm model's gradients with model.FUSED_POST_NORM off and on agree (the kernel replaces
-    ResidualRMSNorm's PyTorch backward); on a GPU under bf16 autocast too, where a is bf16 and x fp32."""
+def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl, sharded):
+    """A small hybrid-norm model's gradients with model.FUSED_POST_NORM off and on agree (the kernels replace
+    the post-norms' PyTorch backward, with the next pre-norm's where they fuse it); on a GPU under bf16
+    autocast too, where a is bf16 and x fp32."""
     import model
     torch.manual_seed(0)
     cfg = model.GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=4, n_embd=64)
@@ -342,8 +367,11 @@ def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl):
     for mod in m.modules():  # gains away from 1, so a mix-up of gains would show
         if isinstance(mod, nn.RMSNorm):
             nn.init.uniform_(mod.weight, 0.5, 1.5)
+    if sharded:  # as FSDP2 leaves the next block's gain outside that block's forward: not used across blocks
+        m.transformer.h[1].attn_norm.weight.device_mesh = "a DTensor's attribute"
     idx = torch.randint(64, (4, 32), device=DEV)
-    out = {}
+    out, calls, real = {}, [], qknorm.post_pre_norm_bwd
+    monkeypatch.setattr(qknorm, "post_pre_norm_bwd", lambda *a: calls.append(1) or real(*a))
     for fused in (False, True):
         monkeypatch.setattr(model, "FUSED_POST_NORM", fused)
         m.zero_grad()
@@ -351,7 +379,10 @@ def test_model_with_and_without_the_post_norm_kernel(monkeypatch, attn_impl):
             _, loss = m(idx, idx)
         loss.backward()
         out[fused] = (loss.item(), {n: p.grad.clone() for n, p in m.named_parameters()})
-    assert out[True][0] == out[False][0]  # the forward is the same code
+    # every post-norm is followed by a pre-norm (the MLP's, the next block's, the final one): all fused but one
+    # when the next block's gain is a shard
+    assert len(calls) == 2 * cfg.n_layer - sharded
+    assert abs(out[True][0] - out[False][0]) < 1e-5  # the same maths (norms inside ResidualRMSNormPre)
     tol = 2e-2 if CUDA else 1e-4  # bf16's da, rounded at different places
     for n, ref in out[False][1].items():
         got = out[True][1][n]
@@ -367,3 +398,39 @@ def test_sum_rows_equals_a_float64_sum(G, R, W, n):
     got = qknorm.sum_rows(x, n)
     assert got.shape == (G, n) and got.dtype == torch.float32
     torch.testing.assert_close(got.double(), x[..., :n].double().sum(1), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif(CUDA, reason="on the CPU, through the interpreter (the rule it checks is the device's too)")
+def test_under_fsdp2_the_post_norms_fuse_within_blocks_only(monkeypatch):
+    """FSDP2 gathers a block's gains only inside its forward: a model sharded per block (one gloo process here)
+    fuses each post-norm with the MLP's pre-norm and the last with ln_f, not with the next block's, and its
+    gradients are the unsharded model's."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+    import model
+    torch.manual_seed(0)
+    cfg = model.GPTConfig(block_size=32, vocab_size=64, n_layer=3, n_head=4, n_embd=64)
+    ref = model.GPT(cfg, attn_impl="torch")
+    for mod in ref.modules():
+        if isinstance(mod, nn.RMSNorm):
+            nn.init.uniform_(mod.weight, 0.5, 1.5)
+    m = model.GPT(cfg, attn_impl="torch")
+    m.load_state_dict(ref.state_dict())
+    idx = torch.randint(64, (2, 32))
+    calls, real = [], qknorm.post_pre_norm_bwd
+    monkeypatch.setattr(qknorm, "post_pre_norm_bwd", lambda *a: calls.append(1) or real(*a))
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        for block in m.transformer.h:
+            fully_shard(block)
+        fully_shard(m)
+        monkeypatch.setattr(model, "FUSED_POST_NORM", True)
+        m(idx, idx)[1].backward()
+        grads = {n: p.grad.full_tensor() for n, p in m.named_parameters()}
+    finally:
+        dist.destroy_process_group()
+    assert len(calls) == cfg.n_layer + 1
+    monkeypatch.setattr(model, "FUSED_POST_NORM", False)
+    ref(idx, idx)[1].backward()
+    for n, p in ref.named_parameters():
+        assert (grads[n] - p.grad).norm() <= 1e-5 * p.grad.norm() + 1e-7, n

@@ -18,3 +18,24 @@ fi
 if [ "$1" = 4 ]; then  # the boundary kernel's launch configs, loads hoisted or not
   PYTHONPATH=. timeout 200 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|Error" $OUT/post_pre.log
 fi
+if [ "$1" = 5 ]; then  # the boundary kernel's configs (loads hoisted: "new"), the best set in qknorm.py here, then issue 14's table on the patch
+  PYTHONPATH=. timeout 150 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|BEST|Error" $OUT/post_pre.log
+  best=$(grep "^BEST new" $OUT/post_pre.log | sed 's/^BEST new: //')
+  if [ -n "$best" ]; then sed -i "s/^POST_CONFIG, POST_PRE_CONFIG = .*/$best/" qknorm.py; fi; grep -n "^POST_CONFIG" qknorm.py
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  (cd devcarry/base && timeout 120 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/base_step.log 2>&1); grep "^{" $OUT/base_step.log | cut -c1-300
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout $((570 - SECONDS)) python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
+fi
+if [ "$1" = 6 ]; then  # part 5 cut to the device time left: the configs, then the 16 x 1024 step: patch, main, softmax
+  PYTHONPATH=. timeout 80 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|BEST|Error" $OUT/post_pre.log
+  best=$(grep "^BEST new" $OUT/post_pre.log | sed 's/^BEST new: //')
+  if [ -n "$best" ]; then sed -i "s/^POST_CONFIG, POST_PRE_CONFIG = .*/$best/" qknorm.py; fi; grep -n "^POST_CONFIG" qknorm.py
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  (mkdir -p $OUT/patch && OUT=$OUT/patch timeout 110 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/patch_step.log 2>&1); grep "^{" $OUT/patch_step.log | cut -c1-200
+  (cd devcarry/base && mkdir -p $OUT/base && OUT=$OUT/base timeout 220 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg softmax_cg > $OUT/base_step.log 2>&1); grep "^{" $OUT/base_step.log | cut -c1-200
+fi
+if [ "$1" = 7 ]; then  # the device time left: the 16 x 1024 step, the boundary patch at run 86's fastest PRE config (1, 8, 4), then main
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/; grep -n "^POST_CONFIG" qknorm.py
+  (mkdir -p $OUT/patch && OUT=$OUT/patch timeout 130 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/patch_step.log 2>&1); grep "^{" $OUT/patch_step.log | cut -c1-200
+  (cd devcarry/base && mkdir -p $OUT/base && OUT=$OUT/base timeout 130 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/base_step.log 2>&1); grep "^{" $OUT/base_step.log | cut -c1-200
+fi
