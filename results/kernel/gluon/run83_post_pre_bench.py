@@ -1,16 +1,19 @@
-# Run 83: the boundary patch's fused backward (qknorm.post_pre_norm_bwd: hybrid-norm's post-norm, its residual add
-# and the next pre-norm in one pass) at the 124M step's shape (16 x 1024 rows of 768), by launch config, for the
-# patch as measured in runs 80-82 ("old", devcarry/patch/qknorm.py) and with every load issued before the row sums
-# ("new", ./qknorm.py); the post-norm alone (post_norm_bwd) likewise; a copy of the same bytes as the floor.
-# Device time by CUDA-graph replay. From the repo root: PYTHONPATH=. python results/kernel/gluon/run83_post_pre_bench.py
+# Runs 86-: the fused backward of qknorm.post_pre_norm_bwd (hybrid-norm's post-norm, its residual add and the next
+# pre-norm in one pass) at the 124M step's shape (16 x 1024 rows of 768), by launch config, for two versions of
+# qknorm.py: "old" from $OLD (run 86: the boundary patch as runs 80-82 measured it, devcarry/patch/qknorm.py; next:
+# main's copy, devcarry/base/qknorm.py) and "new" from ./qknorm.py (run 86: every load issued before the row sums, a
+# version not kept; next: main plus whatever is tried); the post-norm alone likewise; a copy of the same bytes as
+# the floor. Device time by CUDA-graph replay. From the repo root:
+#   OLD=devcarry/base/qknorm.py PYTHONPATH=. python results/kernel/gluon/run83_post_pre_bench.py
 import importlib.util
+import os
 
 import torch
 import triton.testing
 
 import qknorm as new
 
-spec = importlib.util.spec_from_file_location("qknorm_old", "devcarry/patch/qknorm.py")
+spec = importlib.util.spec_from_file_location("qknorm_old", os.environ.get("OLD", "devcarry/patch/qknorm.py"))
 old = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(old)
 
@@ -36,14 +39,16 @@ def err(got, want):
     return ((got.double() - want).norm() / want.norm()).item()
 
 
-configs = [(1, 4, 8), (1, 8, 4), (1, 8, 2), (1, 16, 1), (1, 16, 2), (2, 4, 8), (2, 4, 4), (2, 8, 2), (1, 2, 16)]
+# one warp per row (1, 1, n): row sums by shuffles alone, no barrier (main's (1, 8, 4) has four per row)
+configs = [(1, 4, 8), (1, 8, 4), (1, 8, 2), (1, 16, 1), (1, 16, 2), (2, 4, 8), (2, 4, 4), (2, 8, 2), (1, 2, 16),
+           (1, 1, 32), (1, 1, 16), (2, 2, 16)]
 best_pre = best_post = (float("inf"), None)
 for name, mod in (("old", old), ("new", new)):
     for br, nw, per_sm in configs:
-        if mod is old:
-            mod.POST_BLOCK_R, mod.POST_WARPS, mod.POST_PROGRAMS_PER_SM = br, nw, per_sm
-        else:
+        if hasattr(mod, "POST_CONFIG"):
             mod.POST_CONFIG = mod.POST_PRE_CONFIG = (br, nw, per_sm)
+        else:  # the patch as runs 80-86 had it
+            mod.POST_BLOCK_R, mod.POST_WARPS, mod.POST_PROGRAMS_PER_SM = br, nw, per_sm
         # the launch function itself, not the custom op: both modules register qknorm::post_pre_norm_bwd, and the op
         # runs whichever registered last (run 86 timed "new" through old's op: its numbers for "new" are old's)
         dg, da, dwv = mod._post_norm_launch(g, x, out, w, r, torch.bfloat16, pre=(gh, v, s))
