@@ -1,3 +1,4 @@
+# Session 36: next_boundary.patch landed (2078900); parts 3, 8, 9 that apply it are history. Its next parts: run83.sh 8-10.
 # Runs 79-82 (2026-12-05) ran parts 1, 8, 9, 10 (= 1, 7, 4, 5 and two rounds of part 3's step A/B; results/kernel/LOG.md): still
 # to run are part 2 (the kernel A/B against 2f8f2c4's in one call), part 6 and a profile of today's step.
 # Prepared for the next session with a device (sessions 33 and 34 had none). Main changed in session 34 without a
