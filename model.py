@@ -381,6 +381,13 @@ def _post_norm_backward(g, x, out, w, r, a_dtype):
     return da.to(a_dtype), (g * xh).flatten(0, -2).sum(0).to(w.dtype)
 
 
+def _post_norm_forward(x, a, w, eps):
+    """out = x + RMSNorm(a) w in fp32 at least, and 1/rms(a) r (..., 1), which the backward keeps."""
+    a32 = a.to(torch.promote_types(a.dtype, torch.float32))
+    r = torch.rsqrt(a32.pow(2).mean(-1, keepdim=True) + eps)
+    return x + a32 * r * w, r
+
+
 class ResidualRMSNorm(torch.autograd.Function):
     """x + RMSNorm(a) w: hybrid-norm's post-norm and its residual add, whose backward keeps no copy of a.
     It needs only a's normalised rows, which it recovers as (x + RMSNorm(a) w - x) / w from the sum and x,
@@ -390,9 +397,7 @@ class ResidualRMSNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, a, w, eps):
-        a32 = a.to(torch.promote_types(a.dtype, torch.float32))
-        r = torch.rsqrt(a32.pow(2).mean(-1, keepdim=True) + eps)  # (..., 1)
-        out = x + a32 * r * w
+        out, r = _post_norm_forward(x, a, w, eps)
         ctx.save_for_backward(x, out, w, r)
         ctx.a_dtype = a.dtype
         return out
@@ -410,9 +415,7 @@ class ResidualRMSNormPre(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, a, w, eps, v, eps_pre, h_dtype):
-        a32 = a.to(torch.promote_types(a.dtype, torch.float32))
-        r = torch.rsqrt(a32.pow(2).mean(-1, keepdim=True) + eps)  # (..., 1)
-        out = x + a32 * r * w
+        out, r = _post_norm_forward(x, a, w, eps)
         s = torch.rsqrt(out.pow(2).mean(-1, keepdim=True) + eps_pre)
         ctx.save_for_backward(x, out, w, r, v, s)
         ctx.a_dtype = a.dtype
