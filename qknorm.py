@@ -373,16 +373,19 @@ def qk_norm_sigmoid_attention(qkv, wq, wk, nh, nkv, eps=1e-5, *, bias=None, scal
 # they need a second time (about 1 ms of a 124M step at 16 x 1024, BENCHMARKS run 71). Here a
 # persistent grid sums each program's rows' gain gradient in registers, then one tiny sum over programs.
 # ----------------------------------------------------------------------------------------------
-# (rows per program and loop step, warps, programs per SM) of the post-norm pass alone (the fastest of run 77's) and
-# fused with the next pre-norm (PRE: 89 against 98 us for the first one's, run 86, H200, 16384 rows of 768)
-POST_CONFIG, POST_PRE_CONFIG = (1, 4, 8), (1, 8, 4)
+# (rows per program and loop step, warps, programs per SM, the row loop's pipeline stages) of the post-norm pass alone
+# and fused with the next pre-norm (PRE): run 88's fastest (H100, 16384 rows of 768: 92 us fused, a copy of its
+# bytes 85; Triton's pipelining and one warp per row were slower; the pass alone is level across configs)
+POST_CONFIG, POST_PRE_CONFIG = (1, 8, 4, 1), (1, 8, 4, 1)
 
 
 @triton.jit
 def _post_norm_bwd_kernel(G, X, OUT, W, R, DA, DW, GH, V, S, DG, n_rows, C: tl.constexpr, C_PAD: tl.constexpr,
-                          BLOCK_R: tl.constexpr, PRE: tl.constexpr):
+                          BLOCK_R: tl.constexpr, PRE: tl.constexpr, STAGES: tl.constexpr):
     # PRE: out also feeds the next pre-norm, h = RMSNorm(out) v (1/rms s), whose gradient GH comes back; the
-    # residual gradient is then G + that norm's backward, written to DG and used at once (not read back)
+    # residual gradient is then G + that norm's backward, written to DG and used at once (not read back).
+    # Every load of a row block is issued before its first row sum, which waits on them all: with x loaded after
+    # the first sum (two trips to memory per row) the pass took 109 against 92 us (run 88, H100; a copy 85)
     pid = tl.program_id(0)
     cols = tl.arange(0, C_PAD)
     cm = cols < C
@@ -391,22 +394,24 @@ def _post_norm_bwd_kernel(G, X, OUT, W, R, DA, DW, GH, V, S, DG, n_rows, C: tl.c
     if PRE:
         v = tl.load(V + cols, mask=cm, other=0.0).to(tl.float32)
         dv = tl.zeros((C_PAD,), dtype=tl.float32)
-    for start in range(pid * BLOCK_R, n_rows, tl.num_programs(0) * BLOCK_R):  # rows pid, pid + P, ... (by blocks)
-        rows = start + tl.arange(0, BLOCK_R)
-        m = (rows < n_rows)[:, None] & cm[None, :]
+    for start in tl.range(pid * BLOCK_R, n_rows, tl.num_programs(0) * BLOCK_R, num_stages=STAGES):
+        rows = start + tl.arange(0, BLOCK_R)  # rows pid, pid + P, ... (by blocks)
+        rm = rows < n_rows
+        m = rm[:, None] & cm[None, :]
         at = rows[:, None].to(tl.int64) * C + cols[None, :]
         g = tl.load(G + at, mask=m, other=0.0).to(tl.float32)
         out = tl.load(OUT + at, mask=m, other=0.0).to(tl.float32)
+        x = tl.load(X + at, mask=m, other=0.0).to(tl.float32)
+        r = tl.load(R + rows, mask=rm, other=0.0)
         if PRE:
-            s = tl.load(S + rows, mask=rows < n_rows, other=0.0)
-            oh = out * s[:, None]
             gh = tl.load(GH + at, mask=m, other=0.0).to(tl.float32)
+            s = tl.load(S + rows, mask=rm, other=0.0)
+            oh = out * s[:, None]
             gv = gh * v
             g += s[:, None] * (gv - oh * (tl.sum(gv * oh, axis=1) / C)[:, None])
             tl.store(DG + at, g.to(DG.dtype.element_ty), mask=m)
             dv += tl.sum(gh * oh, axis=0)
-        ah = (out - tl.load(X + at, mask=m, other=0.0).to(tl.float32)) / w
-        r = tl.load(R + rows, mask=rows < n_rows, other=0.0)
+        ah = (out - x) / w
         gw = g * w
         da = r[:, None] * (gw - ah * (tl.sum(gw * ah, axis=1) / C)[:, None])
         tl.store(DA + at, da.to(DA.dtype.element_ty), mask=m)
@@ -427,14 +432,14 @@ def _post_norm_launch(g, x, out, w, r, a_dtype, pre=None):
     n = g.numel() // C
     g, x, out, r = (t.contiguous() for t in (g, x, out, r))
     da = torch.empty(g.shape, device=g.device, dtype=a_dtype)
-    block_r, warps, per_sm = POST_CONFIG if pre is None else POST_PRE_CONFIG
+    block_r, warps, per_sm, stages = POST_CONFIG if pre is None else POST_PRE_CONFIG
     grid = max(1, min(triton.cdiv(n, block_r), _programs(g.device, per_sm)))
     cp = triton.next_power_of_2(C)
     dw = torch.empty(1 if pre is None else 2, grid, cp, device=g.device, dtype=torch.float32)
     gh, v, s = (g, w, r) if pre is None else (pre[0].contiguous(), pre[1], pre[2].contiguous())  # (unread without PRE)
     dg = g if pre is None else torch.empty_like(g)
     _post_norm_bwd_kernel[(grid,)](g, x, out, w, r, da, dw, gh, v, s, dg, n, C=C, C_PAD=cp, BLOCK_R=block_r,
-                                   PRE=pre is not None, num_warps=warps)
+                                   PRE=pre is not None, STAGES=stages, num_warps=warps)
     return dg, da, sum_rows(dw, C)
 
 

@@ -303,12 +303,19 @@ def _post_norm_case(shape, a_dtype, seed):
     return x, a, w, r, x + a.float() * r * w, torch.randn(shape, generator=g).to(DEV)
 
 
+# launch configs (rows per step, warps, programs per SM, pipeline stages): the row loop pipelined by Triton (2) or
+# not (1), with row blocks of 1 and 2
+LOOPS = [(1, 8, 4, 1), (2, 2, 4, 1), (1, 1, 8, 2)]
+
+
 @pytest.mark.parametrize("shape,a_dtype", [
     ((2, 7, 48), torch.float32),    # 14 rows: not a multiple of the row block; width no power of two
     ((3, 11, 64), torch.bfloat16),  # the model's dtypes under autocast: a bf16, x fp32; 33 rows over 4 programs
     ((1, 5, 3), torch.float16),     # a tiny width, padded to 4
 ])
-def test_post_norm_backward_matches_float64_autograd(shape, a_dtype):
+@pytest.mark.parametrize("config", LOOPS)
+def test_post_norm_backward_matches_float64_autograd(shape, a_dtype, config, monkeypatch):
+    monkeypatch.setattr(qknorm, "POST_CONFIG", config)
     x, a, w, r, out, dy = _post_norm_case(shape, a_dtype, sum(shape))
     da, dw = qknorm.post_norm_bwd(dy, x, out, w, r, a_dtype)
     assert da.dtype == a_dtype and da.shape == a.shape and dw.dtype == w.dtype and dw.shape == w.shape
@@ -323,9 +330,11 @@ def test_post_norm_backward_matches_float64_autograd(shape, a_dtype):
     assert ((dw.double() - ref_dw).norm() / ref_dw.norm()).item() < 1e-5  # the gain's sum stays fp32
 
 
+@pytest.mark.parametrize("config", LOOPS)
 @pytest.mark.parametrize("shape,a_dtype", [((2, 7, 48), torch.float32), ((3, 11, 64), torch.bfloat16)])
-def test_post_norm_and_next_pre_norm_backward_matches_float64_autograd(shape, a_dtype):
+def test_post_norm_and_next_pre_norm_backward_matches_float64_autograd(shape, a_dtype, config, monkeypatch):
     """out = x + RMSNorm(a) w, h = RMSNorm(out) v: one pass gives out's whole gradient (= x's), a's, w's and v's."""
+    monkeypatch.setattr(qknorm, "POST_PRE_CONFIG", config)
     x, a, w, r, out, g = _post_norm_case(shape, a_dtype, sum(shape) + 1)
     gen = torch.Generator().manual_seed(5)
     v = (torch.rand(shape[-1], generator=gen) + 0.5).to(DEV)

@@ -148,9 +148,11 @@ def compile_qknorm():
              ("qknorm_pack", qn._qknorm_pack_kernel, heads, 4, "X P"),
              ("qknorm_bwd", qn._qknorm_bwd_kernel, {**heads, "FROM_Y": True}, 4, "X DQ DK DX"),
              ("sum_rows", qn._sum_rows_kernel, dict(CHUNK=128, BLOCK_R=64, BLOCK_N=64), 4, ""),
-             ("post_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_CONFIG[0], "PRE": False},
+             ("post_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_CONFIG[0], "PRE": False,
+                                                                  "STAGES": qn.POST_CONFIG[3]},
               qn.POST_CONFIG[1], "DA"),
-             ("post_pre_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_PRE_CONFIG[0], "PRE": True},
+             ("post_pre_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_PRE_CONFIG[0], "PRE": True,
+                                                                          "STAGES": qn.POST_PRE_CONFIG[3]},
               qn.POST_PRE_CONFIG[1], "DA GH")]
     out = {}
     for name, fn, consts, warps, bf16 in cases:

@@ -44,12 +44,19 @@ fi
 # part 8: the fused post/pre pass's configs on main, one warp per row included (no barrier in the row sums), the
 # fastest set here, then issue 14's table; part 9: the paper_1b pair; part 10: the GPU tests of the norm kernels.
 if [ "$1" = 8 ]; then
-  OLD=devcarry/base/qknorm.py PYTHONPATH=. timeout 100 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|BEST|Error" $OUT/post_pre.log
+  OLD=devcarry/base/qknorm.py PYTHONPATH=. timeout 130 python results/kernel/gluon/run83_post_pre_bench.py > $OUT/post_pre.log 2>&1; grep -E "RESULT|BEST|Error" $OUT/post_pre.log
   best=$(grep "^BEST new" $OUT/post_pre.log | sed 's/^BEST new: //')
   if [ -n "$best" ]; then sed -i "s/^POST_CONFIG, POST_PRE_CONFIG = .*/$best/" qknorm.py; fi; grep -n "^POST_CONFIG" qknorm.py
-  (mkdir -p $OUT/train && OUT=$OUT/train timeout $((580 - SECONDS)) python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout $((${LIMIT:-580} - SECONDS)) python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
 elif [ "$1" = 9 ]; then
   (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout 420 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
 elif [ "$1" = 10 ]; then
   timeout 400 python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py tests/test_model.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
+fi
+# Session 37: part 12, right after part 8 on the same warm machine, with part 8's best config written into qknorm.py
+# here first: the norm kernels' GPU tests, then the 1B pair
+if [ "$1" = 12 ]; then
+  grep -n "^POST_CONFIG" qknorm.py
+  timeout 150 python -m pytest -q -x tests/test_qknorm.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
+  (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout $((585 - SECONDS)) python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
 fi

@@ -39,27 +39,46 @@ def err(got, want):
     return ((got.double() - want).norm() / want.norm()).item()
 
 
-# one warp per row (1, 1, n): row sums by shuffles alone, no barrier (main's (1, 8, 4) has four per row)
-configs = [(1, 4, 8), (1, 8, 4), (1, 8, 2), (1, 16, 1), (1, 16, 2), (2, 4, 8), (2, 4, 4), (2, 8, 2), (1, 2, 16),
-           (1, 1, 32), (1, 1, 16), (2, 2, 16)]
+# one warp per row (1, 1, n): row sums by shuffles alone, no barrier (main's (1, 8, 4) has four per row). Session 37:
+# "new" issues every load before the first row sum and takes a 4th entry, the loop's pipeline stages (cp.async).
+# At run 88 stages 0 meant a next-row prefetch by hand, a variant of the working tree not kept (109 us); today's
+# qknorm.py has no such branch.
+# Two rounds, the second in reverse order (later arms of a process can time slower, run 84); each config's best.
+configs = [(br, nw, per_sm, st) for br, nw, per_sm in [(1, 8, 4), (1, 4, 8), (2, 4, 8), (1, 1, 32)] for st in (0, 1, 2, 3)]
+arms = [("old", old, c) for c in [(1, 8, 4, 1), (1, 4, 8, 1)]] + [("new", new, c) for c in configs]
+
+
+def time_arm(mod, cfg):
+    if hasattr(mod, "POST_CONFIG"):
+        mod.POST_CONFIG = mod.POST_PRE_CONFIG = cfg[:len(mod.POST_CONFIG)]
+    else:  # the patch as runs 80-86 had it
+        mod.POST_BLOCK_R, mod.POST_WARPS, mod.POST_PROGRAMS_PER_SM = cfg[:3]
+    # the launch function itself, not the custom op: both modules register qknorm::post_pre_norm_bwd, and the op
+    # runs whichever registered last (run 86 timed "new" through old's op: its numbers for "new" are old's)
+    dg, da, dwv = mod._post_norm_launch(g, x, out, w, r, torch.bfloat16, pre=(gh, v, s))
+    e = max(err(dg, ref[0]), err(da, ref[1]) / 100, err(dwv[0], ref[2]), err(dwv[1], ref[3]))
+    ms = triton.testing.do_bench_cudagraph(lambda: mod._post_norm_launch(g, x, out, w, r, torch.bfloat16,
+                                                                         pre=(gh, v, s)))
+    ms2 = triton.testing.do_bench_cudagraph(lambda: mod._post_norm_launch(g, x, out, w, r, torch.bfloat16))
+    return ms, ms2, e
+
+
+got = {}
+for arm in arms + arms[::-1]:
+    name, mod, cfg = arm
+    try:
+        t = time_arm(mod, cfg)
+    except Exception as ex:  # noqa: BLE001 - e.g. out of shared memory: report and go on
+        print(f"failed {name} {cfg}: {type(ex).__name__}: {str(ex)[:200]}", flush=True)
+        continue
+    prev = got.get((name, cfg))
+    got[(name, cfg)] = t if prev is None else (min(prev[0], t[0]), min(prev[1], t[1]), max(prev[2], t[2]))
 best_pre = best_post = (float("inf"), None)
-for name, mod in (("old", old), ("new", new)):
-    for br, nw, per_sm in configs:
-        if hasattr(mod, "POST_CONFIG"):
-            mod.POST_CONFIG = mod.POST_PRE_CONFIG = (br, nw, per_sm)
-        else:  # the patch as runs 80-86 had it
-            mod.POST_BLOCK_R, mod.POST_WARPS, mod.POST_PROGRAMS_PER_SM = br, nw, per_sm
-        # the launch function itself, not the custom op: both modules register qknorm::post_pre_norm_bwd, and the op
-        # runs whichever registered last (run 86 timed "new" through old's op: its numbers for "new" are old's)
-        dg, da, dwv = mod._post_norm_launch(g, x, out, w, r, torch.bfloat16, pre=(gh, v, s))
-        e = max(err(dg, ref[0]), err(da, ref[1]) / 100, err(dwv[0], ref[2]), err(dwv[1], ref[3]))
-        ms = triton.testing.do_bench_cudagraph(lambda: mod._post_norm_launch(g, x, out, w, r, torch.bfloat16,
-                                                                             pre=(gh, v, s)))
-        ms2 = triton.testing.do_bench_cudagraph(lambda: mod._post_norm_launch(g, x, out, w, r, torch.bfloat16))
-        print(f"RESULT {name} ({br}, {nw}, {per_sm}): post_pre {ms * 1e3:6.1f} us {moved_pre / ms * 1e-9:5.2f} TB/s "
-              f"(max rel err {e:.1e})  post alone {ms2 * 1e3:6.1f} us {moved_post / ms2 * 1e-9:5.2f} TB/s", flush=True)
-        if mod is new:
-            best_pre, best_post = min(best_pre, (ms, (br, nw, per_sm))), min(best_post, (ms2, (br, nw, per_sm)))
+for (name, cfg), (ms, ms2, e) in got.items():
+    print(f"RESULT {name} {cfg}: post_pre {ms * 1e3:6.1f} us {moved_pre / ms * 1e-9:5.2f} TB/s "
+          f"(max rel err {e:.1e})  post alone {ms2 * 1e3:6.1f} us {moved_post / ms2 * 1e-9:5.2f} TB/s", flush=True)
+    if name == "new" and e < 1e-4:
+        best_pre, best_post = min(best_pre, (ms, cfg)), min(best_post, (ms2, cfg))
 buf, src = torch.empty(moved_pre // 8, device="cuda"), torch.empty(moved_pre // 8, device="cuda")
 ms = triton.testing.do_bench_cudagraph(lambda: buf.copy_(src))
 print(f"RESULT copy of the post_pre bytes (half each way): {ms * 1e3:6.1f} us {moved_pre / ms * 1e-9:5.2f} TB/s")
