@@ -60,3 +60,8 @@ if [ "$1" = 12 ]; then
   timeout 150 python -m pytest -q -x tests/test_qknorm.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
   (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout $((585 - SECONDS)) python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log
 fi
+# part 13: issue 14's table alone (for an H200: its MFU must), then the profile at 2 x 8192 with the time left
+if [ "$1" = 13 ]; then
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout 400 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
+  timeout $((585 - SECONDS)) python bench.py --mode=profile --train_shapes 2,8192 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile8k.log 2>&1; tail -n 4 $OUT/profile8k.log
+fi
