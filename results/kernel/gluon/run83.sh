@@ -65,3 +65,15 @@ if [ "$1" = 13 ]; then
   (mkdir -p $OUT/train && OUT=$OUT/train timeout 400 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log
   timeout $((585 - SECONDS)) python bench.py --mode=profile --train_shapes 2,8192 --train_variants softmax_cg sigmoid_cg --profile_top 40 > $OUT/profile8k.log 2>&1; tail -n 4 $OUT/profile8k.log
 fi
+# part 14: next_inplace_pack.patch (QK-norm's pack writes q, k normed over the projection itself; v not copied; CPU
+# tests pass with it, session 37) against main (devcarry/base = HEAD): its GPU tests, then the sigmoid step at
+# 16 x 1024 in alternating rounds (patch, main, patch, main)
+if [ "$1" = 14 ]; then
+  git apply results/kernel/gluon/next_inplace_pack.patch 2>/dev/null || patch -p1 < results/kernel/gluon/next_inplace_pack.patch || exit 1
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  timeout 150 python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log
+  for round in 1 2; do
+    (mkdir -p $OUT/patch$round && OUT=$OUT/patch$round timeout 110 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/patch_step$round.log 2>&1); grep "^{" $OUT/patch_step$round.log | cut -c1-200
+    (cd devcarry/base && mkdir -p $OUT/base$round && OUT=$OUT/base$round timeout 110 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/base_step$round.log 2>&1); grep "^{" $OUT/base_step$round.log | cut -c1-200
+  done
+fi
