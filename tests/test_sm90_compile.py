@@ -142,18 +142,17 @@ def compile_qknorm():
 
     import qknorm as qn
     heads = dict(NH=12, NKV=12, HS=64, HS_PAD=64, BLOCK_R=qn.BLOCK_R)
-    post = dict(C=768, C_PAD=1024)
+
+    def post(config, pre):  # the post-norm kernel (with the next pre-norm's backward: pre) at its launch config
+        return dict(C=768, C_PAD=1024, BLOCK_R=config[0], PRE=pre, STAGES=config[3])
     # (name, kernel, constants, warps, its bf16 pointers: the others are fp32)
     cases = [("qknorm_fwd", qn._qknorm_fwd_kernel, heads, 4, "X Q K"),
              ("qknorm_pack", qn._qknorm_pack_kernel, heads, 4, "X P"),
              ("qknorm_bwd", qn._qknorm_bwd_kernel, {**heads, "FROM_Y": True}, 4, "X DQ DK DX"),
              ("sum_rows", qn._sum_rows_kernel, dict(CHUNK=128, BLOCK_R=64, BLOCK_N=64), 4, ""),
-             ("post_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_CONFIG[0], "PRE": False,
-                                                                  "STAGES": qn.POST_CONFIG[3]},
-              qn.POST_CONFIG[1], "DA"),
-             ("post_pre_norm_bwd", qn._post_norm_bwd_kernel, {**post, "BLOCK_R": qn.POST_PRE_CONFIG[0], "PRE": True,
-                                                                          "STAGES": qn.POST_PRE_CONFIG[3]},
-              qn.POST_PRE_CONFIG[1], "DA GH")]
+             ("post_norm_bwd", qn._post_norm_bwd_kernel, post(qn.POST_CONFIG, False), qn.POST_CONFIG[1], "DA"),
+             ("post_pre_norm_bwd", qn._post_norm_bwd_kernel, post(qn.POST_PRE_CONFIG, True), qn.POST_PRE_CONFIG[1],
+              "DA GH")]
     out = {}
     for name, fn, consts, warps, bf16 in cases:
         if not _mine():
