@@ -77,3 +77,15 @@ if [ "$1" = 14 ]; then
     (cd devcarry/base && mkdir -p $OUT/base$round && OUT=$OUT/base$round timeout 110 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/base_step$round.log 2>&1); grep "^{" $OUT/base_step$round.log | cut -c1-200
   done
 fi
+# Session 38, part 15 (one call): the in-place pack patch's GPU tests, the sigmoid step at 16 x 1024 in alternating
+# rounds (patch, main, patch, main), then issue 14's table on the patch (softmax and sigmoid, one process)
+if [ "$1" = 15 ]; then
+  git apply results/kernel/gluon/next_inplace_pack.patch || exit 1
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  timeout 150 python -m pytest -q -x tests/test_qknorm.py tests/test_compile.py > $OUT/tests.log 2>&1; tail -n 3 $OUT/tests.log; echo "t=$SECONDS"
+  for round in 1 2; do
+    (mkdir -p $OUT/patch$round && OUT=$OUT/patch$round timeout 100 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/patch_step$round.log 2>&1); grep "^{" $OUT/patch_step$round.log | cut -c1-200
+    (cd devcarry/base && mkdir -p $OUT/base$round && OUT=$OUT/base$round timeout 100 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants sigmoid_cg > $OUT/base_step$round.log 2>&1); grep "^{" $OUT/base_step$round.log | cut -c1-200; echo "t=$SECONDS"
+  done
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout $((${LIMIT:-590} - SECONDS)) python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
+fi
