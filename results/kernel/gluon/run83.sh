@@ -89,3 +89,15 @@ if [ "$1" = 15 ]; then
   done
   (mkdir -p $OUT/train && OUT=$OUT/train timeout $((${LIMIT:-590} - SECONDS)) python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
 fi
+# part 16 (name kind nvidia-h200 for a chance at an H200: issue 14's MFU must is an H200 figure): issue 14's table on
+# main, then the sigmoid step's device time at 16 x 1024 under the profiler, main and the in-place pack patch in
+# alternating rounds (main's wall-clock A/B of part 15 was within noise)
+if [ "$1" = 16 ]; then
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout 300 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
+  git apply results/kernel/gluon/next_inplace_pack.patch || exit 1
+  mkdir -p devcarry/base/data/shakespeare && cp devcarry/sh/*.bin devcarry/base/data/shakespeare/
+  for round in 1 2; do
+    (cd devcarry/base && timeout 90 python bench.py --mode=profile --train_shapes 16,1024 --train_variants sigmoid_cg --profile_top 45 > $OUT/profile_main$round.log 2>&1); tail -n 1 $OUT/profile_main$round.log
+    timeout 90 python bench.py --mode=profile --train_shapes 16,1024 --train_variants sigmoid_cg --profile_top 45 > $OUT/profile_patch$round.log 2>&1; tail -n 1 $OUT/profile_patch$round.log; echo "t=$SECONDS"
+  done
+fi
