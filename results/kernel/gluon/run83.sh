@@ -101,3 +101,10 @@ if [ "$1" = 16 ]; then
     timeout 90 python bench.py --mode=profile --train_shapes 16,1024 --train_variants sigmoid_cg --profile_top 45 > $OUT/profile_patch$round.log 2>&1; tail -n 1 $OUT/profile_patch$round.log; echo "t=$SECONDS"
   done
 fi
+# part 17 (prepared in session 38, for one call; name kind nvidia-h200): what both issues' musts need, in one call:
+# issue 14's table (its MFU must is an H200 figure), the 1B pair, then issue 11's kernel table (bench.py --quick)
+if [ "$1" = 17 ]; then
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout 220 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
+  (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout 240 python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log; echo "t=$SECONDS"
+  timeout $((${LIMIT:-590} - SECONDS)) python bench.py --quick > $OUT/bench_quick.log 2>&1; tail -n 12 $OUT/bench_quick.log
+fi
