@@ -110,7 +110,8 @@ if [ "$1" = 17 ]; then
 fi
 # part 18 (session 39, 2026-12-06): part 17 without the kernel table, for a call with ~14 device minutes left
 # (name kind nvidia-h200; issue 14's MFU must is an H200 figure): issue 14's table, then the 1B pair
-if [ "$1" = 18 ]; then
+if [ "$1" = 18 ] && ! nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then echo "not an H200: part 18 skipped"; fi
+if [ "$1" = 18 ] && nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
   (mkdir -p $OUT/train && OUT=$OUT/train timeout 220 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
   (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout $((${LIMIT:-470} - SECONDS)) python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log; echo "t=$SECONDS"
 fi
