@@ -1,4 +1,4 @@
-"""Benchmarks. `python bench.py --mode=attn|train|profile|decode [--quick]` (attn is the default).
+"""Benchmarks. `python bench.py --mode=attn|train|lean|profile|decode [--quick]` (attn is the default).
 
 attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) against SDPA
 flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's reference, run in bf16)
@@ -11,6 +11,10 @@ count the pairs inside the window only), e.g. --shapes 2,12,8192,64 --window 102
 kernel with cu_seqlens padded to B*T + 1 entries, as train.py's doc_mask; TFLOP/s count the full
 causal pairs, so a faster kernel_docs shows as higher TFLOP/s), e.g. --doc_len 1000.
 --quick: no torch.compile'd naive sigmoid (its compiles take minutes), shorter timing.
+
+lean: the same models' steps in a bare loop (no data loading, logging or checks; random tokens):
+the lean-loop figure that train.py's own step (--mode=train) is held to, e.g. `--mode=lean
+--train_shapes 16,1024 --train_variants softmax softmax_cg sigmoid_cg`. Writes bench_lean.json under $OUT.
 
 decode: tokens/s of generation with the KV cache (model.generate, as sample.py runs it) for the
 124M shape with random weights, the sigmoid models (FlashSigmoid; its split-K decode kernel for the
@@ -463,6 +467,79 @@ def per_kernel_ms(events, steps, cuda):
     return kernels
 
 
+def lean_step(name, B, T, dev, mode="default", overrides=()):
+    """One TRAIN_VARIANTS model's training step as a bare loop runs it (the same model, loss, clipping and
+    fused AdamW as train.py, without its data loading, logging or checks): (model, step). Random tokens;
+    bf16 autocast and torch.compile (`mode`) on CUDA, eager fp32 elsewhere (for checking the script)."""
+    cuda = dev == "cuda"
+    torch.manual_seed(0)
+    # train.py's run-time choices, which the model config does not hold
+    extra = TRAIN_VARIANTS[name][1]
+    model_module.FUSED_QK_NORM = False if "--fused_qk_norm=False" in extra else "auto"
+    model_module.POST_NORM_FROM_SUM = "--post_norm_from_sum=False" not in extra
+    model_module.FUSED_POST_NORM = False if "--fused_post_norm=False" in extra else "auto"
+    model = GPT(model_config(TRAIN_VARIANTS[name][0], [*extra, *overrides], T)).to(dev)
+    opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
+    fwd = torch.compile(model, mode=mode) if cuda else model
+    x, y = (torch.randint(model.config.vocab_size, (B, T), device=dev) for _ in range(2))
+
+    def step():
+        if cuda and mode in ("reduce-overhead", "max-autotune"):
+            torch.compiler.cudagraph_mark_step_begin()  # the last replay's outputs are no longer needed
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=cuda):
+            _, loss = fwd(x, y, return_logits=False)  # as train.py
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return model, step
+
+
+def lean_train(args):
+    """The lean-loop bound of issue 14: tokens/s and MFU of each variant's step in a bare loop (lean_step),
+    timed over --iters steps after --profile_warmup steps with one device sync at the end; `_cg` variants
+    replay from CUDA graphs as train.py's --compile_mode=reduce-overhead does, the rest compile in default
+    mode. Beside bench --mode=train in one call it says how much of a step train.py itself costs."""
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
+    peak = GPT.peak_flops(torch.device(dev))
+    rows = []
+    for B, T in parse_shapes(args.train_shapes):
+        for name in args.train_variants:
+            mode = "reduce-overhead" if name.endswith("_cg") else "default"
+            model, step = lean_step(name, B, T, dev, mode, [f"--{o}" for o in args.model_overrides])
+            for _ in range(args.profile_warmup):  # compiles, autotunes, records the graphs
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            for _ in range(args.iters):
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+            ms = (time.perf_counter() - t0) * 1000 / args.iters
+            flops = model.flops_per_token(T)
+            rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000,
+                             mfu=None if peak is None else flops * B * T / ms * 1000 / peak,
+                             mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None))
+            print(rows[-1], flush=True)
+            del model, step
+            if cuda:
+                torch.cuda.empty_cache()
+    print(f"\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"{torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, lean loop")
+    print("| B x T | model | ms/step | tokens/s | MFU | peak mem GiB |\n|---|---|---|---|---|---|")
+    for r in rows:
+        mfu = "n/a" if r["mfu"] is None else f"{r['mfu'] * 100:.1f}%"
+        mem = "n/a" if r["mem_gb"] is None else f"{r['mem_gb']:.1f}"
+        print(f"| {r['B']} x {r['T']} | {r['name']} | {r['ms']:.1f} | {r['tok_s']:,.0f} | {mfu} | {mem} |")
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "bench_lean.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    return rows
+
+
 def profile_train(args):
     """Where a compiled training step's device time goes (torch.profiler), per TRAIN_VARIANTS model:
     device ms per step by kernel class (attention, matmul, fusions holding an RMSNorm, optimizer,
@@ -474,23 +551,7 @@ def profile_train(args):
     summary = []
     for B, T in parse_shapes(args.train_shapes):
         for name in args.train_variants:
-            torch.manual_seed(0)
-            # train.py's run-time QK-norm choice, which the model config does not hold
-            model_module.FUSED_QK_NORM = False if "--fused_qk_norm=False" in TRAIN_VARIANTS[name][1] else "auto"
-            model_module.POST_NORM_FROM_SUM = "--post_norm_from_sum=False" not in TRAIN_VARIANTS[name][1]
-            model_module.FUSED_POST_NORM = False if "--fused_post_norm=False" in TRAIN_VARIANTS[name][1] else "auto"
-            model = GPT(model_config(*TRAIN_VARIANTS[name], T)).to(dev)
-            opt = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), dev)
-            fwd = torch.compile(model) if cuda else model
-            x, y = (torch.randint(model.config.vocab_size, (B, T), device=dev) for _ in range(2))
-
-            def step():
-                with torch.autocast(dev, dtype=torch.bfloat16, enabled=cuda):
-                    _, loss = fwd(x, y, return_logits=False)  # as train.py
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+            model, step = lean_step(name, B, T, dev)
             for _ in range(args.profile_warmup):  # compiles and autotunes
                 step()
             if cuda:
@@ -511,7 +572,7 @@ def profile_train(args):
                   + ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(groups.items(), key=lambda i: -i[1])))
             for k, (ms, calls) in sorted(kernels.items(), key=lambda i: -i[1][0])[:args.profile_top]:
                 print(f"  {ms:8.3f} ms  x{calls:5.1f}  [{kernel_group(k)}] {k[:110]}")
-            del model, opt, fwd
+            del model, step
             if cuda:
                 torch.cuda.empty_cache()
     cols = ["attention", "matmul", "norm fusions", "optimizer", "other"]
@@ -676,14 +737,14 @@ def bench_decode(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", default="attn", choices=["attn", "train", "profile", "decode"])
+    ap.add_argument("--mode", default="attn", choices=["attn", "train", "lean", "profile", "decode"])
     ap.add_argument("--dataset", default="shakespeare", help="train mode: a GPT-2 BPE dataset (name or path)")
     ap.add_argument("--train_shapes", nargs="*", default=["16,1024", "4,4096", "2,8192"],
                     help="train mode: batch,T pairs (same tokens per step)")
     ap.add_argument("--train_variants", nargs="*", default=["sigmoid", "sigmoid_gpt2arch", "softmax"],
                     choices=list(TRAIN_VARIANTS),
                     help="train mode: which models to time")
-    ap.add_argument("--iters", type=int, default=40, help="train mode: steps per run (the second half is timed)")
+    ap.add_argument("--iters", type=int, default=40, help="train mode: steps per run (the second half is timed); lean mode: steps timed")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--breakdown", action="store_true", help="per-kernel device times of the kernel")
     ap.add_argument("--shapes", nargs="*", help="B,H,T,D ... (default: the four standard shapes)")
@@ -701,7 +762,7 @@ def main():
     ap.add_argument("--decode_variants", nargs="*", default=DECODE_VARIANTS, choices=list(TRAIN_VARIANTS),
                     help="decode mode: which models to time")
     ap.add_argument("--model_overrides", nargs="*", default=[],
-                    help="decode mode: key=value model options over the variant's config (n_layer=2 ...)")
+                    help="decode and lean modes: key=value model options over the variant's config (n_layer=2 ...)")
     ap.add_argument("--decode_attn_shapes", nargs="*",
                     help="decode mode: B,H,Hkv,Tk,D shapes of the one-step attention table (--quick: none)")
     args = ap.parse_args()
@@ -711,6 +772,8 @@ def main():
         bench_attn(args)
     elif args.mode == "train":
         bench_train(args)
+    elif args.mode == "lean":
+        lean_train(args)
     else:
         profile_train(args)
 

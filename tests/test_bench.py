@@ -156,3 +156,20 @@ def test_profile_counts_kernels_not_the_annotations_around_them():
                 self_cpu_time_total=900.0, count=3)]
     assert bench.per_kernel_ms(events, 3, cuda=True) == {"kernel_a": (1.0, 2.0)}
     assert bench.per_kernel_ms(events[2:], 3, cuda=False) == {"aten::mm": (0.3, 1.0)}
+
+
+def test_lean_mode_times_each_variant_on_cpu(tmp_path, monkeypatch):
+    """--mode=lean end to end on a tiny model: a row per variant and shape with its step time and tokens/s
+    (tokens per step over it), written as JSON under $OUT; the `_cg` variant's CUDA-graph mode is CUDA's only."""
+    import json
+    import sys
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--mode=lean", "--train_shapes", "2,16", "--train_variants",
+                                      "softmax", "sigmoid_cg", "--iters=2", "--profile_warmup=1",
+                                      "--model_overrides", "n_layer=1", "n_embd=32", "n_head=2"])
+    bench.main()
+    rows = json.load(open(tmp_path / "bench_lean.json"))
+    assert [(r["name"], r["B"], r["T"]) for r in rows] == [("softmax", 2, 16), ("sigmoid_cg", 2, 16)]
+    for r in rows:
+        assert r["ms"] > 0 and r["tok_s"] == pytest.approx(2 * 16 / r["ms"] * 1000)
+        assert r["mfu"] is None and r["mem_gb"] is None  # no device peak on a CPU

@@ -115,3 +115,9 @@ if [ "$1" = 18 ] && nvidia-smi --query-gpu=name --format=csv,noheader | grep -q 
   (mkdir -p $OUT/train && OUT=$OUT/train timeout 220 python bench.py --mode=train --train_shapes 16,1024 2,8192 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 7 $OUT/train.log; echo "t=$SECONDS"
   (mkdir -p $OUT/p1b && OUT=$OUT/p1b timeout $((${LIMIT:-470} - SECONDS)) python bench.py --mode=train --train_shapes 4,4096 --iters=16 --train_variants paper_1b_softmax paper_1b > $OUT/paper1b.log 2>&1); tail -n 5 $OUT/paper1b.log; echo "t=$SECONDS"
 fi
+# part 19 (session 39): issue 14's MFU must on the card at hand: train.py's step (bench --mode=train) and the lean
+# loop's (bench --mode=lean: the same models' steps without train.py's host side) in one call, 16 x 1024
+if [ "$1" = 19 ]; then
+  (mkdir -p $OUT/train && OUT=$OUT/train timeout 150 python bench.py --mode=train --train_shapes 16,1024 --iters=30 --train_variants softmax_cg sigmoid_cg > $OUT/train.log 2>&1); tail -n 4 $OUT/train.log; echo "t=$SECONDS"
+  (mkdir -p $OUT/lean && OUT=$OUT/lean timeout $((${LIMIT:-420} - SECONDS)) python bench.py --mode=lean --train_shapes 16,1024 --iters=30 --train_variants softmax_cg sigmoid_cg softmax > $OUT/lean.log 2>&1); tail -n 5 $OUT/lean.log; echo "t=$SECONDS"
+fi
