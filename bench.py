@@ -499,7 +499,8 @@ def lean_train(args):
     """The lean-loop bound of issue 14: tokens/s and MFU of each variant's step in a bare loop (lean_step),
     timed over --iters steps after --profile_warmup steps with one device sync at the end; `_cg` variants
     replay from CUDA graphs as train.py's --compile_mode=reduce-overhead does, the rest compile in default
-    mode. Beside bench --mode=train in one call it says how much of a step train.py itself costs."""
+    mode. Beside bench --mode=train in one call it says how much of a step train.py itself costs. Peak
+    memory: what a variant adds at its peak over what the process held before it (earlier variants' graphs)."""
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
     peak = GPT.peak_flops(torch.device(dev))
@@ -507,12 +508,14 @@ def lean_train(args):
     for B, T in parse_shapes(args.train_shapes):
         for name in args.train_variants:
             mode = "reduce-overhead" if name.endswith("_cg") else "default"
+            if cuda:  # peak from here: CUDA graphs take their memory while they are recorded, in the warm-up
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
             model, step = lean_step(name, B, T, dev, mode, [f"--{o}" for o in args.model_overrides])
             for _ in range(args.profile_warmup):  # compiles, autotunes, records the graphs
                 step()
             if cuda:
                 torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             for _ in range(args.iters):
                 step()
@@ -522,7 +525,7 @@ def lean_train(args):
             flops = model.flops_per_token(T)
             rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000,
                              mfu=None if peak is None else flops * B * T / ms * 1000 / peak,
-                             mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None))
+                             mem_gb=(torch.cuda.max_memory_allocated() - base) / 2**30 if cuda else None))
             print(rows[-1], flush=True)
             del model, step
             if cuda:
