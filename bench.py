@@ -503,7 +503,6 @@ def lean_train(args):
     memory: what a variant adds at its peak over what the process held before it (earlier variants' graphs)."""
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
-    peak = GPT.peak_flops(torch.device(dev))
     rows = []
     for B, T in parse_shapes(args.train_shapes):
         for name in args.train_variants:
@@ -522,9 +521,8 @@ def lean_train(args):
             if cuda:
                 torch.cuda.synchronize()
             ms = (time.perf_counter() - t0) * 1000 / args.iters
-            flops = model.flops_per_token(T)
             rows.append(dict(name=name, B=B, T=T, ms=ms, tok_s=B * T / ms * 1000,
-                             mfu=None if peak is None else flops * B * T / ms * 1000 / peak,
+                             mfu=model.estimate_mfu(B * T, ms / 1000, torch.device(dev)),  # as train.py logs it
                              mem_gb=(torch.cuda.max_memory_allocated() - base) / 2**30 if cuda else None))
             print(rows[-1], flush=True)
             del model, step
