@@ -1000,6 +1000,180 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
     tma.store_wait(0)
 
 
+# The same forward with FlashAttention-3's warp specialisation (Hopper, Gluon's gl.warp_specialize): a program
+# takes BLOCK_M = 128 query rows as two consumer warpgroups of 64 rows each (the default partition and a
+# worker), and one producer warp copies Q and the K, V blocks into STAGES-slot rings by TMA, which both
+# consumers read (half the K, V traffic of two 64-row programs). Each consumer runs _gl_fwd_kernel's step
+# (S_{j+1} and P_j V_j queued, P_{j+1} computed while P_j V_j runs); with PINGPONG the two take turns to queue
+# their matrix products (two mbarriers), so that one computes sigmoids while the other's products run:
+# FA3's ping-pong schedule. Registers move from the producer to the consumers (worker_num_regs, setmaxnreg).
+# A slot is free when both consumers' wgmmas that read it are done (empty barriers count two arrivals).
+@gluon.jit
+def _gl_ws_turn(turn, c: gl.constexpr, it, PINGPONG: gl.constexpr):
+    # consumer c's turn to queue its it-th pair of products: consumer 0 goes first (a fresh mbarrier's
+    # previous phase counts as complete), then each waits for the other's arrival after its own turn
+    if PINGPONG:
+        mbarrier.wait(turn.index(c), (it & 1) ^ (1 - c))
+
+
+@gluon.jit
+def _gl_ws_pass(turn, c: gl.constexpr, PINGPONG: gl.constexpr):
+    if PINGPONG:
+        mbarrier.arrive(turn.index(1 - c), count=1)
+
+
+@gluon.jit
+def _gl_ws_loader(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
+                  start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    for c in gl.static_range(2):
+        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes)
+        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
+    for j in range(n):  # K_j before V_j: the consumers queue S_{j+1} = Q K_{j+1}^T before P_j V_j
+        s = j % STAGES
+        ph = ((j // STAGES) & 1) ^ 1  # (the first round of slots is free)
+        mbarrier.wait(kempty.index(s), ph)
+        mbarrier.expect(kready.index(s), k_desc.block_type.nbytes)
+        _tma_load(k_desc, [b, hk, j * BLOCK_N, 0], kready.index(s), k_smem.index(s))
+        mbarrier.wait(vempty.index(s), ph)
+        mbarrier.expect(vready.index(s), v_desc.block_type.nbytes)
+        _tma_load(v_desc, [b, hk, j * BLOCK_N, 0], vready.index(s), v_smem.index(s))
+
+
+@gluon.jit
+def _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, n_full, rows,
+                cols0, hscale, hbias, hslope, s_zero, p_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+                HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                HAS_NEXT: gl.constexpr, MASK: gl.constexpr, PINGPONG: gl.constexpr):
+    # _gl_step with the slots' ready/empty barriers and the turn: both products queued in one turn
+    sn = (j + 1) % STAGES
+    sv = j % STAGES
+    if HAS_NEXT:
+        mbarrier.wait(kready.index(sn), ((j + 1) // STAGES) & 1)
+    mbarrier.wait(vready.index(sv), (j // STAGES) & 1)
+    _gl_ws_turn(turn, c, j + 1, PINGPONG)
+    if HAS_NEXT:
+        s_next = warpgroup_mma(q, k_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                               use_acc=False, is_async=True)
+    acc = warpgroup_mma(p, v_smem.index(sv).reshape([BLOCK_N, HEAD_DIM]), acc, is_async=True)
+    _gl_ws_pass(turn, c, PINGPONG)
+    if HAS_NEXT:
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, ))
+        mbarrier.arrive(kempty.index(sn), count=1)
+        p_next = _gl_p(s, j + 1, n_full, rows, cols0, hscale, hbias, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI,
+                       MASK, k_smem.dtype)
+    else:
+        p_next = p
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    mbarrier.arrive(vempty.index(sv), count=1)
+    return p_next, acc
+
+
+@gluon.jit
+def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h,
+                    start_m, off_q, Tk, n, hscale, hbias, hslope, HALF: gl.constexpr, BLOCK_N: gl.constexpr,
+                    HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                    PINGPONG: gl.constexpr):
+    # rows start_m + c * HALF on: _gl_fwd_kernel's loop over the program's n key blocks (for consumer 0 the
+    # last block may be all masked: both take the same steps, so that turns and slots stay in step)
+    dtype: gl.constexpr = o_desc.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, HEAD_DIM, 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    m0 = start_m + c * HALF
+    full_tk = (Tk // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        full_end = gl.minimum((gl.maximum(m0 + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk)
+    else:
+        full_end = full_tk
+    n_full = full_end // BLOCK_N
+    q = q_smem.index(c).reshape([HALF, HEAD_DIM])
+    acc = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
+    rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
+    cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    s_zero = gl.zeros([HALF, BLOCK_N], dtype=gl.float32, layout=s_layout)
+    mbarrier.wait(qbar.index(c), 0)
+    mbarrier.wait(kready.index(0), 0)
+    _gl_ws_turn(turn, c, 0, PINGPONG)
+    s = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
+                      is_async=True)
+    _gl_ws_pass(turn, c, PINGPONG)
+    s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+    mbarrier.arrive(kempty.index(0), count=1)
+    p = _gl_p(s, 0, n_full, rows, cols0, hscale, hbias, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True, dtype)
+    n_off = n - 1
+    if CAUSAL:
+        n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
+    for j in range(n_off):
+        p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows, cols0,
+                             hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
+                             True, False, PINGPONG)
+    if CAUSAL:
+        for j in range(n_off, n - 1):
+            p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows,
+                                 cols0, hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                                 HAS_ALIBI, True, True, PINGPONG)
+    p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, n_full, rows,
+                         cols0, hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
+                         False, True, PINGPONG)
+    # O through this consumer's Q tile, now free; the copy engine clips rows past Tq
+    q.store(acc.to(dtype))
+    fence_async_shared()
+    _tma_store(o_desc, [b, h, m0, 0], q_smem.index(c))
+    tma.store_wait(0)
+
+
+@gluon.jit
+def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk, off_q, n_heads, section,
+                      GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                      STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr,
+                      LPT: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr, num_warps: gl.constexpr):
+    HALF: gl.constexpr = BLOCK_M // 2
+    i, h, b = _tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
+    start_m = (gl.cdiv(Tq, BLOCK_M) - 1 - i) * BLOCK_M
+    hk = h // GROUP
+    dtype: gl.constexpr = q_desc.dtype
+    q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
+    qbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    kready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for c in gl.static_range(2):
+        mbarrier.init(qbar.index(c), count=1)
+        mbarrier.init(turn.index(c), count=1)
+    for s in gl.static_range(STAGES):
+        mbarrier.init(kready.index(s), count=1)
+        mbarrier.init(vready.index(s), count=1)
+        mbarrier.init(kempty.index(s), count=2)
+        mbarrier.init(vempty.index(s), count=2)
+    hslope = 0.0
+    if HAS_ALIBI:
+        hslope = 0.5 * gl.load(Slopes + h)
+    if HEAD_BIAS:
+        hbias = 0.5 * gl.load(Slopes + n_heads + h)
+    # the program's key blocks [0, n): the later consumer's (_gl_fwd_kernel's bounds for all BLOCK_M rows)
+    if CAUSAL:
+        diag_end = gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk)
+    else:
+        diag_end = Tk
+    n = gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+    gl.warp_specialize([
+        (_gl_ws_consumer, (0, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h, start_m,
+                           off_q, Tk, n, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
+                           PINGPONG)),
+        (_gl_ws_consumer, (1, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h, start_m,
+                           off_q, Tk, n, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
+                           PINGPONG)),
+        (_gl_ws_loader, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
+                         start_m, n, HALF, BLOCK_N, STAGES))],
+                       [4, 1], [REGS, 40])
+
+
 # dK/dV in Gluon, the forward's scheme on the backward's larger half (4 of its 7 matrix products): one
 # program per key block (K, V in shared memory, dK, dV in registers), streaming the query blocks that see
 # it (Q, dO by TMA, a ring of SLOTS slots). On transposed tiles (keys along rows), each step, P^T_j and
@@ -1273,6 +1447,9 @@ GLUON_FWD = {64: (64, 64), 128: (64, 64)}
 # each in run 43 (H200; the whole backward 1.01-1.03x at D=64, 1.04x at 128, against the Triton dK/dV)
 GLUON_DKDV = {64: (64, 64, 3, 4), 128: (64, 64, 2, 4)}
 USE_GLUON = True  # False: the Triton kernels everywhere
+# The warp-specialised Gluon forward (_gl_ws_fwd_kernel) in place of _gl_fwd_kernel, head dim -> (BLOCK_M, BLOCK_N,
+# STAGES, PINGPONG, consumer registers); it needs Gluon's warp_specialize (a capability check, _ws_ok)
+GLUON_FWD_WS = {}
 
 
 def _gluon_ok(q, k, v, o, table=None):
@@ -1529,6 +1706,18 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the K, V bytes a (batch, head) pair streams
+    if (seqs is None and not has_window and dropout_p == 0.0 and not exact and D in GLUON_FWD_WS
+            and hasattr(gl, "warp_specialize") and _gluon_ok(q, k, v, o, GLUON_FWD_WS)):
+        bm, bn, stages, pingpong, regs = GLUON_FWD_WS[D]
+        descs = [_gl_desc(t, bm // 2 if t is q or t is o else bn) for t in (q, k, v, o)]
+        try:
+            _gl_ws_fwd_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
+                *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), GROUP=H // Hkv,
+                BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None,
+                HEAD_BIAS=_head_bias(alibi), LPT=Tq >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
+            return
+        except CompilationError as e:
+            _gluon_off(e)
     if seqs is None and not has_window and dropout_p == 0.0 and not exact and _gluon_ok(q, k, v, o):
         bm, bn = GLUON_FWD[D]
         descs = [_gl_desc(t, bm if t is q or t is o else bn) for t in (q, k, v, o)]

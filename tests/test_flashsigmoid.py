@@ -867,6 +867,48 @@ def test_gpu_gluon_forward(monkeypatch, case):
             assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
 
 
+# the warp-specialised forward's tiles: GLUON_FWD_WS's, and the candidates that the A/B script times
+WS_TILES = sorted(set(flashsigmoid.GLUON_FWD_WS.values()) | {(128, 128, 2, True, 232), (128, 64, 2, True, 232),
+                                                             (128, 128, 2, False, 232)})
+
+
+@gpu
+@hopper_gluon
+@pytest.mark.skipif(not hasattr(flashsigmoid.gl, "warp_specialize"), reason="a Gluon without warp_specialize")
+@pytest.mark.parametrize("tile", WS_TILES, ids=str)
+@pytest.mark.parametrize("case", GLUON_CASES, ids=str)
+def test_gpu_gluon_ws_forward(monkeypatch, case, tile):
+    # The warp-specialised forward (two consumer warpgroups, a producer warp): it must run (counted), match
+    # float64 as the paper's criterion asks, give what _fwd_kernel gives (to rounding), and the same bits
+    # on every call (no races between the partitions: 20 calls)
+    B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
+    for D in (64, 128):
+        monkeypatch.setattr(flashsigmoid, "GLUON_FWD_WS", {D: tile})
+        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 2, alibi=alibi)
+        if head_bias:
+            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+        if bthd:  # the model's (B, T, H, D) memory
+            q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
+        spy = Launches(flashsigmoid._gl_ws_fwd_kernel)
+        monkeypatch.setattr(flashsigmoid, "_gl_ws_fwd_kernel", spy)
+        fn = lambda: sigmoid_attention(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa: E731
+        got = fn()
+        assert spy.n == 1, "the warp-specialised forward did not run"
+        for _ in range(19):
+            assert torch.equal(fn(), got)
+        monkeypatch.setattr(flashsigmoid, "USE_GLUON", False)
+        triton_o = fn()
+        monkeypatch.setattr(flashsigmoid, "USE_GLUON", True)
+        assert spy.n == 20
+        ref = _ref64(q, k, v, do, causal, bias.double() if head_bias else bias, slopes)[0]
+        same = sigmoid_attention_torch(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes, upcast=False)
+        ek, et = (got.double() - ref).abs().max().item(), (same.double() - ref).abs().max().item()
+        assert ek <= 2 * et + 1e-3 * max(1.0, ref.abs().max().item()), (D, ek, et)
+        assert _rel(got, triton_o) < 2e-3, (D, _rel(got, triton_o))
+        if Tq > Tk and causal:
+            assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
+
+
 @gpu
 @hopper_gluon
 @pytest.mark.parametrize("case", GLUON_CASES, ids=str)

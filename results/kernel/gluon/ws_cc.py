@@ -1,0 +1,59 @@
+"""Ahead-of-time sm_90 compile of the warp-specialised Gluon forward (_gl_ws_fwd_kernel) on a CPU: registers,
+stack, shared memory per tile. python results/kernel/gluon/ws_cc.py [BLOCK_N,STAGES,PINGPONG,REGS ...]"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.experimental.gluon._runtime import GluonASTSource  # noqa: E402
+
+import flashsigmoid as fs  # noqa: E402
+
+
+def usage(k):
+    cuobjdump = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(k.asm["cubin"])
+        f.flush()
+        out = subprocess.run([str(cuobjdump), "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+    return re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", out).group(0), k.metadata.shared
+
+
+def compile_ws(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, lpt=False,
+               dtype=torch.bfloat16, bm=128):
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+    lay = fs.gl.NVMMASharedLayout.get_default_for
+    desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{lay([1, 1, r, D], gdt)!r}>" for r in (bm // 2, bn)}
+    consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
+                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+    sig = {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm // 2],
+           "Slopes": "*fp32", "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
+           "n_heads": "i32", "section": "i32", **{n: "constexpr" for n in consts}}
+    k = triton.compile(GluonASTSource(fs._gl_ws_fwd_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                       options=dict(num_warps=4))
+    return k
+
+
+if __name__ == "__main__":
+    cfgs = [tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]] or [(128, 2, 1, 232), (64, 2, 1, 232),
+                                                                          (64, 3, 1, 232), (128, 2, 0, 232)]
+    print("triton", triton.__version__)
+    for D in (128, 64):
+        for bn, st, pp, regs in cfgs:
+            for extra in [dict(), dict(alibi=True, lpt=True), dict(causal=False, alibi=True, head_bias=True, group=2)]:
+                try:
+                    k = compile_ws(D, bn, st, pp, regs, **extra)
+                    u, smem = usage(k)
+                    nreg = sorted(set(re.findall(r"setmaxnreg[.a-z0-9]* (\d+)", k.asm["ptx"])))
+                    print(f"D={D} bn={bn} stages={st} pingpong={pp} regs={regs} {extra}: {u} smem={smem} "
+                          f"setmaxnreg={nreg}")
+                except Exception as e:
+                    print(f"D={D} bn={bn} stages={st} pingpong={pp} {extra}: FAILED {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}")
