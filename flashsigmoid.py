@@ -1174,6 +1174,186 @@ def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq,
                        [4, 1], [REGS, 40])
 
 
+# dQ in the same warp-specialised form (the 7-product backward's second kernel, deterministic): 128 query rows
+# per program as two consumer warpgroups, Q and dO tiles per consumer, K and V blocks streamed by a producer warp
+# into STAGES-slot rings. Each step, 4 dS_j in hand, a consumer queues S_{j+1} = Q K_{j+1}^T, dP_{j+1} = dO V_{j+1}^T
+# and dQ += 4 dS_j K_j in one turn, waits for the first two, computes 4 dS_{j+1} while dQ's product runs, then waits
+# for it. K_j's slot is free after dQ's product of block j, V's after dP: with STAGES = 3 each load has a step to land.
+@gluon.jit
+def _gl_ds(s, dp, j, n_full, rows, cols0, hscale, hbias, hslope, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+           CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, MASK: gl.constexpr, dtype: gl.constexpr):
+    # 4 dS = (1 - a^2) dP of key block j, a = tanh(t) from its S (the half logits as _gl_p makes them), as the
+    # dQ product's register operand; masked entries take a = -1 (p = 0, dS = 0) as _kv_and_p's
+    cols = j * BLOCK_N + cols0
+    if HAS_ALIBI and CAUSAL:
+        row = hbias - hslope * (rows - j * BLOCK_N).to(gl.float32)
+        t = s * hscale + row[:, None] + (hslope * cols0.to(gl.float32))[None, :]
+    elif HAS_ALIBI:
+        t = s * hscale + hbias - hslope * gl.abs(rows[:, None] - cols[None, :]).to(gl.float32)
+    else:
+        t = s * hscale + hbias
+    a = _gl_tanh(t)
+    if CAUSAL and MASK:
+        if j >= n_full:
+            a = gl.where(cols[None, :] <= rows[:, None], a, -1.0)
+    return gl.convert_layout(((1.0 - a * a) * dp).to(dtype), op_layout)
+
+
+@gluon.jit
+def _gl_wsdq_loader(q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready,
+                    vempty, b, h, hk, start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    for c in gl.static_range(2):
+        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
+        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
+        _tma_load(do_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), do_smem.index(c))
+    for j in range(n):
+        s = j % STAGES
+        ph = ((j // STAGES) & 1) ^ 1
+        mbarrier.wait(kempty.index(s), ph)
+        mbarrier.expect(kready.index(s), k_desc.block_type.nbytes)
+        _tma_load(k_desc, [b, hk, j * BLOCK_N, 0], kready.index(s), k_smem.index(s))
+        mbarrier.wait(vempty.index(s), ph)
+        mbarrier.expect(vready.index(s), v_desc.block_type.nbytes)
+        _tma_load(v_desc, [b, hk, j * BLOCK_N, 0], vready.index(s), v_smem.index(s))
+
+
+@gluon.jit
+def _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, n_full,
+                  rows, cols0, hscale, hbias, hslope, s_zero, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+                  HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                  HAS_NEXT: gl.constexpr, MASK: gl.constexpr, PINGPONG: gl.constexpr):
+    sn = (j + 1) % STAGES
+    if HAS_NEXT:
+        mbarrier.wait(kready.index(sn), ((j + 1) // STAGES) & 1)
+        mbarrier.wait(vready.index(sn), ((j + 1) // STAGES) & 1)
+    _gl_ws_turn(turn, c, j + 1, PINGPONG)
+    if HAS_NEXT:
+        s_next = warpgroup_mma(q, k_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                               use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(do, v_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                                use_acc=False, is_async=True)
+    dq = warpgroup_mma(ds, k_smem.index(j % STAGES).reshape([BLOCK_N, HEAD_DIM]), dq, is_async=True)
+    _gl_ws_pass(turn, c, PINGPONG)
+    if HAS_NEXT:
+        s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
+        mbarrier.arrive(vempty.index(sn), count=1)
+        ds_next = _gl_ds(s, dp, j + 1, n_full, rows, cols0, hscale, hbias, hslope, op_layout, BLOCK_N, CAUSAL,
+                         HAS_ALIBI, MASK, k_smem.dtype)
+    else:
+        ds_next = ds
+    dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
+    mbarrier.arrive(kempty.index(j % STAGES), count=1)
+    return ds_next, dq
+
+
+@gluon.jit
+def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty,
+                      turn, b, h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF: gl.constexpr,
+                      BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                      HAS_ALIBI: gl.constexpr, PINGPONG: gl.constexpr):
+    dtype: gl.constexpr = dq_desc.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, HEAD_DIM, 16])
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    m0 = start_m + c * HALF
+    full_tk = (Tk // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        full_end = gl.minimum((gl.maximum(m0 + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk)
+    else:
+        full_end = full_tk
+    n_full = full_end // BLOCK_N
+    q = q_smem.index(c).reshape([HALF, HEAD_DIM])
+    do = do_smem.index(c).reshape([HALF, HEAD_DIM])
+    dq = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
+    rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
+    cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    s_zero = gl.zeros([HALF, BLOCK_N], dtype=gl.float32, layout=s_layout)
+    mbarrier.wait(qbar.index(c), 0)
+    mbarrier.wait(kready.index(0), 0)
+    mbarrier.wait(vready.index(0), 0)
+    _gl_ws_turn(turn, c, 0, PINGPONG)
+    s = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
+                      is_async=True)
+    dp = warpgroup_mma(do, v_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
+                       is_async=True)
+    _gl_ws_pass(turn, c, PINGPONG)
+    s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+    mbarrier.arrive(vempty.index(0), count=1)
+    ds = _gl_ds(s, dp, 0, n_full, rows, cols0, hscale, hbias, hslope, op_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True,
+                dtype)
+    n_off = n - 1
+    if CAUSAL:
+        n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
+    for j in range(n_off):
+        ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows,
+                               cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                               HAS_ALIBI, True, False, PINGPONG)
+    if CAUSAL:
+        for j in range(n_off, n - 1):
+            ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full,
+                                   rows, cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES,
+                                   CAUSAL, HAS_ALIBI, True, True, PINGPONG)
+    ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, n_full, rows,
+                           cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
+                           HAS_ALIBI, False, True, PINGPONG)
+    q.store((dq * (0.25 * scale)).to(dtype))  # (the loop carries 4 dS)
+    fence_async_shared()
+    _tma_store(dq_desc, [b, h, m0, 0], q_smem.index(c))
+    tma.store_wait(0)
+
+
+@gluon.jit
+def _gl_wsdq_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, Slopes, scale, hscale, hbias, Tq, Tk, off_q, n_heads,
+                    section, GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                    HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                    HEAD_BIAS: gl.constexpr, LPT: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr,
+                    num_warps: gl.constexpr):
+    HALF: gl.constexpr = BLOCK_M // 2
+    i, h, b = _tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
+    start_m = (gl.cdiv(Tq, BLOCK_M) - 1 - i) * BLOCK_M
+    hk = h // GROUP
+    dtype: gl.constexpr = q_desc.dtype
+    q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+    do_smem = gl.allocate_shared_memory(dtype, [2] + do_desc.block_type.shape, do_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
+    qbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    kready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for c in gl.static_range(2):
+        mbarrier.init(qbar.index(c), count=1)
+        mbarrier.init(turn.index(c), count=1)
+    for s in gl.static_range(STAGES):
+        mbarrier.init(kready.index(s), count=1)
+        mbarrier.init(vready.index(s), count=1)
+        mbarrier.init(kempty.index(s), count=2)
+        mbarrier.init(vempty.index(s), count=2)
+    hslope = 0.0
+    if HAS_ALIBI:
+        hslope = 0.5 * gl.load(Slopes + h)
+    if HEAD_BIAS:
+        hbias = 0.5 * gl.load(Slopes + n_heads + h)
+    if CAUSAL:
+        diag_end = gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk)
+    else:
+        diag_end = Tk
+    n = gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+    gl.warp_specialize([
+        (_gl_wsdq_consumer, (0, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b,
+                             h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES,
+                             CAUSAL, HAS_ALIBI, PINGPONG)),
+        (_gl_wsdq_consumer, (1, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b,
+                             h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES,
+                             CAUSAL, HAS_ALIBI, PINGPONG)),
+        (_gl_wsdq_loader, (q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty,
+                           vready, vempty, b, h, hk, start_m, n, HALF, BLOCK_N, STAGES))],
+        [4, 1], [REGS, 40])
+
 # dK/dV in Gluon, the forward's scheme on the backward's larger half (4 of its 7 matrix products): one
 # program per key block (K, V in shared memory, dK, dV in registers), streaming the query blocks that see
 # it (Q, dO by TMA, a ring of SLOTS slots). On transposed tiles (keys along rows), each step, P^T_j and
@@ -1450,6 +1630,8 @@ USE_GLUON = True  # False: the Triton kernels everywhere
 # The warp-specialised Gluon forward (_gl_ws_fwd_kernel) in place of _gl_fwd_kernel, head dim -> (BLOCK_M, BLOCK_N,
 # STAGES, PINGPONG, consumer registers); it needs Gluon's warp_specialize (a capability check, _ws_ok)
 GLUON_FWD_WS = {}
+# The warp-specialised Gluon dQ (_gl_wsdq_kernel) in place of the Triton dQ kernel (same tuple as GLUON_FWD_WS)
+GLUON_DQ_WS = {}
 
 
 def _gluon_ok(q, k, v, o, table=None):
@@ -1798,13 +1980,33 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
             and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
         _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
                 {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
-    if not atomic:
+    if not atomic and not (qkn is None and seqs is None and not has_window and dropout_p == 0.0 and not exact
+                           and D in GLUON_DQ_WS and hasattr(gl, "warp_specialize")
+                           and _gluon_ok(q, k, v, do, GLUON_DQ_WS) and _tma_ok(dq)
+                           and _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv)):
         _launch("dq", Tq, H, B, kv, (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
                 {**meta, "DG": dg[0], "TMA": tma})
     else:
         dq.copy_(acc)
     if qkn is not None:
         return dg  # (HEAD_DIM > D where D is no power of two)
+
+
+def _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv):
+    """The warp-specialised Gluon dQ kernel; False if it does not compile (then the Triton one runs)."""
+    B, H, Tq, D = q.shape
+    Hkv = k.shape[1]
+    bm, bn, stages, pingpong, regs = GLUON_DQ_WS[D]
+    descs = [_gl_desc(t, bn if t is k or t is v else bm // 2) for t in (q, k, v, do, dq)]
+    try:
+        _gl_wsdq_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
+            *descs, slopes, *common[:6], H, _section(H * B, kv, Tq), GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
+            HEAD_DIM=D, STAGES=stages, CAUSAL=meta["CAUSAL"], HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"],
+            LPT=Tq >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
+        return True
+    except CompilationError as e:
+        _gluon_off(e)
+        return False
 
 
 def _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg, qdo):

@@ -909,6 +909,41 @@ def test_gpu_gluon_ws_forward(monkeypatch, case, tile):
             assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
 
 
+WSDQ_TILES = sorted(set(flashsigmoid.GLUON_DQ_WS.values()) | {(128, 64, 3, True, 232), (128, 64, 3, False, 232)})
+
+
+@gpu
+@hopper_gluon
+@pytest.mark.skipif(not hasattr(flashsigmoid.gl, "warp_specialize"), reason="a Gluon without warp_specialize")
+@pytest.mark.parametrize("tile", WSDQ_TILES, ids=str)
+@pytest.mark.parametrize("case", GLUON_CASES, ids=str)
+def test_gpu_gluon_ws_dq(monkeypatch, case, tile):
+    # The warp-specialised dQ kernel: it must run (counted), give dQ as close to float64 as the Triton dQ kernel's
+    # (and close to it), leave dK and dV as they were, and give the same bits on every call (5 calls)
+    B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
+    for D in (64, 128):
+        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 3, alibi=alibi)
+        if head_bias:
+            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+        if bthd:  # the model's (B, T, H, D) memory
+            q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
+        fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
+        monkeypatch.setattr(flashsigmoid, "GLUON_DQ_WS", {})
+        tri = fn()
+        monkeypatch.setattr(flashsigmoid, "GLUON_DQ_WS", {D: tile})
+        spy = Launches(flashsigmoid._gl_wsdq_kernel)
+        monkeypatch.setattr(flashsigmoid, "_gl_wsdq_kernel", spy)
+        got = fn()
+        assert spy.n == 1, "the warp-specialised dQ did not run"
+        for _ in range(4):
+            assert torch.equal(fn()[1], got[1])
+        assert torch.equal(got[2], tri[2]) and torch.equal(got[3], tri[3])  # dK, dV: the same kernels
+        ref = _ref64(q, k, v, do, causal, bias.double() if head_bias else bias, slopes)
+        ek, et = (got[1].double() - ref[1]).abs().max().item(), (tri[1].double() - ref[1]).abs().max().item()
+        assert ek <= 1.5 * et + 1e-4 * max(1.0, ref[1].abs().max().item()), (D, ek, et)
+        assert _rel(got[1], tri[1]) < 5e-3, (D, _rel(got[1], tri[1]))
+
+
 @gpu
 @hopper_gluon
 @pytest.mark.parametrize("case", GLUON_CASES, ids=str)

@@ -124,6 +124,23 @@ def compile_gluon():
             key = (f"gl_ws_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
                    f"lpt={lpt} {(bm, bn, stages, pingpong, regs)}")
             out[key] = usage(fs._gl_ws_fwd_kernel, sig, consts)
+    # and the warp-specialised dQ kernel, likewise
+    ws = fs.GLUON_DQ_WS or {128: (128, 64, 3, True, 232)}
+    for D, (bm, bn, stages, pingpong, regs) in ws.items() if hasattr(fs.gl, "warp_specialize") else ():
+        for dtype, causal, alibi, head_bias, group, lpt in [(torch.bfloat16, True, False, False, 1, False),
+                                                             (torch.bfloat16, True, True, False, 1, True),
+                                                             (torch.float16, False, True, True, 4, False)]:
+            if not _mine():
+                continue
+            name, desc = descs(dtype, D, (bm // 2, bn))
+            consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal,
+                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+            sig = {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm // 2],
+                   "dq_desc": desc[bm // 2], "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32", "hbias": "fp32",
+                   "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32"}
+            key = (f"gl_wsdq D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
+                   f"lpt={lpt} {(bm, bn, stages, pingpong, regs)}")
+            out[key] = usage(fs._gl_wsdq_kernel, sig, consts)
     for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():
         # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it; grouped heads at D <= 64 only,
         # where _bwd_into takes it: at 128 the group loop spills)

@@ -1,7 +1,9 @@
-# The warp-specialised Gluon forward (_gl_ws_fwd_kernel, flashsigmoid.GLUON_FWD_WS) against the landed Gluon
-# forward (_gl_fwd_kernel) and SDPA's cuDNN forward, causal bf16 at bench.py's shapes, device time from CUDA-graph
-# replay (triton.testing.do_bench_cudagraph, as bench.py's graph columns); each tile's output checked against the
-# landed forward's at every shape. From the repo root: python results/kernel/gluon/ws_ab.py [D=tile ...]
+# The warp-specialised Gluon kernels against the landed ones and SDPA's cuDNN attention, causal bf16 at bench.py's
+# shapes, device time from CUDA-graph replay (triton.testing.do_bench_cudagraph, as bench.py's graph columns):
+# the forward (_gl_ws_fwd_kernel, flashsigmoid.GLUON_FWD_WS) against _gl_fwd_kernel, and forward + backward with
+# the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS) against the Triton dQ kernel. Every tile's output
+# (O, dQ) checked against the landed kernels' at every shape. From the repo root:
+#   python results/kernel/gluon/ws_ab.py [fwd|dq ...]
 import sys
 
 import torch
@@ -10,41 +12,65 @@ import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import flashsigmoid as fs
+from bench import fwd_bwd
 
-TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232),
-         (128, 128, 2, True, 240)]
+FWD_TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232)]
+DQ_TILES = [(128, 64, 3, True, 232), (128, 64, 3, False, 232), (128, 64, 2, True, 232)]
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]
-if len(sys.argv) > 1:
-    TILES = [tuple(int(x) if x.isdigit() else x == "True" for x in a.split(",")) for a in sys.argv[1:]]
+parts = sys.argv[1:] or ["fwd", "dq"]
 props = torch.cuda.get_device_properties(0)
 print(f"gpu {props.name}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
-with torch.no_grad():
-    for B, H, T, D in SHAPES:
-        q, k, v = (torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        flops = 4 * B * H * T * T * D / 2
 
-        def attn():
-            return fs.sigmoid_attention(q, k, v, causal=True)
 
-        def bench(fn):
-            return triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
-        fs.GLUON_FWD_WS = {}
-        base = attn()
-        res = [("landed", bench(attn), 0.0)]
-        for tile in TILES:
-            fs.GLUON_FWD_WS = {D: tile}
-            try:
-                o = attn()
-                torch.cuda.synchronize()
-                err = ((o.float() - base.float()).abs().max() / base.float().abs().max()).item()
-                res.append((str(tile), bench(attn), err))
-            except Exception as e:  # noqa: BLE001
-                res.append((str(tile), float("nan"), float("nan")))
-                print(f"  {tile} FAILED {type(e).__name__}: {str(e)[:200]}", flush=True)
-        fs.GLUON_FWD_WS = {}
-        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            cudnn = bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
-        print(f"({B},{H},{T},{D}) cuDNN {cudnn:.4f} ms {flops / cudnn / 1e9:.0f} TF/s", flush=True)
+def bench(fn):
+    return triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
+
+
+def rel(a, b):
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+
+
+for B, H, T, D in SHAPES:
+    q, k, v, do = (torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+    qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
+    flops = 4 * B * H * T * T * D / 2
+    attn = lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True)  # noqa: E731
+    fs.GLUON_FWD_WS, fs.GLUON_DQ_WS = {}, {}
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        sdpa = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
+        with torch.no_grad():
+            cu_f = bench(lambda: sdpa(q, k, v))
+        cu_fb = bench(fwd_bwd(sdpa, qg, kg, vg, do))
+    print(f"({B},{H},{T},{D}) cuDNN fwd {cu_f:.4f} ms {flops / cu_f / 1e9:.0f} TF/s, fwd+bwd {cu_fb:.4f} ms "
+          f"{3.5 * flops / cu_fb / 1e9:.0f} TF/s", flush=True)
+    if "fwd" in parts:
+        with torch.no_grad():
+            base = attn(q, k, v)
+            res = [("landed", bench(lambda: attn(q, k, v)), 0.0)]
+            for tile in FWD_TILES:
+                fs.GLUON_FWD_WS = {D: tile}
+                try:
+                    err = rel(attn(q, k, v), base)
+                    res.append((f"ws {tile}", bench(lambda: attn(q, k, v)), err))
+                except Exception as e:  # noqa: BLE001
+                    print(f"  {tile} FAILED {type(e).__name__}: {str(e)[:200]}", flush=True)
+            fs.GLUON_FWD_WS = {}
         for name, ms, err in res:
-            print(f"  {name:28s} {ms:.4f} ms {flops / ms / 1e9:4.0f} TF/s  {cudnn / ms:.3f}x cuDNN  "
+            print(f"  fwd {name:30s} {ms:.4f} ms {flops / ms / 1e9:4.0f} TF/s  {cu_f / ms:.3f}x cuDNN  "
                   f"{res[0][1] / ms:.3f}x landed  rel diff {err:.1e}", flush=True)
+    if "dq" in parts:
+        base = torch.autograd.grad(attn(qg, kg, vg), (qg, kg, vg), do)
+        res = [("landed", bench(fwd_bwd(attn, qg, kg, vg, do)), 0.0)]
+        for tile in DQ_TILES:
+            fs.GLUON_DQ_WS = {D: tile}
+            try:
+                got = torch.autograd.grad(attn(qg, kg, vg), (qg, kg, vg), do)
+                err = max(rel(got[0], base[0]), rel(got[1], base[1]), rel(got[2], base[2]))
+                res.append((f"ws dq {tile}", bench(fwd_bwd(attn, qg, kg, vg, do)), err))
+            except Exception as e:  # noqa: BLE001
+                print(f"  {tile} FAILED {type(e).__name__}: {str(e)[:200]}", flush=True)
+        fs.GLUON_DQ_WS = {}
+        for name, ms, err in res:
+            print(f"  f+b {name:30s} {ms:.4f} ms {3.5 * flops / ms / 1e9:4.0f} TF/s  {cu_fb / ms:.3f}x cuDNN  "
+                  f"{res[0][1] / ms:.3f}x landed  rel diff {err:.1e}", flush=True)
+    torch.cuda.empty_cache()

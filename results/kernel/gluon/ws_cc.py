@@ -57,3 +57,19 @@ if __name__ == "__main__":
                 except Exception as e:
                     print(f"D={D} bn={bn} stages={st} pingpong={pp} {extra}: FAILED {type(e).__name__}: "
                           f"{str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}")
+
+
+def compile_wsdq(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, lpt=False,
+                 dtype=torch.bfloat16, bm=128):
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+    lay = fs.gl.NVMMASharedLayout.get_default_for
+    desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{lay([1, 1, r, D], gdt)!r}>" for r in (bm // 2, bn)}
+    consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
+                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+    sig = {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm // 2],
+           "dq_desc": desc[bm // 2], "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32", "hbias": "fp32",
+           "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32",
+           **{n: "constexpr" for n in consts}}
+    return triton.compile(GluonASTSource(fs._gl_wsdq_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                          options=dict(num_warps=4))
