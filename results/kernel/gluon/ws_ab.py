@@ -3,7 +3,8 @@
 # the forward (_gl_ws_fwd_kernel, flashsigmoid.GLUON_FWD_WS) against _gl_fwd_kernel, and forward + backward with
 # the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS) against the Triton dQ kernel. Every tile's output
 # (O, dQ) checked against the landed kernels' at every shape. From the repo root:
-#   python results/kernel/gluon/ws_ab.py [fwd|dq ...]
+#   python results/kernel/gluon/ws_ab.py [fwd|dq|dkdv ...]
+# (dkdv: _gl_wsbwd_kernel, GLUON_DKDV_WS, against _gl_dkdv_kernel)
 import sys
 
 import torch
@@ -16,8 +17,9 @@ from bench import fwd_bwd
 
 FWD_TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232)]
 DQ_TILES = [(128, 64, 3, True, 232), (128, 64, 3, False, 232), (128, 64, 2, True, 232)]
+DKDV_TILES = [(64, 128, 2, True, 240), (64, 128, 3, True, 240), (64, 128, 2, False, 240)]
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]
-parts = sys.argv[1:] or ["fwd", "dq"]
+parts = sys.argv[1:] or ["fwd", "dq", "dkdv", "all"]
 props = torch.cuda.get_device_properties(0)
 print(f"gpu {props.name}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
 
@@ -35,7 +37,7 @@ for B, H, T, D in SHAPES:
     qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
     flops = 4 * B * H * T * T * D / 2
     attn = lambda q, k, v: fs.sigmoid_attention(q, k, v, causal=True)  # noqa: E731
-    fs.GLUON_FWD_WS, fs.GLUON_DQ_WS = {}, {}
+    fs.GLUON_FWD_WS, fs.GLUON_DQ_WS, fs.GLUON_DKDV_WS = {}, {}, {}
     with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
         sdpa = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
         with torch.no_grad():
@@ -58,19 +60,27 @@ for B, H, T, D in SHAPES:
         for name, ms, err in res:
             print(f"  fwd {name:30s} {ms:.4f} ms {flops / ms / 1e9:4.0f} TF/s  {cu_f / ms:.3f}x cuDNN  "
                   f"{res[0][1] / ms:.3f}x landed  rel diff {err:.1e}", flush=True)
-    if "dq" in parts:
+    for part, table, tiles in (("dq", "GLUON_DQ_WS", DQ_TILES), ("dkdv", "GLUON_DKDV_WS", DKDV_TILES)):
+        if part not in parts:
+            continue
         base = torch.autograd.grad(attn(qg, kg, vg), (qg, kg, vg), do)
         res = [("landed", bench(fwd_bwd(attn, qg, kg, vg, do)), 0.0)]
-        for tile in DQ_TILES:
-            fs.GLUON_DQ_WS = {D: tile}
+        for tile in tiles:
+            setattr(fs, table, {D: tile})
             try:
                 got = torch.autograd.grad(attn(qg, kg, vg), (qg, kg, vg), do)
                 err = max(rel(got[0], base[0]), rel(got[1], base[1]), rel(got[2], base[2]))
-                res.append((f"ws dq {tile}", bench(fwd_bwd(attn, qg, kg, vg, do)), err))
+                res.append((f"ws {part} {tile}", bench(fwd_bwd(attn, qg, kg, vg, do)), err))
             except Exception as e:  # noqa: BLE001
                 print(f"  {tile} FAILED {type(e).__name__}: {str(e)[:200]}", flush=True)
-        fs.GLUON_DQ_WS = {}
+        setattr(fs, table, {})
         for name, ms, err in res:
             print(f"  f+b {name:30s} {ms:.4f} ms {3.5 * flops / ms / 1e9:4.0f} TF/s  {cu_fb / ms:.3f}x cuDNN  "
                   f"{res[0][1] / ms:.3f}x landed  rel diff {err:.1e}", flush=True)
+    if "all" in parts:  # the three together, first tile of each list
+        fs.GLUON_FWD_WS, fs.GLUON_DQ_WS, fs.GLUON_DKDV_WS = {D: FWD_TILES[0]}, {D: DQ_TILES[0]}, {D: DKDV_TILES[0]}
+        ms = bench(fwd_bwd(attn, qg, kg, vg, do))
+        fs.GLUON_FWD_WS, fs.GLUON_DQ_WS, fs.GLUON_DKDV_WS = {}, {}, {}
+        print(f"  f+b all three warp-specialised   {ms:.4f} ms {3.5 * flops / ms / 1e9:4.0f} TF/s  "
+              f"{cu_fb / ms:.3f}x cuDNN", flush=True)
     torch.cuda.empty_cache()

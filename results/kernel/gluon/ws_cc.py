@@ -73,3 +73,20 @@ def compile_wsdq(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_b
            **{n: "constexpr" for n in consts}}
     return triton.compile(GluonASTSource(fs._gl_wsdq_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
                           options=dict(num_warps=4))
+
+
+def compile_wsbwd(D, bm, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, lpt=False,
+                  dtype=torch.bfloat16):
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
+    lay = fs.gl.NVMMASharedLayout.get_default_for
+    desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{lay([1, 1, r, D], gdt)!r}>" for r in (bm, bn // 2)}
+    consts = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
+                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+    sig = {"q_desc": desc[bm], "k_desc": desc[bn // 2], "v_desc": desc[bn // 2], "do_desc": desc[bm],
+           "DK": f"*{name}", "DV": f"*{name}", "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32", "hbias": "fp32",
+           "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32",
+           **{n: "i32" for n in ("stride_dkb", "stride_dkh", "stride_dkn", "stride_dvb", "stride_dvh", "stride_dvn")},
+           **{n: "constexpr" for n in consts}}
+    return triton.compile(GluonASTSource(fs._gl_wsbwd_kernel, sig, consts, {}), target=GPUTarget("cuda", 90, 32),
+                          options=dict(num_warps=4))
