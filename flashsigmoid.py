@@ -51,7 +51,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
   Hopper at head dims 64 and 128 (GLUON_FWD): the forward is a Gluon kernel with asynchronous wgmma, so the
     tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon);
     at head dims 64 and 128 (GLUON_DKDV; at 128 without grouped heads) the dK/dV kernel likewise (the
-    same section, its end).
+    same section, its end). At head dim 128 the forward and the dQ kernel are warp-specialised as
+    FlashAttention-3's (GLUON_FWD_WS, GLUON_DQ_WS): a producer warp loads, two consumer warpgroups compute.
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -1560,162 +1561,6 @@ def _gl_dkdv_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hsca
              + offs_d[None, :], dk.to(dtype), mask=nmask[:, None])
 
 
-# dK/dV in the warp-specialised form: 2 x 64 keys per program (consumer c's K, V tiles in shared memory, its dK,
-# dV in registers), the query blocks that see them (Q, dO) streamed by a producer warp into a STAGES-slot ring
-# that both consumers read; each step is _gl_bwd_step's (S^T, dP^T of block i + 1 and dV, dK of block i queued in
-# one turn). The program's query blocks start at consumer 0's first; consumer 1's keys are 64 further, so its
-# first two blocks may meet the diagonal (or lie wholly before it): the first step is masked too.
-@gluon.jit
-def _gl_wsbwd_loader(q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, kvbar, ready, empty, b, hk,
-                     start_n, m_lo, n, HALF: gl.constexpr, BLOCK_M: gl.constexpr, STAGES: gl.constexpr):
-    for c in gl.static_range(2):
-        mbarrier.expect(kvbar.index(c), k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-        _tma_load(k_desc, [b, hk, start_n + c * HALF, 0], kvbar.index(c), k_smem.index(c))
-        _tma_load(v_desc, [b, hk, start_n + c * HALF, 0], kvbar.index(c), v_smem.index(c))
-    for i in range(n):
-        s = i % STAGES
-        mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)
-        mbarrier.expect(ready.index(s), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
-        _tma_load(q_desc, [b, hk, m_lo + i * BLOCK_M, 0], ready.index(s), q_smem.index(s))
-        _tma_load(do_desc, [b, hk, m_lo + i * BLOCK_M, 0], ready.index(s), do_smem.index(s))
-
-
-@gluon.jit
-def _gl_wsbwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, ready, empty, turn, c: gl.constexpr, i, n_diag, m_lo, keys,
-                   cols0, hscale, hbias, hslope, st_zero, op_layout: gl.constexpr, BLOCK_M: gl.constexpr,
-                   HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
-                   HAS_NEXT: gl.constexpr, MASK: gl.constexpr, PINGPONG: gl.constexpr):
-    s = i % STAGES
-    sn = (i + 1) % STAGES
-    if HAS_NEXT:
-        mbarrier.wait(ready.index(sn), ((i + 1) // STAGES) & 1)
-    _gl_ws_turn(turn, c, i + 1, PINGPONG)
-    if HAS_NEXT:
-        sT_n = warpgroup_mma(k, q_smem.index(sn).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
-                             use_acc=False, is_async=True)
-        dpT_n = warpgroup_mma(v, do_smem.index(sn).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
-                              use_acc=False, is_async=True)
-    dv = warpgroup_mma(pT, do_smem.index(s).reshape([BLOCK_M, HEAD_DIM]), dv, is_async=True)
-    dk = warpgroup_mma(dsT, q_smem.index(s).reshape([BLOCK_M, HEAD_DIM]), dk, is_async=True)
-    _gl_ws_pass(turn, c, PINGPONG)
-    if HAS_NEXT:
-        sT, dpT = warpgroup_mma_wait(num_outstanding=2, deps=(sT_n, dpT_n))
-        pT_n, dsT_n = _gl_pds(sT, dpT, m_lo + (i + 1) * BLOCK_M, i + 1, n_diag, keys, cols0, hscale, hbias, hslope,
-                              op_layout, CAUSAL, HAS_ALIBI, MASK, q_smem.dtype)
-    else:
-        pT_n = pT
-        dsT_n = dsT
-    dv, dk, pT, dsT = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, pT, dsT))
-    mbarrier.arrive(empty.index(s), count=1)
-    return pT_n, dsT_n, dk, dv
-
-
-@gluon.jit
-def _gl_wsbwd_consumer(c: gl.constexpr, DK, DV, q_smem, do_smem, k_smem, v_smem, kvbar, ready, empty, turn, b, hk,
-                       start_n, m_lo, n, Tq, Tk, off_q, scale, hscale, hbias, hslope, stride_dkb, stride_dkh,
-                       stride_dkn, stride_dvb, stride_dvh, stride_dvn, HALF: gl.constexpr, BLOCK_M: gl.constexpr,
-                       HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
-                       PINGPONG: gl.constexpr):
-    dtype: gl.constexpr = q_smem.dtype
-    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, BLOCK_M, 16])
-    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                         instr_shape=[16, HEAD_DIM, 16])
-    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
-    n0 = start_n + c * HALF
-    if CAUSAL:  # this consumer's masked blocks: those before the first row that sees all its keys
-        n_diag = gl.cdiv(gl.minimum(gl.maximum(n0 + HALF - 1 - off_q, m_lo), Tq) - m_lo, BLOCK_M)
-    else:
-        n_diag = 0
-    keys = n0 - off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, st_layout))
-    cols0 = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, st_layout))
-    st_zero = gl.zeros([HALF, BLOCK_M], dtype=gl.float32, layout=st_layout)
-    dk = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
-    dv = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=acc_layout)
-    k = k_smem.index(c).reshape([HALF, HEAD_DIM])
-    v = v_smem.index(c).reshape([HALF, HEAD_DIM])
-    mbarrier.wait(kvbar.index(c), 0)
-    if n > 0:
-        mbarrier.wait(ready.index(0), 0)
-        _gl_ws_turn(turn, c, 0, PINGPONG)
-        sT = warpgroup_mma(k, q_smem.index(0).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero, use_acc=False,
-                           is_async=True)
-        dpT = warpgroup_mma(v, do_smem.index(0).reshape([BLOCK_M, HEAD_DIM]).permute((1, 0)), st_zero,
-                            use_acc=False, is_async=True)
-        _gl_ws_pass(turn, c, PINGPONG)
-        sT, dpT = warpgroup_mma_wait(num_outstanding=0, deps=(sT, dpT))
-        pT, dsT = _gl_pds(sT, dpT, m_lo, 0, n_diag, keys, cols0, hscale, hbias, hslope, op_layout, CAUSAL, HAS_ALIBI,
-                          True, dtype)
-        if n > 1:  # step 0 makes block 1's P^T, dS^T: masked (consumer 1's second block may meet the diagonal)
-            pT, dsT, dk, dv = _gl_wsbwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, ready, empty, turn, c, 0, n_diag,
-                                             m_lo, keys, cols0, hscale, hbias, hslope, st_zero, op_layout, BLOCK_M,
-                                             HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, True, PINGPONG)
-        for i in range(1, n - 1):
-            pT, dsT, dk, dv = _gl_wsbwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, ready, empty, turn, c, i, n_diag,
-                                             m_lo, keys, cols0, hscale, hbias, hslope, st_zero, op_layout, BLOCK_M,
-                                             HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, False, PINGPONG)
-        pT, dsT, dk, dv = _gl_wsbwd_step(pT, dsT, dk, dv, k, v, q_smem, do_smem, ready, empty, turn, c, n - 1, n_diag,
-                                         m_lo, keys, cols0, hscale, hbias, hslope, st_zero, op_layout, BLOCK_M,
-                                         HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, False, False, PINGPONG)
-    offs_n = n0 + gl.arange(0, HALF, layout=gl.SliceLayout(1, acc_layout))
-    offs_d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, acc_layout))
-    nmask = offs_n < Tk
-    gl.store(DV + b.to(gl.int64) * stride_dvb + hk.to(gl.int64) * stride_dvh + offs_n[:, None].to(gl.int64) * stride_dvn
-             + offs_d[None, :], dv.to(dtype), mask=nmask[:, None])
-    dk = dk * (0.25 * scale)  # the loop carries 4 dS
-    gl.store(DK + b.to(gl.int64) * stride_dkb + hk.to(gl.int64) * stride_dkh + offs_n[:, None].to(gl.int64) * stride_dkn
-             + offs_d[None, :], dk.to(dtype), mask=nmask[:, None])
-
-
-@gluon.jit
-def _gl_wsbwd_kernel(q_desc, k_desc, v_desc, do_desc, DK, DV, Slopes, scale, hscale, hbias, Tq, Tk, off_q, n_heads,
-                     section, stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
-                     BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
-                     CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, LPT: gl.constexpr,
-                     PINGPONG: gl.constexpr, REGS: gl.constexpr, num_warps: gl.constexpr):
-    # (one query head per K/V head: grouped heads keep _gl_dkdv_kernel or the Triton dK/dV)
-    HALF: gl.constexpr = BLOCK_N // 2
-    pid_n, hk, b = _tile(gl.cdiv(Tk, BLOCK_N), n_heads, section, LPT)
-    start_n = pid_n * BLOCK_N
-    dtype: gl.constexpr = q_desc.dtype
-    k_smem = gl.allocate_shared_memory(dtype, [2] + k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(dtype, [2] + v_desc.block_type.shape, v_desc.layout)
-    q_smem = gl.allocate_shared_memory(dtype, [STAGES] + q_desc.block_type.shape, q_desc.layout)
-    do_smem = gl.allocate_shared_memory(dtype, [STAGES] + do_desc.block_type.shape, do_desc.layout)
-    kvbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(2):
-        mbarrier.init(kvbar.index(c), count=1)
-        mbarrier.init(turn.index(c), count=1)
-    for s in gl.static_range(STAGES):
-        mbarrier.init(ready.index(s), count=1)
-        mbarrier.init(empty.index(s), count=2)
-    hslope = 0.0
-    if HAS_ALIBI:
-        hslope = 0.5 * gl.load(Slopes + hk)
-    if HEAD_BIAS:
-        hbias = 0.5 * gl.load(Slopes + n_heads + hk)
-    # the query rows that see the program's keys (_gl_dkdv_kernel's bounds, from consumer 0's first key)
-    if CAUSAL:
-        m_lo = gl.minimum(gl.maximum(start_n - off_q, 0), Tq)
-    else:
-        m_lo = 0
-    n = gl.cdiv(Tq - m_lo, BLOCK_M)
-    gl.warp_specialize([
-        (_gl_wsbwd_consumer, (0, DK, DV, q_smem, do_smem, k_smem, v_smem, kvbar, ready, empty, turn, b, hk, start_n,
-                              m_lo, n, Tq, Tk, off_q, scale, hscale, hbias, hslope, stride_dkb, stride_dkh, stride_dkn,
-                              stride_dvb, stride_dvh, stride_dvn, HALF, BLOCK_M, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                              PINGPONG)),
-        (_gl_wsbwd_consumer, (1, DK, DV, q_smem, do_smem, k_smem, v_smem, kvbar, ready, empty, turn, b, hk, start_n,
-                              m_lo, n, Tq, Tk, off_q, scale, hscale, hbias, hslope, stride_dkb, stride_dkh, stride_dkn,
-                              stride_dvb, stride_dvh, stride_dvn, HALF, BLOCK_M, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                              PINGPONG)),
-        (_gl_wsbwd_loader, (q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, kvbar, ready, empty, b,
-                            hk, start_n, m_lo, n, HALF, BLOCK_M, STAGES))],
-        [4, 1], [REGS, 24])
-
 # ----------------------------------------------------------------------------------------------
 # Launch configurations
 # ----------------------------------------------------------------------------------------------
@@ -1784,13 +1629,12 @@ GLUON_FWD = {64: (64, 64), 128: (64, 64)}
 GLUON_DKDV = {64: (64, 64, 3, 4), 128: (64, 64, 2, 4)}
 USE_GLUON = True  # False: the Triton kernels everywhere
 # The warp-specialised Gluon forward (_gl_ws_fwd_kernel) in place of _gl_fwd_kernel, head dim -> (BLOCK_M, BLOCK_N,
-# STAGES, PINGPONG, consumer registers); it needs Gluon's warp_specialize (a capability check, _ws_ok)
-GLUON_FWD_WS = {}
-# The warp-specialised Gluon dQ (_gl_wsdq_kernel) in place of the Triton dQ kernel (same tuple as GLUON_FWD_WS)
-GLUON_DQ_WS = {}
-# The warp-specialised Gluon dK/dV (_gl_wsbwd_kernel) in place of _gl_dkdv_kernel where heads are not grouped and
-# without QK-norm: head dim -> (BLOCK_M, BLOCK_N, STAGES, PINGPONG, consumer registers)
-GLUON_DKDV_WS = {}
+# STAGES, PINGPONG, consumer registers), where Gluon has warp_specialize. Run 94 (H100, BENCHMARKS.md): 1.08x and
+# 1.23x _gl_fwd_kernel at head dim 128 (T = 2048, 8192), ping-pong 1-3% slower than without; 0.67-0.95x at 64.
+GLUON_FWD_WS = {128: (128, 128, 2, False, 232)}
+# The warp-specialised Gluon dQ (_gl_wsdq_kernel) in place of the Triton dQ kernel, same tuple: run 94, forward +
+# backward 1.05x at head dim 128, 0.91-0.98x at 64 (ping-pong level). Without QK-norm (its epilogue is Triton's).
+GLUON_DQ_WS = {128: (128, 64, 3, False, 232)}
 
 
 def _gluon_ok(q, k, v, o, table=None):
@@ -2134,11 +1978,8 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the bytes a (batch, head) pair streams: dQ's K, V
     qdo = 2 * Tq * D * q.element_size() * (H // Hkv)  # dK/dV's Q, dO
     # (at D=128 with grouped heads the Gluon dK/dV spills registers: the sm_90 compile test; Triton's runs there)
-    gluon = not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
-    ws = (gluon and H == Hkv and qkn is None and D in GLUON_DKDV_WS and hasattr(gl, "warp_specialize")
-          and _gluon_ok(q, k, v, do, GLUON_DKDV_WS))
-    if not (ws and _gl_wsbwd(q, k, v, do, dk, dv, slopes, common, meta, qdo)) and not (
-            gluon and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
+    if not (not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
+            and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
             and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
         _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
                 {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
@@ -2165,23 +2006,6 @@ def _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv):
             *descs, slopes, *common[:6], H, _section(H * B, kv, Tq), GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
             HEAD_DIM=D, STAGES=stages, CAUSAL=meta["CAUSAL"], HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"],
             LPT=Tq >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
-        return True
-    except CompilationError as e:
-        _gluon_off(e)
-        return False
-
-
-def _gl_wsbwd(q, k, v, do, dk, dv, slopes, common, meta, qdo):
-    """The warp-specialised Gluon dK/dV kernel; False if it does not compile (then the other kernels run)."""
-    B, H, Tq, D = q.shape
-    Tk = k.shape[2]
-    bm, bn, stages, pingpong, regs = GLUON_DKDV_WS[D]
-    descs = [_gl_desc(t, bn // 2 if t is k or t is v else bm) for t in (q, k, v, do)]
-    try:
-        _gl_wsbwd_kernel[_grid(triton.cdiv(Tk, bn), H, B, Tk)](
-            *descs, dk, dv, slopes, *common[:6], H, _section(H * B, qdo, Tk), *dk.stride()[:3], *dv.stride()[:3],
-            BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=meta["CAUSAL"], HAS_ALIBI=meta["HAS_ALIBI"],
-            HEAD_BIAS=meta["HEAD_BIAS"], LPT=Tk >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
         return True
     except CompilationError as e:
         _gluon_off(e)

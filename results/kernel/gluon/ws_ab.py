@@ -4,7 +4,8 @@
 # the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS) against the Triton dQ kernel. Every tile's output
 # (O, dQ) checked against the landed kernels' at every shape. From the repo root:
 #   python results/kernel/gluon/ws_ab.py [fwd|dq|dkdv ...]
-# (dkdv: _gl_wsbwd_kernel, GLUON_DKDV_WS, against _gl_dkdv_kernel)
+# (dkdv: _gl_wsbwd_kernel, GLUON_DKDV_WS, against _gl_dkdv_kernel: slower in run 94, not landed; it needs
+# run94_wsdkdv.patch applied. Run 94 ran this at b820435, where GLUON_FWD_WS and GLUON_DQ_WS were still empty.)
 import sys
 
 import torch
