@@ -1007,8 +1007,11 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
 # consumers read (half the K, V traffic of two 64-row programs). Each consumer runs _gl_fwd_kernel's step
 # (S_{j+1} and P_j V_j queued, P_{j+1} computed while P_j V_j runs); with PINGPONG the two take turns to queue
 # their matrix products (two mbarriers), so that one computes sigmoids while the other's products run:
-# FA3's ping-pong schedule. Registers move from the producer to the consumers (worker_num_regs, setmaxnreg).
-# A slot is free when both consumers' wgmmas that read it are done (empty barriers count two arrivals).
+# FA3's ping-pong schedule (measured level to 3% slower, run 94: the consumers drift apart on their own, so it is
+# off in GLUON_FWD_WS). Registers move from the producer to the consumers (worker_num_regs, setmaxnreg). A slot
+# is free when both consumers' wgmmas that read it are done (empty barriers count two arrivals). Same maths and
+# rounding as _gl_fwd_kernel (bitwise its output, run 94). At head dim 64 the one-warpgroup kernel, 3-4 programs
+# per SM, stays faster. A Triton whose Gluon lacks warp_specialize takes _gl_fwd_kernel.
 @gluon.jit
 def _gl_ws_turn(turn, c: gl.constexpr, it, PINGPONG: gl.constexpr):
     # consumer c's turn to queue its it-th pair of products: consumer 0 goes first (a fresh mbarrier's
@@ -1179,7 +1182,8 @@ def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq,
 # per program as two consumer warpgroups, Q and dO tiles per consumer, K and V blocks streamed by a producer warp
 # into STAGES-slot rings. Each step, 4 dS_j in hand, a consumer queues S_{j+1} = Q K_{j+1}^T, dP_{j+1} = dO V_{j+1}^T
 # and dQ += 4 dS_j K_j in one turn, waits for the first two, computes 4 dS_{j+1} while dQ's product runs, then waits
-# for it. K_j's slot is free after dQ's product of block j, V's after dP: with STAGES = 3 each load has a step to land.
+# for it. K_j's slot is free after dQ's product of block j, V's after dP: with STAGES = 3 each load has a step to land
+# (2 measured 8-10% slower, run 94). Bitwise the Triton dQ kernel's result at the bench shapes (run 94).
 @gluon.jit
 def _gl_ds(s, dp, j, n_full, rows, cols0, hscale, hbias, hslope, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
            CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, MASK: gl.constexpr, dtype: gl.constexpr):
