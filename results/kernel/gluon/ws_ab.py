@@ -1,4 +1,4 @@
-# The warp-specialised Gluon kernels against the landed ones and SDPA's cuDNN attention, causal bf16 at bench.py's
+# The warp-specialised Gluon kernels against the ones they replace (rows 'landed': every WS table emptied) and SDPA's cuDNN attention, causal bf16 at bench.py's
 # shapes, device time from CUDA-graph replay (triton.testing.do_bench_cudagraph, as bench.py's graph columns):
 # the forward (_gl_ws_fwd_kernel, flashsigmoid.GLUON_FWD_WS) against _gl_fwd_kernel, and forward + backward with
 # the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS) against the Triton dQ kernel. Every tile's output
@@ -19,8 +19,13 @@ from bench import fwd_bwd
 FWD_TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232)]
 DQ_TILES = [(128, 64, 3, True, 232), (128, 64, 3, False, 232), (128, 64, 2, True, 232)]
 DKDV_TILES = [(64, 128, 2, True, 240), (64, 128, 3, True, 240), (64, 128, 2, False, 240)]
+# next (not run; sm_90 compile without spills at D=128 without ALiBi): the ring's load lands one step later per slot
+# (with 2 slots block i + 2 is asked for as soon as its load is issued), and no ping-pong, which measured faster
+DKDV_NEXT = [(64, 128, 3, False, 240), (64, 128, 4, False, 240)]
+if "dkdv_next" in sys.argv[1:]:
+    DKDV_TILES = DKDV_NEXT
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]
-parts = sys.argv[1:] or ["fwd", "dq", "dkdv", "all"]
+parts = [p.replace("dkdv_next", "dkdv") for p in sys.argv[1:]] or ["fwd", "dq", "dkdv", "all"]
 props = torch.cuda.get_device_properties(0)
 print(f"gpu {props.name}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
 
