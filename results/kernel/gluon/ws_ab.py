@@ -1,8 +1,9 @@
 # The warp-specialised Gluon kernels against the ones they replace (rows 'landed': every WS table emptied) and
 # SDPA's cuDNN attention, causal bf16 at bench.py's shapes, device time from CUDA-graph replay
-# (triton.testing.do_bench_cudagraph, as bench.py's graph columns): the forward (_gl_ws_fwd_kernel, flashsigmoid.GLUON_FWD_WS) against _gl_fwd_kernel, and forward + backward with
-# the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS) against the Triton dQ kernel. Every tile's output
-# (O, dQ) checked against the landed kernels' at every shape. From the repo root:
+# (triton.testing.do_bench_cudagraph, as bench.py's graph columns): the forward (_gl_ws_fwd_kernel, GLUON_FWD_WS)
+# against _gl_fwd_kernel, and forward + backward with the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS)
+# against the Triton dQ kernel. Every tile's outputs (O, dQ, dK, dV) are checked against the replaced kernels'.
+# From the repo root:
 #   PYTHONPATH=. python results/kernel/gluon/ws_ab.py [fwd|dq|dkdv|dkdv_next|all ...]
 # (dkdv: _gl_wsbwd_kernel, GLUON_DKDV_WS, against _gl_dkdv_kernel: slower in run 94, not landed; it needs
 # run94_wsdkdv.patch applied. Run 94 ran this at b820435, where GLUON_FWD_WS and GLUON_DQ_WS were still empty.)
