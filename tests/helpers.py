@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,12 +79,23 @@ def run_train(dataset, out_dir, timeout=240, extra=(), **opts):
     return run_script("train.py", *args_of(o), *extra, timeout=timeout)
 
 
+# A rank of a finished gloo run can still abort while the interpreter shuts down, after train.py's barrier and
+# destroy_process_group (C++ "terminate called without an active exception"; seen twice in CI, 2026-11-29 and
+# 2026-12-06, once in about ten runs; PyTorch's gloo threads at finalisation, pytorch/pytorch#179291): such a run
+# is retried once, from scratch. Any other failure, or the same one twice, fails the test.
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def run_torchrun(nproc, dataset, out_dir, timeout=300, **opts):
     """train.py under torch.distributed.run with nproc gloo processes on the CPU."""
     o = {**TINY, "dataset": dataset, "out_dir": out_dir, **opts}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            str(REPO / "train.py"), *args_of(o)]
-    return subprocess.run(cmd, cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0 and TEARDOWN_ABORT in p.stderr and "saved checkpoint" in p.stdout:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        p = subprocess.run(cmd, cwd=REPO, env=_env(1), capture_output=True, text=True, timeout=timeout)
+    return p
 
 
 def read_log(out_dir):
