@@ -2,8 +2,8 @@
 # `bash results/kernel/gluon/run97.sh N` per call, from the repo root; each part ends inside 590 s.
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; python -c "import torch, triton; print(torch.__version__, triton.__version__)"
-if [ "$1" = 3 ]; then  # the next warp-specialised dK/dV tiles (3 and 4 slots, no ping-pong) in a patched copy, then the table
-  # (low odds: at D=128 ptxas serialises its wgmmas, 48 WARPGROUP fences per 24 HGMMA in the loop; see LOG session 40)
+if [ "$1" = 3 ]; then  # the next warp-specialised dK/dV tiles (P^T, dS^T through shared memory) in a patched copy,
+  # then the table (see LOG session 40: with register operands ptxas serialised its wgmmas at D=128)
   rm -rf /tmp/wsd && mkdir -p /tmp/wsd && git ls-files -z | xargs -0 cp --parents -t /tmp/wsd
   (cd /tmp/wsd && patch -p1 -s < results/kernel/gluon/run94_wsdkdv.patch \
      && timeout 200 python results/kernel/gluon/ws_ab.py dkdv_next > $OUT/ws_dkdv_next.log 2>&1); cat $OUT/ws_dkdv_next.log

@@ -20,9 +20,10 @@ from bench import fwd_bwd
 FWD_TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232)]
 DQ_TILES = [(128, 64, 3, True, 232), (128, 64, 3, False, 232), (128, 64, 2, True, 232)]
 DKDV_TILES = [(64, 128, 2, True, 240), (64, 128, 3, True, 240), (64, 128, 2, False, 240)]
-# next (not run; sm_90 compile without spills at D=128 without ALiBi): the ring's load lands one step later per slot
-# (with 2 slots block i + 2 is asked for as soon as its load is issued), and no ping-pong, which measured faster
-DKDV_NEXT = [(64, 128, 3, False, 240), (64, 128, 4, False, 240)]
+# next (not run): P^T, dS^T through shared memory (the 7th entry, SMEM_P), which ends ptxas's serialisation of the
+# wgmmas at D=128 (sm_90 SASS: 6 warpgroup fences for 24 HGMMA instead of 48; 32 bytes of stack), 2 and 3 slots,
+# no ping-pong (it measured slower); then the register-operand form with 3 slots, as a control
+DKDV_NEXT = [(64, 128, 2, False, 240, True, True), (64, 128, 3, False, 240, True, True), (64, 128, 3, False, 240)]
 if "dkdv_next" in sys.argv[1:]:
     DKDV_TILES = DKDV_NEXT
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]

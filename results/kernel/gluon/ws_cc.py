@@ -76,13 +76,13 @@ def compile_wsdq(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_b
 
 
 def compile_wsbwd(D, bm, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, lpt=False,
-                  dtype=torch.bfloat16):
+                  dtype=torch.bfloat16, overlap=True, smem_p=False):
     name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     gdt = fs.gl.bfloat16 if dtype == torch.bfloat16 else fs.gl.float16
     lay = fs.gl.NVMMASharedLayout.get_default_for
     desc = {r: f"tensordesc<{name}[1,1,{r},{D}],{lay([1, 1, r, D], gdt)!r}>" for r in (bm, bn // 2)}
     consts = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
-                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, OVERLAP=overlap, SMEM_P=smem_p, num_warps=4)
     sig = {"q_desc": desc[bm], "k_desc": desc[bn // 2], "v_desc": desc[bn // 2], "do_desc": desc[bm],
            "DK": f"*{name}", "DV": f"*{name}", "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32", "hbias": "fp32",
            "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32",
