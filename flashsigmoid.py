@@ -871,19 +871,25 @@ def _gl_load(desc, smem, bar, b, h, j, n, BLOCK_N: gl.constexpr):
 
 
 @gluon.jit
+def _gl_half_logits(s, j, rows, cols0, hscale, hbias, hslope, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr,
+                    HAS_ALIBI: gl.constexpr):
+    # half logits of key block j from its S, as _half_logits computes them (the same operations in the same order)
+    if HAS_ALIBI and CAUSAL:
+        row = hbias - hslope * (rows - j * BLOCK_N).to(gl.float32)
+        return s * hscale + row[:, None] + (hslope * cols0.to(gl.float32))[None, :]
+    elif HAS_ALIBI:
+        cols = j * BLOCK_N + cols0
+        return s * hscale + hbias - hslope * gl.abs(rows[:, None] - cols[None, :]).to(gl.float32)
+    else:
+        return s * hscale + hbias
+
+
+@gluon.jit
 def _gl_p(s, j, n_full, rows, cols0, hscale, hbias, hslope, p_layout: gl.constexpr, BLOCK_N: gl.constexpr,
           CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, MASK: gl.constexpr, dtype: gl.constexpr):
     # P of key block j from its S, as the P V product's register operand; MASK: j may be a diagonal block
     cols = j * BLOCK_N + cols0
-    # half logits, as _half_logits computes them (the same operations in the same order)
-    if HAS_ALIBI and CAUSAL:
-        row = hbias - hslope * (rows - j * BLOCK_N).to(gl.float32)
-        t = s * hscale + row[:, None] + (hslope * cols0.to(gl.float32))[None, :]
-    elif HAS_ALIBI:
-        t = s * hscale + hbias - hslope * gl.abs(rows[:, None] - cols[None, :]).to(gl.float32)
-    else:
-        t = s * hscale + hbias
-    p = 0.5 * _gl_tanh(t) + 0.5
+    p = 0.5 * _gl_tanh(_gl_half_logits(s, j, rows, cols0, hscale, hbias, hslope, BLOCK_N, CAUSAL, HAS_ALIBI)) + 0.5
     if CAUSAL and MASK:
         if j >= n_full:  # the diagonal blocks (keys past Tk arrive as zeros, v = 0: no mask needed)
             p = gl.where(cols[None, :] <= rows[:, None], p, 0.0)
@@ -1027,11 +1033,51 @@ def _gl_ws_pass(turn, c: gl.constexpr, PINGPONG: gl.constexpr):
 
 
 @gluon.jit
-def _gl_ws_loader(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
-                  start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+def _gl_ws_barriers(STAGES: gl.constexpr):
+    # per consumer: its Q tile landed, its turn (PINGPONG); per ring slot: K's and V's block landed (the copy
+    # engine arrives) and slot free (both consumers arrive)
+    qbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    kready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    vempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     for c in gl.static_range(2):
-        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes)
-        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
+        mbarrier.init(qbar.index(c), count=1)
+        mbarrier.init(turn.index(c), count=1)
+    for s in gl.static_range(STAGES):
+        mbarrier.init(kready.index(s), count=1)
+        mbarrier.init(vready.index(s), count=1)
+        mbarrier.init(kempty.index(s), count=2)
+        mbarrier.init(vempty.index(s), count=2)
+    return qbar, turn, kready, kempty, vready, vempty
+
+
+@gluon.jit
+def _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
+    # the program's key blocks [0, n): the later consumer's (_gl_fwd_kernel's bounds for all BLOCK_M rows); rows
+    # before every key (Tq > Tk) see one all-masked block
+    if CAUSAL:
+        diag_end = gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk)
+    else:
+        diag_end = Tk
+    return gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+
+
+@gluon.jit
+def _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
+    # how many of the key blocks need no mask for the 64 rows from m0 (_gl_fwd_kernel's n_full)
+    full_tk = (Tk // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        return gl.minimum((gl.maximum(m0 + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk) // BLOCK_N
+    else:
+        return full_tk // BLOCK_N
+
+
+@gluon.jit
+def _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N: gl.constexpr,
+                     STAGES: gl.constexpr):
+    # the producer's loop: key blocks 0..n-1 of K and V into their rings, each slot once both consumers freed it
     for j in range(n):  # K_j before V_j: the consumers queue S_{j+1} = Q K_{j+1}^T before P_j V_j
         s = j % STAGES
         ph = ((j // STAGES) & 1) ^ 1  # (the first round of slots is free)
@@ -1041,6 +1087,15 @@ def _gl_ws_loader(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, 
         mbarrier.wait(vempty.index(s), ph)
         mbarrier.expect(vready.index(s), v_desc.block_type.nbytes)
         _tma_load(v_desc, [b, hk, j * BLOCK_N, 0], vready.index(s), v_smem.index(s))
+
+
+@gluon.jit
+def _gl_ws_loader(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
+                  start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    for c in gl.static_range(2):
+        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes)
+        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
+    _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N, STAGES)
 
 
 @gluon.jit
@@ -1086,12 +1141,7 @@ def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, qbar, kread
                                                        instr_shape=[16, HEAD_DIM, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     m0 = start_m + c * HALF
-    full_tk = (Tk // BLOCK_N) * BLOCK_N
-    if CAUSAL:
-        full_end = gl.minimum((gl.maximum(m0 + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk)
-    else:
-        full_end = full_tk
-    n_full = full_end // BLOCK_N
+    n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
     q = q_smem.index(c).reshape([HALF, HEAD_DIM])
     acc = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
     rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
@@ -1141,31 +1191,13 @@ def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq,
     q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
     v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
-    qbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    kready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    kempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    vready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    vempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(2):
-        mbarrier.init(qbar.index(c), count=1)
-        mbarrier.init(turn.index(c), count=1)
-    for s in gl.static_range(STAGES):
-        mbarrier.init(kready.index(s), count=1)
-        mbarrier.init(vready.index(s), count=1)
-        mbarrier.init(kempty.index(s), count=2)
-        mbarrier.init(vempty.index(s), count=2)
+    qbar, turn, kready, kempty, vready, vempty = _gl_ws_barriers(STAGES)
     hslope = 0.0
     if HAS_ALIBI:
         hslope = 0.5 * gl.load(Slopes + h)
     if HEAD_BIAS:
         hbias = 0.5 * gl.load(Slopes + n_heads + h)
-    # the program's key blocks [0, n): the later consumer's (_gl_fwd_kernel's bounds for all BLOCK_M rows)
-    if CAUSAL:
-        diag_end = gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk)
-    else:
-        diag_end = Tk
-    n = gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+    n = _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
     gl.warp_specialize([
         (_gl_ws_consumer, (0, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h, start_m,
                            off_q, Tk, n, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
@@ -1187,17 +1219,10 @@ def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq,
 @gluon.jit
 def _gl_ds(s, dp, j, n_full, rows, cols0, hscale, hbias, hslope, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
            CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, MASK: gl.constexpr, dtype: gl.constexpr):
-    # 4 dS = (1 - a^2) dP of key block j, a = tanh(t) from its S (the half logits as _gl_p makes them), as the
-    # dQ product's register operand; masked entries take a = -1 (p = 0, dS = 0) as _kv_and_p's
+    # 4 dS = (1 - a^2) dP of key block j, a = tanh(t) from its S, as the dQ product's register operand; masked
+    # entries take a = -1 (p = 0, dS = 0) as _kv_and_p's
     cols = j * BLOCK_N + cols0
-    if HAS_ALIBI and CAUSAL:
-        row = hbias - hslope * (rows - j * BLOCK_N).to(gl.float32)
-        t = s * hscale + row[:, None] + (hslope * cols0.to(gl.float32))[None, :]
-    elif HAS_ALIBI:
-        t = s * hscale + hbias - hslope * gl.abs(rows[:, None] - cols[None, :]).to(gl.float32)
-    else:
-        t = s * hscale + hbias
-    a = _gl_tanh(t)
+    a = _gl_tanh(_gl_half_logits(s, j, rows, cols0, hscale, hbias, hslope, BLOCK_N, CAUSAL, HAS_ALIBI))
     if CAUSAL and MASK:
         if j >= n_full:
             a = gl.where(cols[None, :] <= rows[:, None], a, -1.0)
@@ -1211,15 +1236,7 @@ def _gl_wsdq_loader(q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_
         mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
         _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
         _tma_load(do_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), do_smem.index(c))
-    for j in range(n):
-        s = j % STAGES
-        ph = ((j // STAGES) & 1) ^ 1
-        mbarrier.wait(kempty.index(s), ph)
-        mbarrier.expect(kready.index(s), k_desc.block_type.nbytes)
-        _tma_load(k_desc, [b, hk, j * BLOCK_N, 0], kready.index(s), k_smem.index(s))
-        mbarrier.wait(vempty.index(s), ph)
-        mbarrier.expect(vready.index(s), v_desc.block_type.nbytes)
-        _tma_load(v_desc, [b, hk, j * BLOCK_N, 0], vready.index(s), v_smem.index(s))
+    _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N, STAGES)
 
 
 @gluon.jit
@@ -1263,12 +1280,7 @@ def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem,
                                                        instr_shape=[16, HEAD_DIM, 16])
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     m0 = start_m + c * HALF
-    full_tk = (Tk // BLOCK_N) * BLOCK_N
-    if CAUSAL:
-        full_end = gl.minimum((gl.maximum(m0 + off_q + 1, 0) // BLOCK_N) * BLOCK_N, full_tk)
-    else:
-        full_end = full_tk
-    n_full = full_end // BLOCK_N
+    n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
     q = q_smem.index(c).reshape([HALF, HEAD_DIM])
     do = do_smem.index(c).reshape([HALF, HEAD_DIM])
     dq = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
@@ -1324,30 +1336,13 @@ def _gl_wsdq_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, Slopes, scale, hsc
     do_smem = gl.allocate_shared_memory(dtype, [2] + do_desc.block_type.shape, do_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
     v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
-    qbar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    kready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    kempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    vready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    vempty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    for c in gl.static_range(2):
-        mbarrier.init(qbar.index(c), count=1)
-        mbarrier.init(turn.index(c), count=1)
-    for s in gl.static_range(STAGES):
-        mbarrier.init(kready.index(s), count=1)
-        mbarrier.init(vready.index(s), count=1)
-        mbarrier.init(kempty.index(s), count=2)
-        mbarrier.init(vempty.index(s), count=2)
+    qbar, turn, kready, kempty, vready, vempty = _gl_ws_barriers(STAGES)
     hslope = 0.0
     if HAS_ALIBI:
         hslope = 0.5 * gl.load(Slopes + h)
     if HEAD_BIAS:
         hbias = 0.5 * gl.load(Slopes + n_heads + h)
-    if CAUSAL:
-        diag_end = gl.minimum(gl.maximum(start_m + BLOCK_M + off_q, 0), Tk)
-    else:
-        diag_end = Tk
-    n = gl.maximum(gl.cdiv(diag_end, BLOCK_N), 1)
+    n = _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
     gl.warp_specialize([
         (_gl_wsdq_consumer, (0, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b,
                              h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES,
@@ -1895,27 +1890,22 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     slopes = alibi if alibi is not None else q  # never read without ALiBi
     window, has_window = _window_args(wl, wr, causal, Tq, Tk)
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the K, V bytes a (batch, head) pair streams
-    if (seqs is None and not has_window and dropout_p == 0.0 and not exact and D in GLUON_FWD_WS
-            and hasattr(gl, "warp_specialize") and _gluon_ok(q, k, v, o, GLUON_FWD_WS)):
-        bm, bn, stages, pingpong, regs = GLUON_FWD_WS[D]
-        descs = [_gl_desc(t, bm // 2 if t is q or t is o else bn) for t in (q, k, v, o)]
+    gluon = seqs is None and not has_window and dropout_p == 0.0 and not exact
+    ws = gluon and D in GLUON_FWD_WS and hasattr(gl, "warp_specialize") and _gluon_ok(q, k, v, o, GLUON_FWD_WS)
+    if ws or (gluon and _gluon_ok(q, k, v, o)):
+        if ws:  # the warp-specialised kernel: two consumers of BLOCK_M / 2 rows each
+            bm, bn, stages, pingpong, regs = GLUON_FWD_WS[D]
+            kernel, rows, extra = _gl_ws_fwd_kernel, bm // 2, dict(STAGES=stages, PINGPONG=bool(pingpong), REGS=regs)
+        else:
+            (bm, bn), kernel, extra = GLUON_FWD[D], _gl_fwd_kernel, {}
+            rows = bm
+        descs = [_gl_desc(t, rows if t is q or t is o else bn) for t in (q, k, v, o)]
         try:
-            _gl_ws_fwd_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
-                *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), GROUP=H // Hkv,
-                BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None,
-                HEAD_BIAS=_head_bias(alibi), LPT=Tq >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
-            return
-        except CompilationError as e:
-            _gluon_off(e)
-    if seqs is None and not has_window and dropout_p == 0.0 and not exact and _gluon_ok(q, k, v, o):
-        bm, bn = GLUON_FWD[D]
-        descs = [_gl_desc(t, bm if t is q or t is o else bn) for t in (q, k, v, o)]
-        try:
-            _gl_fwd_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
+            kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
                 *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), GROUP=H // Hkv,
                 BLOCK_M=bm, BLOCK_N=bn,
                 HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi),
-                LPT=Tq >= LPT_MIN_LEN, num_warps=4)
+                LPT=Tq >= LPT_MIN_LEN, num_warps=4, **extra)
             return
         except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep _fwd_kernel
             _gluon_off(e)
@@ -1982,13 +1972,12 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the bytes a (batch, head) pair streams: dQ's K, V
     qdo = 2 * Tq * D * q.element_size() * (H // Hkv)  # dK/dV's Q, dO
     # (at D=128 with grouped heads the Gluon dK/dV spills registers: the sm_90 compile test; Triton's runs there)
-    if not (not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
-            and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
+    gluon = not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
+    if not (gluon and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
             and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
         _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
                 {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
-    if not atomic and not (qkn is None and seqs is None and not has_window and dropout_p == 0.0 and not exact
-                           and D in GLUON_DQ_WS and hasattr(gl, "warp_specialize")
+    if not atomic and not (gluon and qkn is None and D in GLUON_DQ_WS and hasattr(gl, "warp_specialize")
                            and _gluon_ok(q, k, v, do, GLUON_DQ_WS) and _tma_ok(dq)
                            and _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv)):
         _launch("dq", Tq, H, B, kv, (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
