@@ -836,6 +836,18 @@ GLUON_CASES = [  # (B, H, Hkv, Tq, Tk, causal, alibi, head bias, dtype, model la
     (1, 2, 2, 64, 64, False, False, False, torch.float16, False)]
 
 
+def _gluon_inputs(case, D, seed):
+    """q, k, v, dO, bias, slopes of a GLUON_CASES case at head dim D: a bias per head if the case asks, and the
+    model's (B, T, H, D) memory if it asks (all four tensors)."""
+    B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
+    q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=seed, alibi=alibi)
+    if head_bias:
+        bias = torch.linspace(-8.0, 0.0, H, device=DEV)
+    if bthd:
+        q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
+    return q, k, v, do, bias, slopes
+
+
 @gpu
 @hopper_gluon
 @pytest.mark.parametrize("case", GLUON_CASES, ids=str)
@@ -845,11 +857,7 @@ def test_gpu_gluon_forward(monkeypatch, case):
     B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
     monkeypatch.setattr(flashsigmoid, "GLUON_FWD_WS", {})  # (the warp-specialised one has a test of its own)
     for D in flashsigmoid.GLUON_FWD:
-        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D, alibi=alibi)
-        if head_bias:
-            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
-        if bthd:  # the model's (B, T, H, D) memory
-            q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
+        q, k, v, do, bias, slopes = _gluon_inputs(case, D, seed=Tq + D)
         spy = Launches(flashsigmoid._gl_fwd_kernel)
         monkeypatch.setattr(flashsigmoid, "_gl_fwd_kernel", spy)
         fn = lambda a, b, c, **kw: sigmoid_attention(a, b, c, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
@@ -885,11 +893,7 @@ def test_gpu_gluon_ws_forward(monkeypatch, case, tile):
     B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
     for D in (64, 128):
         monkeypatch.setattr(flashsigmoid, "GLUON_FWD_WS", {D: tile})
-        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 2, alibi=alibi)
-        if head_bias:
-            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
-        if bthd:  # the model's (B, T, H, D) memory
-            q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v))
+        q, k, v, do, bias, slopes = _gluon_inputs(case, D, seed=Tq + D + 2)
         spy = Launches(flashsigmoid._gl_ws_fwd_kernel)
         monkeypatch.setattr(flashsigmoid, "_gl_ws_fwd_kernel", spy)
         fn = lambda: sigmoid_attention(q, k, v, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa: E731
@@ -923,11 +927,7 @@ def test_gpu_gluon_ws_dq(monkeypatch, case, tile):
     # (and close to it), leave dK and dV as they were, and give the same bits on every call (5 calls)
     B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
     for D in (64, 128):
-        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 3, alibi=alibi)
-        if head_bias:
-            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
-        if bthd:  # the model's (B, T, H, D) memory
-            q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
+        q, k, v, do, bias, slopes = _gluon_inputs(case, D, seed=Tq + D + 3)
         fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa
         monkeypatch.setattr(flashsigmoid, "GLUON_DQ_WS", {})
         tri = fn()
@@ -955,11 +955,7 @@ def test_gpu_gluon_dkdv(monkeypatch, case):
     B, H, Hkv, Tq, Tk, causal, alibi, head_bias, dtype, bthd = case
     table = flashsigmoid.GLUON_DKDV
     for D in table:
-        q, k, v, do, bias, slopes = _inputs(B, H, Hkv, Tq, Tk, D, dtype, seed=Tq + D + 1, alibi=alibi)
-        if head_bias:
-            bias = torch.linspace(-8.0, 0.0, H, device=DEV)
-        if bthd:  # the model's (B, T, H, D) memory
-            q, k, v, do = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (q, k, v, do))
+        q, k, v, do, bias, slopes = _gluon_inputs(case, D, seed=Tq + D + 1)
         spy = Launches(flashsigmoid._gl_dkdv_kernel)
         monkeypatch.setattr(flashsigmoid, "_gl_dkdv_kernel", spy)
         fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=causal, bias=bias, alibi_slopes=slopes)  # noqa

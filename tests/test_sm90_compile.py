@@ -107,40 +107,28 @@ def compile_gluon():
             key = (f"gl_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} lpt={lpt} "
                    f"{(bm, bn)}")
             out[key] = usage(fs._gl_fwd_kernel, sig, consts)
-    # the warp-specialised forward: its table's tiles, else (while it is off) the candidate the A/B times
-    ws = fs.GLUON_FWD_WS or {128: (128, 128, 2, True, 232)}
-    for D, (bm, bn, stages, pingpong, regs) in ws.items() if hasattr(fs.gl, "warp_specialize") else ():
-        for dtype, causal, alibi, head_bias, group, lpt in [(torch.bfloat16, True, False, False, 1, False),
-                                                             (torch.bfloat16, True, True, False, 1, True),
-                                                             (torch.float16, False, True, True, 4, False)]:
-            if not _mine():
-                continue
-            name, desc = descs(dtype, D, (bm // 2, bn))
-            consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal,
-                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
-            sig = {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn], "o_desc": desc[bm // 2],
-                   "Slopes": "*fp32", "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
-                   "n_heads": "i32", "section": "i32"}
-            key = (f"gl_ws_fwd D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
-                   f"lpt={lpt} {(bm, bn, stages, pingpong, regs)}")
-            out[key] = usage(fs._gl_ws_fwd_kernel, sig, consts)
-    # and the warp-specialised dQ kernel, likewise
-    ws = fs.GLUON_DQ_WS or {128: (128, 64, 3, True, 232)}
-    for D, (bm, bn, stages, pingpong, regs) in ws.items() if hasattr(fs.gl, "warp_specialize") else ():
-        for dtype, causal, alibi, head_bias, group, lpt in [(torch.bfloat16, True, False, False, 1, False),
-                                                             (torch.bfloat16, True, True, False, 1, True),
-                                                             (torch.float16, False, True, True, 4, False)]:
-            if not _mine():
-                continue
-            name, desc = descs(dtype, D, (bm // 2, bn))
-            consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal,
-                          HAS_ALIBI=alibi, HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
-            sig = {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn], "do_desc": desc[bm // 2],
-                   "dq_desc": desc[bm // 2], "Slopes": "*fp32", "scale": "fp32", "hscale": "fp32", "hbias": "fp32",
-                   "Tq": "i32", "Tk": "i32", "off_q": "i32", "n_heads": "i32", "section": "i32"}
-            key = (f"gl_wsdq D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
-                   f"lpt={lpt} {(bm, bn, stages, pingpong, regs)}")
-            out[key] = usage(fs._gl_wsdq_kernel, sig, consts)
+    # the warp-specialised forward and dQ kernel: their tables' tiles, else (while one is off) the candidate the A/B
+    # times; a (B, H, T, D) descriptor per tensor, its box BLOCK_M / 2 query rows or BLOCK_N keys
+    ws_kernels = [("gl_ws_fwd", fs._gl_ws_fwd_kernel, fs.GLUON_FWD_WS or {128: (128, 128, 2, True, 232)},
+                   {"q_desc": "q", "k_desc": "k", "v_desc": "k", "o_desc": "q"}, {}),
+                  ("gl_wsdq", fs._gl_wsdq_kernel, fs.GLUON_DQ_WS or {128: (128, 64, 3, True, 232)},
+                   {"q_desc": "q", "k_desc": "k", "v_desc": "k", "do_desc": "q", "dq_desc": "q"}, {"scale": "fp32"})]
+    for kname, kernel, table, tensors, scalars in ws_kernels if hasattr(fs.gl, "warp_specialize") else ():
+        for D, (bm, bn, stages, pingpong, regs) in table.items():
+            for dtype, causal, alibi, head_bias, group, lpt in [(torch.bfloat16, True, False, False, 1, False),
+                                                                 (torch.bfloat16, True, True, False, 1, True),
+                                                                 (torch.float16, False, True, True, 4, False)]:
+                if not _mine():
+                    continue
+                name, desc = descs(dtype, D, (bm // 2, bn))
+                consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal,
+                              HAS_ALIBI=alibi, HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+                sig = {**{n: desc[bm // 2 if side == "q" else bn] for n, side in tensors.items()}, "Slopes": "*fp32",
+                       **scalars, "hscale": "fp32", "hbias": "fp32", "Tq": "i32", "Tk": "i32", "off_q": "i32",
+                       "n_heads": "i32", "section": "i32"}
+                key = (f"{kname} D={D} {name} causal={causal} alibi={alibi} head_bias={head_bias} group={group} "
+                       f"lpt={lpt} {(bm, bn, stages, pingpong, regs)}")
+                out[key] = usage(kernel, sig, consts)
     for D, (bm, bn, slots, w) in fs.GLUON_DKDV.items():
         # (QK-norm's backward in the epilogue: at D <= 64, as qknorm.py uses it; grouped heads at D <= 64 only,
         # where _bwd_into takes it: at 128 the group loop spills)
