@@ -52,7 +52,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     tensor cores work on the next S and on P V while the sigmoid runs (section Hopper forward in Gluon);
     at head dims 64 and 128 (GLUON_DKDV; at 128 without grouped heads) the dK/dV kernel likewise (the
     same section, its end). At head dim 128 the forward and the dQ kernel are warp-specialised as
-    FlashAttention-3's (GLUON_FWD_WS, GLUON_DQ_WS): a producer warp loads, two consumer warpgroups compute.
+    FlashAttention-3's (GLUON_FWD_WS, GLUON_DQ_WS): a producer warp loads, two consumer warpgroups compute,
+    and one persistent program per SM takes the tiles from a counter.
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -1018,6 +1019,13 @@ def _gl_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk
 # is free when both consumers' wgmmas that read it are done (empty barriers count two arrivals). Same maths and
 # rounding as _gl_fwd_kernel (bitwise its output, run 94). At head dim 64 the one-warpgroup kernel, 3-4 programs
 # per SM, stays faster. A Triton whose Gluon lacks warp_specialize takes _gl_fwd_kernel.
+# Persistent (PERSIST, FA3's dynamic tile scheduler): one program per SM (one fits: ~192 KB of shared memory), whose
+# producer takes tiles in _tile's order from a counter (an atomic add, the counter zeroed per launch) and tells each
+# consumer which through a global word, released by the Q tile's mbarrier; rings and turns run on across tiles, and a
+# consumer frees its Q tile (qempty) before its last step and stores O through its own tile, so the next tile's
+# loads and first products overlap this one's last product and store. Measured 5-12% faster than a program per
+# tile (runs 100, 102), whose start and end (Q's load, the pipeline's fill and drain, O's store) showed in a fit of
+# run 99's kernel times as ~5 us per program.
 @gluon.jit
 def _gl_ws_turn(turn, c: gl.constexpr, it, PINGPONG: gl.constexpr):
     # consumer c's turn to queue its it-th pair of products: consumer 0 goes first (a fresh mbarrier's
@@ -1075,12 +1083,13 @@ def _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N: gl.constexpr, CAUSAL: gl.constexp
 
 
 @gluon.jit
-def _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N: gl.constexpr,
-                     STAGES: gl.constexpr):
-    # the producer's loop: key blocks 0..n-1 of K and V into their rings, each slot once both consumers freed it
+def _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, base,
+                     BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+    # the producer's loop: key blocks 0..n-1 of K and V into their rings from ring position `base` on, each slot
+    # once both consumers freed it
     for j in range(n):  # K_j before V_j: the consumers queue S_{j+1} = Q K_{j+1}^T before P_j V_j
-        s = j % STAGES
-        ph = ((j // STAGES) & 1) ^ 1  # (the first round of slots is free)
+        s = (base + j) % STAGES
+        ph = (((base + j) // STAGES) & 1) ^ 1  # (the first round of slots is free)
         mbarrier.wait(kempty.index(s), ph)
         mbarrier.expect(kready.index(s), k_desc.block_type.nbytes)
         _tma_load(k_desc, [b, hk, j * BLOCK_N, 0], kready.index(s), k_smem.index(s))
@@ -1090,26 +1099,89 @@ def _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vem
 
 
 @gluon.jit
-def _gl_ws_loader(q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
-                  start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
-    for c in gl.static_range(2):
-        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes)
-        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
-    _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N, STAGES)
+def _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                CAUSAL: gl.constexpr):
+    # tile t in _tile's order (sections of `section` (batch, head) pairs, each pair's longest block first):
+    # batch, head, first query row and the tile's key blocks
+    first = t // (section * n_blk) * section
+    width = gl.minimum(n_tiles // n_blk - first, section)
+    rest = t - first * n_blk
+    hb = first + rest % width
+    start_m = (n_blk - 1 - rest // width) * BLOCK_M
+    return hb // n_heads, hb % n_heads, start_m, _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
 
 
 @gluon.jit
-def _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, n_full, rows,
-                cols0, hscale, hbias, hslope, s_zero, p_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+def _gl_ws_ticket(Tiles):
+    # the next tile of the launch: the counter at Tiles[0] (zeroed per launch), one lane's atomic add
+    lane = gl.arange(0, 32, layout=gl.BlockedLayout([1], [32], [1], [0]))
+    got = gl.atomic_add(Tiles + lane * 0, gl.full([32], 1, gl.int32, lane.type.layout), mask=lane == 0)
+    return gl.max(gl.where(lane == 0, got, -1), axis=0)
+
+
+@gluon.jit
+def _gl_ws_load_q(q_desc, q_smem, do_desc, do_smem, qbar, qempty, Tiles, c: gl.constexpr, t, it, b, h, row,
+                  DO: gl.constexpr, PERSIST: gl.constexpr):
+    # consumer c's Q tile (and dO's: DO) for its it-th tile (t, published at Tiles[1 + 2 pid + c]; -1: no more)
+    # once its last one is free; every lane stores, so the lane that arrives has stored too (its arrival releases
+    # the store to the consumer, whose wait acquires it)
+    if PERSIST:
+        mbarrier.wait(qempty.index(c), (it & 1) ^ 1)
+        lane = gl.arange(0, 32, layout=gl.BlockedLayout([1], [32], [1], [0]))
+        gl.store(Tiles + 1 + 2 * gl.program_id(0) + c + lane * 0, gl.full([32], 0, gl.int32, lane.type.layout) + t)
+    if t >= 0:
+        if DO:
+            mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
+            _tma_load(do_desc, [b, h, row, 0], qbar.index(c), do_smem.index(c))
+        else:
+            mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes)
+        _tma_load(q_desc, [b, h, row, 0], qbar.index(c), q_smem.index(c))
+    else:
+        mbarrier.arrive(qbar.index(c), count=1)
+
+
+@gluon.jit
+def _gl_ws_loader(q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, qempty, kready, kempty,
+                  vready, vempty, Tiles, n_blk, n_tiles, n_heads, section, off_q, Tk, GROUP: gl.constexpr,
+                  HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+                  DO: gl.constexpr, PERSIST: gl.constexpr):
+    # the producer of both warp-specialised kernels: per tile, both consumers' Q (and dO) tiles, then the tile's K, V
+    # blocks into the rings (ring position `base` on)
+    t = gl.program_id(0)
+    if PERSIST:
+        t = _gl_ws_ticket(Tiles)
+    it = 0
+    base = 0
+    while t < n_tiles:
+        b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
+        for c in gl.static_range(2):
+            _gl_ws_load_q(q_desc, q_smem, do_desc, do_smem, qbar, qempty, Tiles, c, t, it, b, h, start_m + c * HALF,
+                          DO, PERSIST)
+        _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, h // GROUP, n, base,
+                         BLOCK_N, STAGES)
+        base += n
+        it += 1
+        t = n_tiles
+        if PERSIST:
+            t = _gl_ws_ticket(Tiles)
+    if PERSIST:  # no more tiles
+        for c in gl.static_range(2):
+            _gl_ws_load_q(q_desc, q_smem, do_desc, do_smem, qbar, qempty, Tiles, c, -1, it, 0, 0, 0, DO, PERSIST)
+
+
+@gluon.jit
+def _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, r, tr, n_full,
+                rows, cols0, hscale, hbias, hslope, s_zero, p_layout: gl.constexpr, BLOCK_N: gl.constexpr,
                 HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
                 HAS_NEXT: gl.constexpr, MASK: gl.constexpr, PINGPONG: gl.constexpr):
-    # _gl_step with the slots' ready/empty barriers and the turn: both products queued in one turn
-    sn = (j + 1) % STAGES
-    sv = j % STAGES
+    # _gl_step with the slots' ready/empty barriers and the turn: both products queued in one turn; block j sits at
+    # ring position r (its slot r % STAGES), in the program's turn tr
+    sn = (r + 1) % STAGES
+    sv = r % STAGES
     if HAS_NEXT:
-        mbarrier.wait(kready.index(sn), ((j + 1) // STAGES) & 1)
-    mbarrier.wait(vready.index(sv), (j // STAGES) & 1)
-    _gl_ws_turn(turn, c, j + 1, PINGPONG)
+        mbarrier.wait(kready.index(sn), ((r + 1) // STAGES) & 1)
+    mbarrier.wait(vready.index(sv), (r // STAGES) & 1)
+    _gl_ws_turn(turn, c, tr, PINGPONG)
     if HAS_NEXT:
         s_next = warpgroup_mma(q, k_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
                                use_acc=False, is_async=True)
@@ -1128,85 +1200,109 @@ def _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn,
 
 
 @gluon.jit
-def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h,
-                    start_m, off_q, Tk, n, hscale, hbias, hslope, HALF: gl.constexpr, BLOCK_N: gl.constexpr,
-                    HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
-                    PINGPONG: gl.constexpr):
-    # rows start_m + c * HALF on: _gl_fwd_kernel's loop over the program's n key blocks (for consumer 0 the
-    # last block may be all masked: both take the same steps, so that turns and slots stay in step)
+def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready,
+                    vempty, turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, hscale, hbias,
+                    HALF: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                    CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, PINGPONG: gl.constexpr,
+                    PERSIST: gl.constexpr):
+    # per tile, rows start_m + c * HALF on: _gl_fwd_kernel's loop over the tile's n key blocks (for consumer 0 the
+    # last block may be all masked: both take the same steps, so that turns and slots stay in step). Ring positions
+    # and turns run on across the program's tiles (base: the blocks of its earlier tiles)
     dtype: gl.constexpr = o_desc.dtype
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, HEAD_DIM, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    m0 = start_m + c * HALF
-    n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
     q = q_smem.index(c).reshape([HALF, HEAD_DIM])
-    acc = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
-    rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
     cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     s_zero = gl.zeros([HALF, BLOCK_N], dtype=gl.float32, layout=s_layout)
     mbarrier.wait(qbar.index(c), 0)
-    mbarrier.wait(kready.index(0), 0)
-    _gl_ws_turn(turn, c, 0, PINGPONG)
-    s = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
-                      is_async=True)
-    _gl_ws_pass(turn, c, PINGPONG)
-    s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
-    mbarrier.arrive(kempty.index(0), count=1)
-    p = _gl_p(s, 0, n_full, rows, cols0, hscale, hbias, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True, dtype)
-    n_off = n - 1
-    if CAUSAL:
-        n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
-    for j in range(n_off):
-        p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows, cols0,
-                             hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                             True, False, PINGPONG)
-    if CAUSAL:
-        for j in range(n_off, n - 1):
-            p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows,
-                                 cols0, hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
-                                 HAS_ALIBI, True, True, PINGPONG)
-    p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, n_full, rows,
-                         cols0, hscale, hbias, hslope, s_zero, p_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                         False, True, PINGPONG)
-    # O through this consumer's Q tile, now free; the copy engine clips rows past Tq
-    q.store(acc.to(dtype))
-    fence_async_shared()
-    _tma_store(o_desc, [b, h, m0, 0], q_smem.index(c))
+    t = gl.program_id(0)
+    if PERSIST:
+        t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+    it = 0
+    base = 0
+    while t >= 0:
+        b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
+        hslope = 0.0
+        if HAS_ALIBI:
+            hslope = 0.5 * gl.load(Slopes + h)
+        hb = hbias
+        if HEAD_BIAS:
+            hb = 0.5 * gl.load(Slopes + n_heads + h)
+        m0 = start_m + c * HALF
+        n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
+        acc = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
+        rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
+        mbarrier.wait(kready.index(base % STAGES), (base // STAGES) & 1)
+        _gl_ws_turn(turn, c, base + it, PINGPONG)
+        s = warpgroup_mma(q, k_smem.index(base % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                          use_acc=False, is_async=True)
+        _gl_ws_pass(turn, c, PINGPONG)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s, ))
+        mbarrier.arrive(kempty.index(base % STAGES), count=1)
+        p = _gl_p(s, 0, n_full, rows, cols0, hscale, hb, hslope, p_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True, dtype)
+        n_off = n - 1
+        if CAUSAL:
+            n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
+        # (turns: one for the tile's first S, one per step)
+        for j in range(n_off):
+            p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, base + j,
+                                 base + it + j + 1, n_full, rows, cols0, hscale, hb, hslope, s_zero, p_layout, BLOCK_N,
+                                 HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, False, PINGPONG)
+        if CAUSAL:
+            for j in range(n_off, n - 1):
+                p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, base + j,
+                                     base + it + j + 1, n_full, rows, cols0, hscale, hb, hslope, s_zero, p_layout,
+                                     BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, True, PINGPONG)
+        if PERSIST:  # Q's last product is done: the producer may load the next tile's
+            mbarrier.arrive(qempty.index(c), count=1)
+        p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, base + n - 1,
+                             base + it + n, n_full, rows, cols0, hscale, hb, hslope, s_zero, p_layout, BLOCK_N,
+                             HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, False, True, PINGPONG)
+        # O through this consumer's O tile (its last copy out done); the copy engine clips rows past Tq
+        tma.store_wait(0)
+        o_smem.index(c).reshape([HALF, HEAD_DIM]).store(acc.to(dtype))
+        fence_async_shared()
+        _tma_store(o_desc, [b, h, m0, 0], o_smem.index(c))
+        base += n
+        it += 1
+        t = -1
+        if PERSIST:
+            mbarrier.wait(qbar.index(c), it & 1)
+            t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
     tma.store_wait(0)
 
 
 @gluon.jit
-def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk, off_q, n_heads, section,
-                      GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-                      STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr,
-                      LPT: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr, num_warps: gl.constexpr):
+def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq, Tk, off_q, n_heads, section, Tiles,
+                      n_tiles, GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                      HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                      HEAD_BIAS: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr, PERSIST: gl.constexpr,
+                      num_warps: gl.constexpr):
+    # one tile per program, or (PERSIST) a program per SM taking tiles from a counter until none is left
     HALF: gl.constexpr = BLOCK_M // 2
-    i, h, b = _tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
-    start_m = (gl.cdiv(Tq, BLOCK_M) - 1 - i) * BLOCK_M
-    hk = h // GROUP
+    n_blk = gl.cdiv(Tq, BLOCK_M)
     dtype: gl.constexpr = q_desc.dtype
     q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
     v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
+    o_smem = gl.allocate_shared_memory(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
     qbar, turn, kready, kempty, vready, vempty = _gl_ws_barriers(STAGES)
-    hslope = 0.0
-    if HAS_ALIBI:
-        hslope = 0.5 * gl.load(Slopes + h)
-    if HEAD_BIAS:
-        hbias = 0.5 * gl.load(Slopes + n_heads + h)
-    n = _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
+    qempty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for c in gl.static_range(2):
+        mbarrier.init(qempty.index(c), count=1)
     gl.warp_specialize([
-        (_gl_ws_consumer, (0, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h, start_m,
-                           off_q, Tk, n, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                           PINGPONG)),
-        (_gl_ws_consumer, (1, o_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b, h, start_m,
-                           off_q, Tk, n, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI,
-                           PINGPONG)),
-        (_gl_ws_loader, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, b, h, hk,
-                         start_m, n, HALF, BLOCK_N, STAGES))],
+        (_gl_ws_consumer, (0, o_desc, q_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready, vempty,
+                           turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, hscale, hbias, HALF,
+                           BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, HEAD_BIAS, PINGPONG, PERSIST)),
+        (_gl_ws_consumer, (1, o_desc, q_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready, vempty,
+                           turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, hscale, hbias, HALF,
+                           BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, HEAD_BIAS, PINGPONG, PERSIST)),
+        (_gl_ws_loader, (q_desc, q_desc, k_desc, v_desc, q_smem, q_smem, k_smem, v_smem, qbar, qempty, kready, kempty,
+                         vready, vempty, Tiles, n_blk, n_tiles, n_heads, section, off_q, Tk, GROUP, HALF, BLOCK_N,
+                         STAGES, CAUSAL, False, PERSIST))],
                        [4, 1], [REGS, 40])
 
 
@@ -1230,31 +1326,22 @@ def _gl_ds(s, dp, j, n_full, rows, cols0, hscale, hbias, hslope, op_layout: gl.c
 
 
 @gluon.jit
-def _gl_wsdq_loader(q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready,
-                    vempty, b, h, hk, start_m, n, HALF: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
-    for c in gl.static_range(2):
-        mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
-        _tma_load(q_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), q_smem.index(c))
-        _tma_load(do_desc, [b, h, start_m + c * HALF, 0], qbar.index(c), do_smem.index(c))
-    _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vempty, b, hk, n, BLOCK_N, STAGES)
-
-
-@gluon.jit
-def _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, n_full,
-                  rows, cols0, hscale, hbias, hslope, s_zero, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
+def _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c: gl.constexpr, j, r, tr,
+                  n_full, rows, cols0, hscale, hbias, hslope, s_zero, op_layout: gl.constexpr, BLOCK_N: gl.constexpr,
                   HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
                   HAS_NEXT: gl.constexpr, MASK: gl.constexpr, PINGPONG: gl.constexpr):
-    sn = (j + 1) % STAGES
+    # block j at ring position r, in the program's turn tr (as _gl_ws_step)
+    sn = (r + 1) % STAGES
     if HAS_NEXT:
-        mbarrier.wait(kready.index(sn), ((j + 1) // STAGES) & 1)
-        mbarrier.wait(vready.index(sn), ((j + 1) // STAGES) & 1)
-    _gl_ws_turn(turn, c, j + 1, PINGPONG)
+        mbarrier.wait(kready.index(sn), ((r + 1) // STAGES) & 1)
+        mbarrier.wait(vready.index(sn), ((r + 1) // STAGES) & 1)
+    _gl_ws_turn(turn, c, tr, PINGPONG)
     if HAS_NEXT:
         s_next = warpgroup_mma(q, k_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
                                use_acc=False, is_async=True)
         dp_next = warpgroup_mma(do, v_smem.index(sn).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
                                 use_acc=False, is_async=True)
-    dq = warpgroup_mma(ds, k_smem.index(j % STAGES).reshape([BLOCK_N, HEAD_DIM]), dq, is_async=True)
+    dq = warpgroup_mma(ds, k_smem.index(r % STAGES).reshape([BLOCK_N, HEAD_DIM]), dq, is_async=True)
     _gl_ws_pass(turn, c, PINGPONG)
     if HAS_NEXT:
         s, dp = warpgroup_mma_wait(num_outstanding=1, deps=(s_next, dp_next))
@@ -1264,94 +1351,115 @@ def _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty,
     else:
         ds_next = ds
     dq, ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, ds))
-    mbarrier.arrive(kempty.index(j % STAGES), count=1)
+    mbarrier.arrive(kempty.index(r % STAGES), count=1)
     return ds_next, dq
 
 
 @gluon.jit
-def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty,
-                      turn, b, h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF: gl.constexpr,
-                      BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
-                      HAS_ALIBI: gl.constexpr, PINGPONG: gl.constexpr):
+def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty,
+                      vready, vempty, turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, scale, hscale,
+                      hbias, HALF: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                      CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr, HEAD_BIAS: gl.constexpr, PINGPONG: gl.constexpr,
+                      PERSIST: gl.constexpr):
+    # per tile as _gl_ws_consumer, with dO's tile beside Q's and dQ's loop
     dtype: gl.constexpr = dq_desc.dtype
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                        instr_shape=[16, HEAD_DIM, 16])
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    m0 = start_m + c * HALF
-    n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
     q = q_smem.index(c).reshape([HALF, HEAD_DIM])
     do = do_smem.index(c).reshape([HALF, HEAD_DIM])
-    dq = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
-    rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
     cols0 = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     s_zero = gl.zeros([HALF, BLOCK_N], dtype=gl.float32, layout=s_layout)
     mbarrier.wait(qbar.index(c), 0)
-    mbarrier.wait(kready.index(0), 0)
-    mbarrier.wait(vready.index(0), 0)
-    _gl_ws_turn(turn, c, 0, PINGPONG)
-    s = warpgroup_mma(q, k_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
-                      is_async=True)
-    dp = warpgroup_mma(do, v_smem.index(0).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero, use_acc=False,
-                       is_async=True)
-    _gl_ws_pass(turn, c, PINGPONG)
-    s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
-    mbarrier.arrive(vempty.index(0), count=1)
-    ds = _gl_ds(s, dp, 0, n_full, rows, cols0, hscale, hbias, hslope, op_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True,
-                dtype)
-    n_off = n - 1
-    if CAUSAL:
-        n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
-    for j in range(n_off):
-        ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full, rows,
-                               cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
-                               HAS_ALIBI, True, False, PINGPONG)
-    if CAUSAL:
-        for j in range(n_off, n - 1):
-            ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, n_full,
-                                   rows, cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES,
-                                   CAUSAL, HAS_ALIBI, True, True, PINGPONG)
-    ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, n_full, rows,
-                           cols0, hscale, hbias, hslope, s_zero, op_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL,
-                           HAS_ALIBI, False, True, PINGPONG)
-    q.store((dq * (0.25 * scale)).to(dtype))  # (the loop carries 4 dS)
-    fence_async_shared()
-    _tma_store(dq_desc, [b, h, m0, 0], q_smem.index(c))
+    t = gl.program_id(0)
+    if PERSIST:
+        t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+    it = 0
+    base = 0
+    while t >= 0:
+        b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
+        hslope = 0.0
+        if HAS_ALIBI:
+            hslope = 0.5 * gl.load(Slopes + h)
+        hb = hbias
+        if HEAD_BIAS:
+            hb = 0.5 * gl.load(Slopes + n_heads + h)
+        m0 = start_m + c * HALF
+        n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
+        dq = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
+        rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
+        mbarrier.wait(kready.index(base % STAGES), (base // STAGES) & 1)
+        mbarrier.wait(vready.index(base % STAGES), (base // STAGES) & 1)
+        _gl_ws_turn(turn, c, base + it, PINGPONG)
+        s = warpgroup_mma(q, k_smem.index(base % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                          use_acc=False, is_async=True)
+        dp = warpgroup_mma(do, v_smem.index(base % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
+                           use_acc=False, is_async=True)
+        _gl_ws_pass(turn, c, PINGPONG)
+        s, dp = warpgroup_mma_wait(num_outstanding=0, deps=(s, dp))
+        mbarrier.arrive(vempty.index(base % STAGES), count=1)
+        ds = _gl_ds(s, dp, 0, n_full, rows, cols0, hscale, hb, hslope, op_layout, BLOCK_N, CAUSAL, HAS_ALIBI, True,
+                    dtype)
+        n_off = n - 1
+        if CAUSAL:
+            n_off = gl.minimum(gl.maximum(n_full - 1, 0), n - 1)
+        for j in range(n_off):
+            ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j, base + j,
+                                   base + it + j + 1, n_full, rows, cols0, hscale, hb, hslope, s_zero, op_layout,
+                                   BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, False, PINGPONG)
+        if CAUSAL:
+            for j in range(n_off, n - 1):
+                ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, j,
+                                       base + j, base + it + j + 1, n_full, rows, cols0, hscale, hb, hslope, s_zero,
+                                       op_layout, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, True, True, PINGPONG)
+        if PERSIST:  # Q's and dO's last products are done: the producer may load the next tile's
+            mbarrier.arrive(qempty.index(c), count=1)
+        ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1,
+                               base + n - 1, base + it + n, n_full, rows, cols0, hscale, hb, hslope, s_zero, op_layout,
+                               BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, False, True, PINGPONG)
+        tma.store_wait(0)  # (this consumer's last dQ tile has left o_smem)
+        o_smem.index(c).reshape([HALF, HEAD_DIM]).store((dq * (0.25 * scale)).to(dtype))  # (the loop carries 4 dS)
+        fence_async_shared()
+        _tma_store(dq_desc, [b, h, m0, 0], o_smem.index(c))
+        base += n
+        it += 1
+        t = -1
+        if PERSIST:
+            mbarrier.wait(qbar.index(c), it & 1)
+            t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
     tma.store_wait(0)
 
 
 @gluon.jit
 def _gl_wsdq_kernel(q_desc, k_desc, v_desc, do_desc, dq_desc, Slopes, scale, hscale, hbias, Tq, Tk, off_q, n_heads,
-                    section, GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                    section, Tiles, n_tiles, GROUP: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
                     HEAD_DIM: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
-                    HEAD_BIAS: gl.constexpr, LPT: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr,
+                    HEAD_BIAS: gl.constexpr, PINGPONG: gl.constexpr, REGS: gl.constexpr, PERSIST: gl.constexpr,
                     num_warps: gl.constexpr):
     HALF: gl.constexpr = BLOCK_M // 2
-    i, h, b = _tile(gl.cdiv(Tq, BLOCK_M), n_heads, section, LPT)
-    start_m = (gl.cdiv(Tq, BLOCK_M) - 1 - i) * BLOCK_M
-    hk = h // GROUP
+    n_blk = gl.cdiv(Tq, BLOCK_M)
     dtype: gl.constexpr = q_desc.dtype
     q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
     do_smem = gl.allocate_shared_memory(dtype, [2] + do_desc.block_type.shape, do_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
     v_smem = gl.allocate_shared_memory(dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
+    o_smem = gl.allocate_shared_memory(dtype, [2] + dq_desc.block_type.shape, dq_desc.layout)
     qbar, turn, kready, kempty, vready, vempty = _gl_ws_barriers(STAGES)
-    hslope = 0.0
-    if HAS_ALIBI:
-        hslope = 0.5 * gl.load(Slopes + h)
-    if HEAD_BIAS:
-        hbias = 0.5 * gl.load(Slopes + n_heads + h)
-    n = _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
+    qempty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for c in gl.static_range(2):
+        mbarrier.init(qempty.index(c), count=1)
     gl.warp_specialize([
-        (_gl_wsdq_consumer, (0, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b,
-                             h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES,
-                             CAUSAL, HAS_ALIBI, PINGPONG)),
-        (_gl_wsdq_consumer, (1, dq_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty, vready, vempty, turn, b,
-                             h, start_m, off_q, Tk, n, scale, hscale, hbias, hslope, HALF, BLOCK_N, HEAD_DIM, STAGES,
-                             CAUSAL, HAS_ALIBI, PINGPONG)),
-        (_gl_wsdq_loader, (q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, kready, kempty,
-                           vready, vempty, b, h, hk, start_m, n, HALF, BLOCK_N, STAGES))],
+        (_gl_wsdq_consumer, (0, dq_desc, q_smem, do_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready,
+                             vempty, turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, scale, hscale,
+                             hbias, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, HEAD_BIAS, PINGPONG, PERSIST)),
+        (_gl_wsdq_consumer, (1, dq_desc, q_smem, do_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready,
+                             vempty, turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, scale, hscale,
+                             hbias, HALF, BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, HEAD_BIAS, PINGPONG, PERSIST)),
+        (_gl_ws_loader, (q_desc, do_desc, k_desc, v_desc, q_smem, do_smem, k_smem, v_smem, qbar, qempty, kready,
+                         kempty, vready, vempty, Tiles, n_blk, n_tiles, n_heads, section, off_q, Tk, GROUP, HALF,
+                         BLOCK_N, STAGES, CAUSAL, True, PERSIST))],
         [4, 1], [REGS, 40])
 
 # dK/dV in Gluon, the forward's scheme on the backward's larger half (4 of its 7 matrix products): one
@@ -1628,12 +1736,14 @@ GLUON_FWD = {64: (64, 64), 128: (64, 64)}
 GLUON_DKDV = {64: (64, 64, 3, 4), 128: (64, 64, 2, 4)}
 USE_GLUON = True  # False: the Triton kernels everywhere
 # The warp-specialised Gluon forward (_gl_ws_fwd_kernel) in place of _gl_fwd_kernel, head dim -> (BLOCK_M, BLOCK_N,
-# STAGES, PINGPONG, consumer registers), where Gluon has warp_specialize. Run 94 (H100, BENCHMARKS.md): 1.08x and
-# 1.23x _gl_fwd_kernel at head dim 128 (T = 2048, 8192), ping-pong 1-3% slower than without; 0.67-0.95x at 64.
-GLUON_FWD_WS = {128: (128, 128, 2, False, 232)}
+# STAGES, PINGPONG, consumer registers, PERSIST), where Gluon has warp_specialize. Run 94 (H100, BENCHMARKS.md): 1.08x
+# and 1.23x _gl_fwd_kernel at head dim 128 (T = 2048, 8192), ping-pong 1-3% slower than without; 0.67-0.95x at 64.
+# PERSIST (a program per SM, _ws_grid), run 100: 1.08-1.10x one program per tile at T=2048, 1.05-1.12x at 8192.
+GLUON_FWD_WS = {128: (128, 128, 2, False, 232, True)}
 # The warp-specialised Gluon dQ (_gl_wsdq_kernel) in place of the Triton dQ kernel, same tuple: run 94, forward +
-# backward 1.05x at head dim 128, 0.91-0.98x at 64 (ping-pong level). Without QK-norm (its epilogue is Triton's).
-GLUON_DQ_WS = {128: (128, 64, 3, False, 232)}
+# backward 1.05x at head dim 128, 0.91-0.98x at 64 (ping-pong level); PERSIST, run 102: forward + backward 1.5% faster
+# at head dim 128. Without QK-norm (its epilogue is Triton's).
+GLUON_DQ_WS = {128: (128, 64, 3, False, 232, True)}
 
 
 def _gluon_ok(q, k, v, o, table=None):
@@ -1893,19 +2003,22 @@ def _fwd_launch(q, k, v, o, alibi, causal, bias, scale, exact, dropout_p, seed, 
     gluon = seqs is None and not has_window and dropout_p == 0.0 and not exact
     ws = gluon and D in GLUON_FWD_WS and hasattr(gl, "warp_specialize") and _gluon_ok(q, k, v, o, GLUON_FWD_WS)
     if ws or (gluon and _gluon_ok(q, k, v, o)):
-        if ws:  # the warp-specialised kernel: two consumers of BLOCK_M / 2 rows each
-            bm, bn, stages, pingpong, regs = GLUON_FWD_WS[D]
-            kernel, rows, extra = _gl_ws_fwd_kernel, bm // 2, dict(STAGES=stages, PINGPONG=bool(pingpong), REGS=regs)
+        if ws:  # the warp-specialised kernel: two consumers of BLOCK_M / 2 rows each; a 1-D grid in _tile's order,
+            # or (persistent) a program per SM that takes the tiles in that order from a counter
+            bm, bn, stages, pingpong, regs, *persist = GLUON_FWD_WS[D]
+            n_tiles = triton.cdiv(Tq, bm) * H * B
+            grid, tiles = _ws_grid(q, n_tiles, persist)
+            kernel, rows, args = _gl_ws_fwd_kernel, bm // 2, (tiles, n_tiles)
+            extra = dict(STAGES=stages, PINGPONG=bool(pingpong), REGS=regs, PERSIST=bool(persist and persist[0]))
         else:
-            (bm, bn), kernel, extra = GLUON_FWD[D], _gl_fwd_kernel, {}
-            rows = bm
+            (bm, bn), kernel, extra = GLUON_FWD[D], _gl_fwd_kernel, {"LPT": Tq >= LPT_MIN_LEN}
+            rows, args, grid = bm, (), _grid(triton.cdiv(Tq, bm), H, B, Tq)
         descs = [_gl_desc(t, rows if t is q or t is o else bn) for t in (q, k, v, o)]
         try:
-            kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
-                *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), GROUP=H // Hkv,
-                BLOCK_M=bm, BLOCK_N=bn,
-                HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None, HEAD_BIAS=_head_bias(alibi),
-                LPT=Tq >= LPT_MIN_LEN, num_warps=4, **extra)
+            kernel[grid](
+                *descs, slopes, 0.5 * scale, 0.5 * bias, Tq, Tk, Tk - Tq, H, _section(H * B, kv, Tq), *args,
+                GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, CAUSAL=bool(causal), HAS_ALIBI=alibi is not None,
+                HEAD_BIAS=_head_bias(alibi), num_warps=4, **extra)
             return
         except CompilationError as e:  # a Triton whose Gluon API has moved on: say so, keep _fwd_kernel
             _gluon_off(e)
@@ -1988,17 +2101,30 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
         return dg  # (HEAD_DIM > D where D is no power of two)
 
 
+def _ws_grid(q, n_tiles, persist):
+    """A warp-specialised kernel's 1-D grid in _tile's order, and its tile counter: a program per tile, or
+    (persist: a table entry's optional 6th item) a program per SM taking tiles from a counter zeroed per launch
+    (then Tiles[1 + 2 pid + c] tells consumer c of program pid its next tile)."""
+    if not (persist and persist[0]):
+        return (n_tiles,), q  # (the counter is not read)
+    sms = _num_sms(q.device)
+    return (min(n_tiles, sms),), torch.zeros(1 + 2 * sms, dtype=torch.int32, device=q.device)
+
+
 def _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv):
     """The warp-specialised Gluon dQ kernel; False if it does not compile (then the Triton one runs)."""
     B, H, Tq, D = q.shape
     Hkv = k.shape[1]
-    bm, bn, stages, pingpong, regs = GLUON_DQ_WS[D]
+    bm, bn, stages, pingpong, regs, *persist = GLUON_DQ_WS[D]
     descs = [_gl_desc(t, bn if t is k or t is v else bm // 2) for t in (q, k, v, do, dq)]
+    n_tiles = triton.cdiv(Tq, bm) * H * B
+    grid, tiles = _ws_grid(q, n_tiles, persist)
     try:
-        _gl_wsdq_kernel[_grid(triton.cdiv(Tq, bm), H, B, Tq)](
-            *descs, slopes, *common[:6], H, _section(H * B, kv, Tq), GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn,
-            HEAD_DIM=D, STAGES=stages, CAUSAL=meta["CAUSAL"], HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"],
-            LPT=Tq >= LPT_MIN_LEN, PINGPONG=bool(pingpong), REGS=regs, num_warps=4)
+        _gl_wsdq_kernel[grid](
+            *descs, slopes, *common[:6], H, _section(H * B, kv, Tq), tiles, n_tiles,
+            GROUP=H // Hkv, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=meta["CAUSAL"],
+            HAS_ALIBI=meta["HAS_ALIBI"], HEAD_BIAS=meta["HEAD_BIAS"], PINGPONG=bool(pingpong), REGS=regs,
+            PERSIST=bool(persist and persist[0]), num_warps=4)
         return True
     except CompilationError as e:
         _gluon_off(e)

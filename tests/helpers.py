@@ -117,8 +117,9 @@ class Launches:
     """Stands in for a Triton/Gluon kernel (monkeypatched over it) and counts its launches."""
 
     def __init__(self, kernel):
-        self.kernel, self.n = kernel, 0
+        self.kernel, self.n, self.grid = kernel, 0, None
 
     def __getitem__(self, grid):
         self.n += 1
+        self.grid = grid
         return self.kernel[grid]

@@ -878,7 +878,8 @@ def test_gpu_gluon_forward(monkeypatch, case):
 
 # the warp-specialised forward's tiles: GLUON_FWD_WS's, and the candidates that the A/B script times
 WS_TILES = sorted(set(flashsigmoid.GLUON_FWD_WS.values()) | {(128, 128, 2, True, 232), (128, 64, 2, True, 232),
-                                                             (128, 128, 2, False, 232)})
+                                                             (128, 128, 2, False, 232), (128, 128, 2, False, 232, True),
+                                                             (128, 128, 2, True, 232, True)}, key=str)
 
 
 @gpu
@@ -914,7 +915,44 @@ def test_gpu_gluon_ws_forward(monkeypatch, case, tile):
             assert not got[:, :, :Tq - Tk].any()  # rows before every key: O = 0
 
 
-WSDQ_TILES = sorted(set(flashsigmoid.GLUON_DQ_WS.values()) | {(128, 64, 3, True, 232), (128, 64, 3, False, 232)})
+@gpu
+@hopper_gluon
+@pytest.mark.skipif(not hasattr(flashsigmoid.gl, "warp_specialize"), reason="a Gluon without warp_specialize")
+@pytest.mark.parametrize("case", [(4, 16, 16, 2048, 2048, True, False, False, torch.bfloat16, True),
+                                  (3, 8, 2, 1500, 1500, True, True, True, torch.float16, False),
+                                  (3, 8, 4, 900, 3000, True, True, False, torch.bfloat16, False),
+                                  (3, 8, 8, 1100, 1100, False, True, False, torch.bfloat16, True)], ids=str)
+def test_gpu_gluon_ws_persistent(monkeypatch, case):
+    # The persistent warp-specialised forward and dQ kernel (a program per SM taking tiles from a counter: several
+    # tiles per program at these shapes, ring positions and barrier phases running on across them) must give the
+    # bits of one program per tile (the same maths per tile; that form is held to float64 above), with and without
+    # ping-pong, on every call (the counter is zeroed per launch)
+    D = 128
+    q, k, v, do, bias, slopes = _gluon_inputs(case, D, seed=case[3] + 7)
+    fn = lambda: _run(sigmoid_attention, q, k, v, do, causal=case[5], bias=bias, alibi_slopes=slopes)  # noqa: E731
+    n_tiles = -(-case[3] // 128) * case[0] * case[1]
+    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
+    assert n_tiles > sms
+    for pingpong in (False, True):
+        fwd, dq = (128, 128, 2, pingpong, 232), (128, 64, 3, pingpong, 232)
+        monkeypatch.setattr(flashsigmoid, "GLUON_FWD_WS", {D: fwd + (False,)})
+        monkeypatch.setattr(flashsigmoid, "GLUON_DQ_WS", {D: dq + (False,)})
+        ref = fn()
+        monkeypatch.setattr(flashsigmoid, "GLUON_FWD_WS", {D: fwd + (True,)})
+        monkeypatch.setattr(flashsigmoid, "GLUON_DQ_WS", {D: dq + (True,)})
+        spies = [Launches(flashsigmoid._gl_ws_fwd_kernel), Launches(flashsigmoid._gl_wsdq_kernel)]
+        monkeypatch.setattr(flashsigmoid, "_gl_ws_fwd_kernel", spies[0])
+        monkeypatch.setattr(flashsigmoid, "_gl_wsdq_kernel", spies[1])
+        for _ in range(5):
+            got = fn()
+            assert all(torch.equal(a, b) for a, b in zip(got, ref)), pingpong
+        assert all(s.n == 5 and s.grid == (sms,) for s in spies), [(s.n, s.grid) for s in spies]
+        monkeypatch.setattr(flashsigmoid, "_gl_ws_fwd_kernel", spies[0].kernel)
+        monkeypatch.setattr(flashsigmoid, "_gl_wsdq_kernel", spies[1].kernel)
+
+
+WSDQ_TILES = sorted(set(flashsigmoid.GLUON_DQ_WS.values()) | {(128, 64, 3, True, 232), (128, 64, 3, False, 232),
+                                                              (128, 64, 3, False, 232, True)}, key=str)
 
 
 @gpu

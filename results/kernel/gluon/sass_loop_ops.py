@@ -1,6 +1,6 @@
 """Instructions per step of a kernel's inner loop in its sm_90 SASS, by opcode: the loop-count tables of
 results/kernel/LOG.md, session 34. No GPU needed: tests/test_sm90_compile.py compiles each kernel variant with
-Triton's own ptxas and finds the loop (`_inner_loop`: the shortest backward-branch range holding an HGMMA and a
+Triton's own ptxas and finds the loop (`_inner_loops`, its first: the shortest backward-branch range holding an HGMMA and a
 MUFU).
 
     env -u TRITON_INTERPRET PYTHONPATH=. python results/kernel/gluon/sass_loop_ops.py REGEX [KINDS]
@@ -32,6 +32,6 @@ triton.compile = _keep
 out = t.compile_all(sys.argv[2].split(",")) if len(sys.argv) > 2 else t.compile_gluon()
 for cubin, (name, usage) in zip(cubins, out.items()):
     if re.search(sys.argv[1], name):
-        ops = collections.Counter(x.split()[x.startswith("@")].split(".")[0] for x in t._inner_loop(cubin))
+        ops = collections.Counter(x.split()[x.startswith("@")].split(".")[0] for x in t._inner_loops(cubin)[0])
         print(f"{name}: {usage['reg']} registers, {usage['stack']} B stack; inner loop {sum(ops.values())} "
               f"instructions:", ", ".join(f"{k} {v}" for k, v in ops.most_common()))

@@ -4,7 +4,7 @@
 # against _gl_fwd_kernel, and forward + backward with the dQ kernel warp-specialised (_gl_wsdq_kernel, GLUON_DQ_WS)
 # against the Triton dQ kernel. Every tile's outputs (O, dQ, dK, dV) are checked against the replaced kernels'.
 # From the repo root:
-#   PYTHONPATH=. python results/kernel/gluon/ws_ab.py [fwd|dq|dkdv|dkdv_next|all ...]
+#   PYTHONPATH=. python results/kernel/gluon/ws_ab.py [fwd|dq|dkdv|dkdv_next|fwd_persist|dq_persist|all ...]
 # (dkdv: _gl_wsbwd_kernel, GLUON_DKDV_WS, against _gl_dkdv_kernel: slower in run 94, not landed; it needs
 # run94_wsdkdv.patch applied. Run 94 ran this at b820435, where GLUON_FWD_WS and GLUON_DQ_WS were still empty.)
 import sys
@@ -18,7 +18,17 @@ import flashsigmoid as fs
 from bench import fwd_bwd
 
 FWD_TILES = [(128, 128, 2, True, 232), (128, 128, 2, False, 232), (128, 64, 2, True, 232), (128, 64, 3, True, 232)]
+# session 41: the persistent forward (a program per SM, tiles from a counter; the 6th entry) against the landed tile
+FWD_PERSIST = [(128, 128, 2, False, 232, False), (128, 128, 2, False, 232, True), (128, 128, 2, True, 232, True),
+               (128, 128, 2, False, 232, False), (128, 128, 2, False, 232, True)]
+if "fwd_persist" in sys.argv[1:]:
+    FWD_TILES = FWD_PERSIST
 DQ_TILES = [(128, 64, 3, True, 232), (128, 64, 3, False, 232), (128, 64, 2, True, 232)]
+# session 41: the persistent dQ kernel
+DQ_PERSIST = [(128, 64, 3, False, 232, False), (128, 64, 3, False, 232, True), (128, 64, 3, False, 232, False),
+              (128, 64, 3, False, 232, True)]
+if "dq_persist" in sys.argv[1:]:
+    DQ_TILES = DQ_PERSIST
 DKDV_TILES = [(64, 128, 2, True, 240), (64, 128, 3, True, 240), (64, 128, 2, False, 240)]
 # next (not run): P^T, dS^T through shared memory (the 7th entry, SMEM_P), which ends ptxas's serialisation of the
 # wgmmas at D=128 (sm_90 SASS: 6 warpgroup fences for 24 HGMMA instead of 48; 32 bytes of stack), 2 and 3 slots,
@@ -27,7 +37,8 @@ DKDV_NEXT = [(64, 128, 2, False, 240, True, True), (64, 128, 3, False, 240, True
 if "dkdv_next" in sys.argv[1:]:
     DKDV_TILES = DKDV_NEXT
 SHAPES = [(16, 12, 1024, 64), (8, 16, 2048, 128), (4, 32, 4096, 64), (2, 16, 8192, 128), (2, 12, 8192, 64)]
-parts = [p.replace("dkdv_next", "dkdv") for p in sys.argv[1:]] or ["fwd", "dq", "dkdv", "all"]
+parts = [p.replace("dkdv_next", "dkdv").replace("fwd_persist", "fwd").replace("dq_persist", "dq")
+         for p in sys.argv[1:]] or ["fwd", "dq", "dkdv", "all"]
 props = torch.cuda.get_device_properties(0)
 print(f"gpu {props.name}, torch {torch.__version__}, triton {triton.__version__}", flush=True)
 

@@ -39,22 +39,23 @@ def _compile(kernel, sig, consts):
                           options=dict(num_warps=4))
 
 
-def compile_ws(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, lpt=False,
+def compile_ws(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, persist=False,
                dtype=torch.bfloat16, bm=128):
     _, desc = _descs(dtype, D, (bm // 2, bn))
     consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
-                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+                  HEAD_BIAS=head_bias, PINGPONG=pingpong, REGS=regs, PERSIST=persist, num_warps=4)
     return _compile(fs._gl_ws_fwd_kernel, {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn],
-                                           "o_desc": desc[bm // 2]}, consts)
+                                           "o_desc": desc[bm // 2], "Tiles": "*i32", "n_tiles": "i32"}, consts)
 
 
-def compile_wsdq(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, lpt=False,
+def compile_wsdq(D, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, group=1, persist=False,
                  dtype=torch.bfloat16, bm=128):
     _, desc = _descs(dtype, D, (bm // 2, bn))
     consts = dict(GROUP=group, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, STAGES=stages, CAUSAL=causal, HAS_ALIBI=alibi,
-                  HEAD_BIAS=head_bias, LPT=lpt, PINGPONG=pingpong, REGS=regs, num_warps=4)
+                  HEAD_BIAS=head_bias, PINGPONG=pingpong, REGS=regs, PERSIST=persist, num_warps=4)
     return _compile(fs._gl_wsdq_kernel, {"q_desc": desc[bm // 2], "k_desc": desc[bn], "v_desc": desc[bn],
-                                         "do_desc": desc[bm // 2], "dq_desc": desc[bm // 2], "scale": "fp32"}, consts)
+                                         "do_desc": desc[bm // 2], "dq_desc": desc[bm // 2], "scale": "fp32",
+                                         "Tiles": "*i32", "n_tiles": "i32"}, consts)
 
 
 def compile_wsbwd(D, bm, bn, stages, pingpong, regs, causal=True, alibi=False, head_bias=False, lpt=False,
@@ -71,17 +72,17 @@ def compile_wsbwd(D, bm, bn, stages, pingpong, regs, causal=True, alibi=False, h
 
 
 if __name__ == "__main__":
-    cfgs = [tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]] or [(128, 2, 1, 232), (64, 2, 1, 232),
-                                                                          (64, 3, 1, 232), (128, 2, 0, 232)]
+    cfgs = [tuple(int(x) for x in a.split(",")) for a in sys.argv[1:]] or [(128, 2, 0, 232, 1), (128, 2, 0, 232, 0),
+                                                                          (128, 2, 1, 232, 1), (64, 2, 1, 232, 0)]
     print("triton", triton.__version__)
     for D in (128, 64):
-        for bn, st, pp, regs in cfgs:
-            for extra in [dict(), dict(alibi=True, lpt=True), dict(causal=False, alibi=True, head_bias=True, group=2)]:
+        for bn, st, pp, regs, persist in cfgs:
+            for extra in [dict(), dict(alibi=True), dict(causal=False, alibi=True, head_bias=True, group=2)]:
                 try:
-                    k = compile_ws(D, bn, st, pp, regs, **extra)
+                    k = compile_ws(D, bn, st, pp, regs, persist=bool(persist), **extra)
                     u, smem = usage(k)
                     nreg = sorted(set(re.findall(r"setmaxnreg[.a-z0-9]*\s+(\d+)", k.asm["ptx"])))
-                    print(f"D={D} bn={bn} stages={st} pingpong={pp} regs={regs} {extra}: {u} smem={smem} "
+                    print(f"D={D} bn={bn} stages={st} pingpong={pp} regs={regs} persist={persist} {extra}: {u} smem={smem} "
                           f"setmaxnreg={nreg}")
                 except Exception as e:
                     print(f"D={D} bn={bn} stages={st} pingpong={pp} {extra}: FAILED {type(e).__name__}: "
