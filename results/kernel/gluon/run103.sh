@@ -1,0 +1,17 @@
+# Prepared in session 41 for the next device calls on issue 11 (no setup, no carry: the repo tree is enough).
+# `bash results/kernel/gluon/run103.sh N` per call, from the repo root; each part ends inside 590 s.
+export PYTHONUNBUFFERED=1 PYTHONPATH=.
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; python -c "import torch, triton; print(torch.__version__, triton.__version__)"
+if [ "$1" = 1 ]; then  # the kernel table twice in one call on the landed (persistent) kernels: the arm-to-arm spread
+  timeout 280 python bench.py --quick > $OUT/bench_quick_a.log 2>&1; grep "graph fwd" $OUT/bench_quick_a.log
+  cp $OUT/bench_attn.json $OUT/bench_attn_a.json
+  timeout $((585 - SECONDS)) python bench.py --quick > $OUT/bench_quick_b.log 2>&1; grep "graph fwd" $OUT/bench_quick_b.log
+fi
+if [ "$1" = 2 ]; then  # the warp-specialised kernels' GPU tests on the persistent defaults (run 102 reached 13 of them)
+  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gluon_ws or torch_compile" \
+    > $OUT/gpu_tests_ws.log 2>&1; tail -n 6 $OUT/gpu_tests_ws.log
+fi
+if [ "$1" = 3 ]; then  # the rest of the kernel's GPU suite
+  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gpu and not gluon_ws" \
+    > $OUT/gpu_tests_rest.log 2>&1; tail -n 6 $OUT/gpu_tests_rest.log
+fi
