@@ -173,3 +173,38 @@ def test_lean_mode_times_each_variant_on_cpu(tmp_path, monkeypatch):
     for r in rows:
         assert r["ms"] > 0 and r["tok_s"] == pytest.approx(2 * 16 / r["ms"] * 1000)
         assert r["mfu"] is None and r["mem_gb"] is None  # no device peak on a CPU
+
+
+def test_graph_pass_rotates_the_order_and_keeps_each_arms_median(capsys):
+    """The CUDA-graph timings come in rounds, each in the order of the one before rotated by one (so no
+    implementation is always timed first), and each arm keeps the median of its rounds; an arm that fails is
+    reported and left without graph times, the others unaffected."""
+    import torch
+    calls = []
+
+    def impl(name):
+        def f(q, k, v):
+            if name == "bad":
+                raise RuntimeError("no such backend")
+            calls.append(name)
+            return (q + k + v) * 1.0
+        return f
+    names = ("a", "b", "c", "bad")
+    impls = {n: impl(n) for n in names}
+    times = iter(range(1, 1000))
+
+    def timer(fn):  # a fake CUDA-graph timer: runs fn once, returns a growing time
+        fn()
+        return float(next(times))
+    rows = [{n: {} for n in names}]
+    bench.graph_pass(impls, names, [(1, 2, 8, 4)], rows, 3, "cpu", timer)
+    firsts = []  # the arms in the order they were timed (forward, then forward+backward, per arm and round)
+    for name in calls:
+        if not firsts or firsts[-1] != name:
+            firsts.append(name)
+    assert firsts == ["a", "b", "c", "b", "c", "a", "c", "a", "b"], firsts
+    # (times: round 0 a 1, 2; b 3, 4; c 5, 6; round 1 b 7, 8; c 9, 10; a 11, 12; round 2 c 13, 14; a 15, 16; b 17, 18)
+    assert rows[0]["a"]["fwd_graph_rounds"] == [1.0, 11.0, 15.0] and rows[0]["a"]["fwd_graph_ms"] == 11.0, rows[0]
+    assert rows[0]["a"]["fb_graph_ms"] == 12.0 and rows[0]["b"]["fb_graph_ms"] == 8.0, rows[0]
+    assert "fwd_graph_ms" not in rows[0]["bad"], rows[0]
+    assert "bad FAILED RuntimeError: no such backend" in capsys.readouterr().out
