@@ -7,11 +7,17 @@ if [ "$1" = 1 ]; then  # the kernel table twice in one call on the landed (persi
   cp $OUT/bench_attn.json $OUT/bench_attn_a.json
   timeout $((585 - SECONDS)) python bench.py --quick > $OUT/bench_quick_b.log 2>&1; grep "graph fwd" $OUT/bench_quick_b.log
 fi
-if [ "$1" = 2 ]; then  # the warp-specialised kernels' GPU tests on the persistent defaults (run 102 reached 13 of them)
-  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gluon_ws or torch_compile" \
-    > $OUT/gpu_tests_ws.log 2>&1; tail -n 6 $OUT/gpu_tests_ws.log
+if [ "$1" = 2 ]; then  # the persistent and warp-specialised dQ tests on the landed defaults (run 102 reached 13)
+  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gluon_ws_persistent or gluon_ws_dq \
+    or torch_compile" > $OUT/gpu_tests_ws_dq.log 2>&1; tail -n 6 $OUT/gpu_tests_ws_dq.log
 fi
-if [ "$1" = 3 ]; then  # the rest of the kernel's GPU suite
-  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gpu and not gluon_ws" \
+if [ "$1" = 3 ]; then  # the warp-specialised forward's tests (36 cases; run 100 passed 34 of them on the same kernel)
+  timeout 580 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gluon_ws_forward" \
+    > $OUT/gpu_tests_ws_fwd.log 2>&1; tail -n 6 $OUT/gpu_tests_ws_fwd.log
+fi
+if [ "$1" = 4 ]; then  # the rest of the kernel's GPU suite, then the QK-norm and compile tests
+  timeout 400 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gpu and not gluon_ws" \
     > $OUT/gpu_tests_rest.log 2>&1; tail -n 6 $OUT/gpu_tests_rest.log
+  timeout $((585 - SECONDS)) python -m pytest -q -p no:cacheprovider tests/test_qknorm.py tests/test_compile.py \
+    > $OUT/gpu_tests_qknorm.log 2>&1; tail -n 6 $OUT/gpu_tests_qknorm.log
 fi
