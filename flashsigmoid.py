@@ -1741,8 +1741,8 @@ USE_GLUON = True  # False: the Triton kernels everywhere
 # PERSIST (a program per SM, _ws_grid), run 100: 1.08-1.10x one program per tile at T=2048, 1.05-1.12x at 8192.
 GLUON_FWD_WS = {128: (128, 128, 2, False, 232, True)}
 # The warp-specialised Gluon dQ (_gl_wsdq_kernel) in place of the Triton dQ kernel, same tuple: run 94, forward +
-# backward 1.05x at head dim 128, 0.91-0.98x at 64 (ping-pong level); PERSIST, run 102: forward + backward 1.5% faster
-# at head dim 128. Without QK-norm (its epilogue is Triton's).
+# backward 1.05x at head dim 128, 0.91-0.98x at 64 (ping-pong level); PERSIST, run 102: forward + backward 0.7-4.5%
+# faster at head dim 128. Without QK-norm (its epilogue is Triton's).
 GLUON_DQ_WS = {128: (128, 64, 3, False, 232, True)}
 
 
