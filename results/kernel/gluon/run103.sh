@@ -21,3 +21,12 @@ if [ "$1" = 4 ]; then  # the rest of the kernel's GPU suite, then the QK-norm an
   timeout $((585 - SECONDS)) python -m pytest -q -p no:cacheprovider tests/test_qknorm.py tests/test_compile.py \
     > $OUT/gpu_tests_qknorm.log 2>&1; tail -n 6 $OUT/gpu_tests_qknorm.log
 fi
+if [ "$1" = 5 ]; then  # the persistent Gluon dK/dV candidate (next_dkdv_persist.patch, session 41) in a patched copy:
+  # its GPU test (bitwise the per-block kernel), then its A/B against one program per key block
+  rm -rf /tmp/dkp && mkdir -p /tmp/dkp && git ls-files -z | xargs -0 cp --parents -t /tmp/dkp
+  (cd /tmp/dkp && patch -p1 -s < results/kernel/gluon/next_dkdv_persist.patch \
+     && timeout 200 python -m pytest -q -p no:cacheprovider tests/test_flashsigmoid.py -k "gluon_dkdv_persistent" \
+        > $OUT/dkdv_persist_tests.log 2>&1; tail -n 3 $OUT/dkdv_persist_tests.log; \
+     timeout $((580 - SECONDS)) python results/kernel/gluon/next_dkdv_persist.py > $OUT/dkdv_persist_ab.log 2>&1); \
+  grep -v -i warn $OUT/dkdv_persist_ab.log
+fi
