@@ -4,7 +4,8 @@ attn: forward and forward+backward of the FlashSigmoid kernel (flashsigmoid.py) 
 flash (FA2) and SDPA cuDNN softmax, and the materialised sigmoid (model.py's reference, run in bf16)
 in eager and torch.compile, causal bf16. Checks the kernel against the reference in fp32 at every
 shape before timing; then times fwd+bwd replayed from a CUDA graph too (device time without the
-host's share; --graph_rounds rounds, each in a rotated order of the implementations, the median kept). Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
+host's share; --graph_rounds rounds, each in a rotated order of the implementations, the median kept).
+Prints the table last; writes bench_attn.json / bench_attn.md under $OUT when set.
 --window W: also the kernel with a causal sliding window of W keys back (kernel_window; its TFLOP/s
 count the pairs inside the window only), e.g. --shapes 2,12,8192,64 --window 1024.
 --doc_len L: also the kernel over documents of L tokens packed in each row (kernel_docs: the varlen
