@@ -430,15 +430,21 @@ def _tile(n_blk, n_heads, section, LPT: tl.constexpr):
     """(i, head, batch) of this program; i = 0 is the longest block. Without LPT the grid is (blocks,
     heads, batch) and the program ids say it (the 1-D decode measured 3% slower at T=1024: run 70)."""
     if LPT:
-        pid = tl.program_id(0)
-        first = pid // (section * n_blk) * section  # its section's first (batch, head) pair
-        width = tl.minimum(tl.num_programs(0) // n_blk - first, section)  # (the last section may be narrower)
-        rest = pid - first * n_blk
-        hb = first + rest % width
-        i, h, b = rest // width, hb % n_heads, hb // n_heads
+        i, h, b = _tile_of(tl.program_id(0), n_blk, tl.num_programs(0), n_heads, section)
     else:
         i, h, b = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     return i, h, b
+
+
+@triton.jit
+def _tile_of(t, n_blk, n_tiles, n_heads, section):
+    """(i, head, batch) of tile t of n_tiles in the LPT order: sections of `section` (batch, head) pairs, in each
+    every pair's i = 0 (its longest block) first (also the persistent kernels' order of tickets, _gl_ws_tile)."""
+    first = t // (section * n_blk) * section  # its section's first (batch, head) pair
+    width = tl.minimum(n_tiles // n_blk - first, section)  # (the last section may be narrower)
+    rest = t - first * n_blk
+    hb = first + rest % width
+    return rest // width, hb % n_heads, hb // n_heads
 
 
 @triton.jit(do_not_specialize=["WL", "WR", "n_seq", "SEARCH", "section"])  # one compile for every window
@@ -1101,14 +1107,10 @@ def _gl_ws_kv_stream(k_desc, v_desc, k_smem, v_smem, kready, kempty, vready, vem
 @gluon.jit
 def _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
                 CAUSAL: gl.constexpr):
-    # tile t in _tile's order (sections of `section` (batch, head) pairs, each pair's longest block first):
-    # batch, head, first query row and the tile's key blocks
-    first = t // (section * n_blk) * section
-    width = gl.minimum(n_tiles // n_blk - first, section)
-    rest = t - first * n_blk
-    hb = first + rest % width
-    start_m = (n_blk - 1 - rest // width) * BLOCK_M
-    return hb // n_heads, hb % n_heads, start_m, _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
+    # tile t in _tile's order (_tile_of): batch, head, first query row and the tile's key blocks
+    i, h, b = _tile_of(t, n_blk, n_tiles, n_heads, section)
+    start_m = (n_blk - 1 - i) * BLOCK_M
+    return b, h, start_m, _gl_ws_blocks(start_m, off_q, Tk, BLOCK_M, BLOCK_N, CAUSAL)
 
 
 @gluon.jit
@@ -1120,6 +1122,12 @@ def _gl_ws_ticket(Tiles):
 
 
 @gluon.jit
+def _gl_ws_word(Tiles, c: gl.constexpr):
+    # where a persistent program's producer tells consumer c its next tile
+    return Tiles + 1 + 2 * gl.program_id(0) + c
+
+
+@gluon.jit
 def _gl_ws_load_q(q_desc, q_smem, do_desc, do_smem, qbar, qempty, Tiles, c: gl.constexpr, t, it, b, h, row,
                   DO: gl.constexpr, PERSIST: gl.constexpr):
     # consumer c's Q tile (and dO's: DO) for its it-th tile (t, published at Tiles[1 + 2 pid + c]; -1: no more)
@@ -1128,7 +1136,7 @@ def _gl_ws_load_q(q_desc, q_smem, do_desc, do_smem, qbar, qempty, Tiles, c: gl.c
     if PERSIST:
         mbarrier.wait(qempty.index(c), (it & 1) ^ 1)
         lane = gl.arange(0, 32, layout=gl.BlockedLayout([1], [32], [1], [0]))
-        gl.store(Tiles + 1 + 2 * gl.program_id(0) + c + lane * 0, gl.full([32], 0, gl.int32, lane.type.layout) + t)
+        gl.store(_gl_ws_word(Tiles, c) + lane * 0, gl.full([32], 0, gl.int32, lane.type.layout) + t)
     if t >= 0:
         if DO:
             mbarrier.expect(qbar.index(c), q_desc.block_type.nbytes + do_desc.block_type.nbytes)
@@ -1200,6 +1208,34 @@ def _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn,
 
 
 @gluon.jit
+def _gl_ws_tile_rows(t, c: gl.constexpr, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, hbias,
+                     HALF: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr, HAS_ALIBI: gl.constexpr,
+                     HEAD_BIAS: gl.constexpr, row_layout: gl.constexpr):
+    # consumer c's share of tile t: batch, head, the tile's key blocks, its first row, its unmasked key blocks, its
+    # rows (absolute), the head's ALiBi half-slope and half-bias
+    b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
+    hslope = 0.0
+    if HAS_ALIBI:
+        hslope = 0.5 * gl.load(Slopes + h)
+    hb = hbias
+    if HEAD_BIAS:
+        hb = 0.5 * gl.load(Slopes + n_heads + h)
+    m0 = start_m + c * HALF
+    n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
+    return b, h, n, m0, n_full, m0 + off_q + gl.arange(0, HALF, layout=row_layout), hslope, hb
+
+
+@gluon.jit
+def _gl_ws_out(desc, o_smem, c: gl.constexpr, x, b, h, m0):
+    # consumer c's result tile (O or dQ) out through its shared tile once the last copy out of it is done; the copy
+    # engine clips rows past Tq
+    tma.store_wait(0)
+    o_smem.index(c).reshape(x.shape).store(x.to(desc.dtype))
+    fence_async_shared()
+    _tma_store(desc, [b, h, m0, 0], o_smem.index(c))
+
+
+@gluon.jit
 def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, o_smem, qbar, qempty, kready, kempty, vready,
                     vempty, turn, Tiles, Slopes, n_blk, n_tiles, n_heads, section, off_q, Tk, hscale, hbias,
                     HALF: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
@@ -1220,21 +1256,14 @@ def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, o_smem, qba
     mbarrier.wait(qbar.index(c), 0)
     t = gl.program_id(0)
     if PERSIST:
-        t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+        t = gl.load(_gl_ws_word(Tiles, c), cache_modifier=".cg")
     it = 0
     base = 0
     while t >= 0:
-        b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
-        hslope = 0.0
-        if HAS_ALIBI:
-            hslope = 0.5 * gl.load(Slopes + h)
-        hb = hbias
-        if HEAD_BIAS:
-            hb = 0.5 * gl.load(Slopes + n_heads + h)
-        m0 = start_m + c * HALF
-        n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
+        b, h, n, m0, n_full, rows, hslope, hb = _gl_ws_tile_rows(t, c, Slopes, n_blk, n_tiles, n_heads, section, off_q,
+                                                                 Tk, hbias, HALF, BLOCK_N, CAUSAL, HAS_ALIBI,
+                                                                 HEAD_BIAS, gl.SliceLayout(1, s_layout))
         acc = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
-        rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
         mbarrier.wait(kready.index(base % STAGES), (base // STAGES) & 1)
         _gl_ws_turn(turn, c, base + it, PINGPONG)
         s = warpgroup_mma(q, k_smem.index(base % STAGES).reshape([BLOCK_N, HEAD_DIM]).permute((1, 0)), s_zero,
@@ -1261,17 +1290,13 @@ def _gl_ws_consumer(c: gl.constexpr, o_desc, q_smem, k_smem, v_smem, o_smem, qba
         p, acc = _gl_ws_step(p, acc, q, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1, base + n - 1,
                              base + it + n, n_full, rows, cols0, hscale, hb, hslope, s_zero, p_layout, BLOCK_N,
                              HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, False, True, PINGPONG)
-        # O through this consumer's O tile (its last copy out done); the copy engine clips rows past Tq
-        tma.store_wait(0)
-        o_smem.index(c).reshape([HALF, HEAD_DIM]).store(acc.to(dtype))
-        fence_async_shared()
-        _tma_store(o_desc, [b, h, m0, 0], o_smem.index(c))
+        _gl_ws_out(o_desc, o_smem, c, acc, b, h, m0)
         base += n
         it += 1
         t = -1
         if PERSIST:
             mbarrier.wait(qbar.index(c), it & 1)
-            t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+            t = gl.load(_gl_ws_word(Tiles, c), cache_modifier=".cg")
     tma.store_wait(0)
 
 
@@ -1375,21 +1400,14 @@ def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem,
     mbarrier.wait(qbar.index(c), 0)
     t = gl.program_id(0)
     if PERSIST:
-        t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+        t = gl.load(_gl_ws_word(Tiles, c), cache_modifier=".cg")
     it = 0
     base = 0
     while t >= 0:
-        b, h, start_m, n = _gl_ws_tile(t, n_blk, n_tiles, n_heads, section, off_q, Tk, 2 * HALF, BLOCK_N, CAUSAL)
-        hslope = 0.0
-        if HAS_ALIBI:
-            hslope = 0.5 * gl.load(Slopes + h)
-        hb = hbias
-        if HEAD_BIAS:
-            hb = 0.5 * gl.load(Slopes + n_heads + h)
-        m0 = start_m + c * HALF
-        n_full = _gl_ws_full_blocks(m0, off_q, Tk, BLOCK_N, CAUSAL)
+        b, h, n, m0, n_full, rows, hslope, hb = _gl_ws_tile_rows(t, c, Slopes, n_blk, n_tiles, n_heads, section, off_q,
+                                                                 Tk, hbias, HALF, BLOCK_N, CAUSAL, HAS_ALIBI,
+                                                                 HEAD_BIAS, gl.SliceLayout(1, s_layout))
         dq = gl.zeros([HALF, HEAD_DIM], dtype=gl.float32, layout=o_layout)
-        rows = m0 + off_q + gl.arange(0, HALF, layout=gl.SliceLayout(1, s_layout))
         mbarrier.wait(kready.index(base % STAGES), (base // STAGES) & 1)
         mbarrier.wait(vready.index(base % STAGES), (base // STAGES) & 1)
         _gl_ws_turn(turn, c, base + it, PINGPONG)
@@ -1419,16 +1437,13 @@ def _gl_wsdq_consumer(c: gl.constexpr, dq_desc, q_smem, do_smem, k_smem, v_smem,
         ds, dq = _gl_wsdq_step(ds, dq, q, do, k_smem, v_smem, kready, kempty, vready, vempty, turn, c, n - 1,
                                base + n - 1, base + it + n, n_full, rows, cols0, hscale, hb, hslope, s_zero, op_layout,
                                BLOCK_N, HEAD_DIM, STAGES, CAUSAL, HAS_ALIBI, False, True, PINGPONG)
-        tma.store_wait(0)  # (this consumer's last dQ tile has left o_smem)
-        o_smem.index(c).reshape([HALF, HEAD_DIM]).store((dq * (0.25 * scale)).to(dtype))  # (the loop carries 4 dS)
-        fence_async_shared()
-        _tma_store(dq_desc, [b, h, m0, 0], o_smem.index(c))
+        _gl_ws_out(dq_desc, o_smem, c, dq * (0.25 * scale), b, h, m0)  # (the loop carries 4 dS)
         base += n
         it += 1
         t = -1
         if PERSIST:
             mbarrier.wait(qbar.index(c), it & 1)
-            t = gl.load(Tiles + 1 + 2 * gl.program_id(0) + c, cache_modifier=".cg")
+            t = gl.load(_gl_ws_word(Tiles, c), cache_modifier=".cg")
     tma.store_wait(0)
 
 
