@@ -707,6 +707,7 @@ def bench_decode(args):
                 assert out.shape == (B, P + n)
                 return time.perf_counter() - t0
             run(min(N, 4))  # warm-up: compiles, autotunes, the allocator's first blocks
+            run(1)  # and the prefill alone (on a GPU its first call took 50 ms, longer than the whole generation)
             if fs is not None:  # one prefill and one step, recording the kernel's decode calls
                 real = fs._decode_fwd
                 fs._decode_fwd = lambda *a: calls.append(a[0].shape[2]) or real(*a)

@@ -269,11 +269,14 @@ if master:
 scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
 raw_model = model
 if ddp and parallel == "fsdp":
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
+    # the mesh on the run's device: fully_shard's default mesh is CUDA's wherever CUDA exists, even for device=cpu
+    mesh = init_device_mesh(device_type, (world_size,))
     mp = MixedPrecisionPolicy(param_dtype=ptdtype, reduce_dtype=torch.float32)
     for block in model.transformer.h:
-        fully_shard(block, mp_policy=mp)
-    fully_shard(model, mp_policy=mp)
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
 optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
                                        matrix_lr_scale, decoupled_wd)
 

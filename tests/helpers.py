@@ -22,16 +22,19 @@ TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, gradien
 
 
 def corpus_text(n_chars=200_000):
-    """Tiny Shakespeare from the shared folder, or generated pseudo-English when it is absent."""
+    """Tiny Shakespeare from the shared folder, or, where it is absent (a GPU machine, say), generated pseudo-English
+    in its form: speakers' names in capitals and a colon, then lines, so that the tests' prompts are in its vocab."""
     for p in (SHARED / "data" / "tinyshakespeare" / "input.txt", SHARED / "data" / "input.txt"):
         if p.is_file():
             return p.read_text(encoding="utf-8")[:n_chars]
     rng = np.random.default_rng(0)
     words = ["the", "king", "queen", "shall", "thou", "art", "my", "lord", "love", "and", "of", "to", "be",
-             "not", "what", "say", "hath", "good", "sir", "come"]
+             "not", "what", "say", "hath", "good", "sir", "come", "o", "romeo,"]
     lines = []
     while sum(len(line) + 1 for line in lines) < n_chars:
-        lines.append(" ".join(rng.choice(words, size=rng.integers(3, 10))).capitalize() + ".")
+        lines.append(str(rng.choice(["ROMEO:", "JULIET:", "KING:"])))
+        lines += [" ".join(rng.choice(words, size=rng.integers(3, 10))).capitalize() + "."
+                  for _ in range(rng.integers(1, 4))]
     return "\n".join(lines)[:n_chars]
 
 

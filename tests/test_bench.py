@@ -1,10 +1,14 @@
 """bench.py's pure parts (its timings need a GPU): the model variants of the training benchmarks,
 the kernel classes of the step profile, the table's ratios, and the kernel check against the reference."""
 import pytest
+import torch
 
 import bench
 from helpers import INTERPRETED
 from model import flashsigmoid, sigmoid_attention_torch
+
+# where the kernel runs: CPU tensors through Triton's interpreter (no CUDA), else the GPU
+KDEV = "cpu" if INTERPRETED else "cuda"
 
 
 def test_train_variants_differ_only_where_meant():
@@ -86,14 +90,14 @@ def test_kernel_check_compares_with_the_model_reference():
 def test_window_check_and_table_column():
     """--window: check_kernel compares the windowed kernel with the windowed reference (and fails a
     kernel that ignores the window); the table gains the full/window device-time ratio."""
-    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, "cpu", window=(5, 0))
+    errs, ok = bench.check_kernel(flashsigmoid, 1, 2, 40, 16, KDEV, window=(5, 0))
     assert ok and max(errs) < 2e-2, errs
 
     class NoWindow:
         @staticmethod
         def sigmoid_attention(q, k, v, window=None, **kw):
             return flashsigmoid.sigmoid_attention(q, k, v, **kw)
-    errs, ok = bench.check_kernel(NoWindow, 1, 2, 40, 16, "cpu", window=(5, 0))
+    errs, ok = bench.check_kernel(NoWindow, 1, 2, 40, 16, KDEV, window=(5, 0))
     assert not ok, errs
     row = {"shape": [1, 2, 64, 16], "check_ok": True}
     for name, ms in (("kernel", 2.0), ("kernel_window", 0.5)):
@@ -107,10 +111,9 @@ def test_docs_kernel_is_the_varlen_kernel_over_documents_of_each_row():
     """--doc_len L times sigmoid_attention_varlen over the (B, H, T, D) buffers read as (B*T, H, D):
     documents of L tokens (here checked against the dense reference per document)."""
     import math
-    import torch
     B, H, T, D, L = 2, 2, 24, 16, 10
     q, k, v = (torch.randn(B, H, T, D, generator=torch.Generator().manual_seed(s)) for s in range(3))
-    got = bench.docs_kernel(flashsigmoid, L)(q, k, v).reshape(B * T, H, D)
+    got = bench.docs_kernel(flashsigmoid, L)(*(t.to(KDEV) for t in (q, k, v))).cpu().reshape(B * T, H, D)
     packed = [t.reshape(B * T, H, D) for t in (q, k, v)]
     for start in [b * T + t for b in range(B) for t in range(0, T, L)]:
         end = min(start + L, (start // T + 1) * T)
@@ -129,11 +132,12 @@ def test_decode_mode_runs_on_cpu_and_writes_its_table(tmp_path, monkeypatch):
                                       "--new_tokens=4", "--decode_reps=1", "--model_overrides", "n_layer=1",
                                       "n_embd=32", "n_head=2", "vocab_size=64"])
     bench.main()
+    cuda = torch.cuda.is_available()  # the benchmark takes the GPU where there is one
     rows = json.load(open(tmp_path / "bench_decode.json"))["rows"]
     assert [(r["name"], r["B"]) for r in rows] == [(n, b) for n in bench.DECODE_VARIANTS for b in (1, 3)]
     for r in rows:
         assert r["decode_tok_s"] > 0 and r["total_tok_s"] > 0 and r["prefill_ms"] > 0
-        assert r["path"] == ("SDPA" if r["attention"] == "softmax" else "PyTorch")  # no CUDA here
+        assert r["path"] == ("SDPA" if r["attention"] == "softmax" else "decode kernel" if cuda else "PyTorch")
     table = (tmp_path / "bench_decode.md").read_text()
     assert "prompt 5 + 4 new tokens" in table
     lines = [line for line in table.splitlines() if line.startswith("| sigmoid")]
@@ -172,14 +176,16 @@ def test_lean_mode_times_each_variant_on_cpu(tmp_path, monkeypatch):
     assert [(r["name"], r["B"], r["T"]) for r in rows] == [("softmax", 2, 16), ("sigmoid_cg", 2, 16)]
     for r in rows:
         assert r["ms"] > 0 and r["tok_s"] == pytest.approx(2 * 16 / r["ms"] * 1000)
-        assert r["mfu"] is None and r["mem_gb"] is None  # no device peak on a CPU
+        if torch.cuda.is_available():  # the benchmark takes the GPU where there is one
+            assert 0 < r["mfu"] < 1 and r["mem_gb"] > 0
+        else:
+            assert r["mfu"] is None and r["mem_gb"] is None  # no device peak on a CPU
 
 
 def test_graph_pass_rotates_the_order_and_keeps_each_arms_median(capsys):
     """The CUDA-graph timings come in rounds, each in the order of the one before rotated by one (so no
     implementation is always timed first), and each arm keeps the median of its rounds; an arm that fails is
     reported and left without graph times, the others unaffected."""
-    import torch
     calls = []
 
     def impl(name):
