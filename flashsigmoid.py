@@ -53,7 +53,8 @@ Algorithm (FlashAttention-2 tiling without the softmax bookkeeping):
     at head dims 64 and 128 (GLUON_DKDV; at 128 without grouped heads) the dK/dV kernel likewise (the
     same section, its end). At head dim 128 the forward and the dQ kernel are warp-specialised as
     FlashAttention-3's (GLUON_FWD_WS, GLUON_DQ_WS): a producer warp loads, two consumer warpgroups compute,
-    and one persistent program per SM takes the tiles from a counter.
+    and one persistent program per SM takes the tiles from a counter (dQ's in dK's buffer before dK is written:
+    the dQ kernel runs first, so the backward needs no memory beyond its outputs).
   dK/dV, one program per (key block, kv head, batch): loop over the query heads of the group and,
     for each, over the query blocks that see the key block (diagonal blocks masked first, then
     unmasked full blocks, then a masked tail): dV += p^T dO, dK += dS^T Q. Summing the group inside
@@ -1331,7 +1332,7 @@ def _gl_ws_fwd_kernel(q_desc, k_desc, v_desc, o_desc, Slopes, hscale, hbias, Tq,
                        [4, 1], [REGS, 40])
 
 
-# dQ in the same warp-specialised form (the 7-product backward's second kernel, deterministic): 128 query rows
+# dQ in the same warp-specialised form (the 7-product backward's dQ kernel, deterministic): 128 query rows
 # per program as two consumer warpgroups, Q and dO tiles per consumer, K and V blocks streamed by a producer warp
 # into STAGES-slot rings. Each step, 4 dS_j in hand, a consumer queues S_{j+1} = Q K_{j+1}^T, dP_{j+1} = dO V_{j+1}^T
 # and dQ += 4 dS_j K_j in one turn, waits for the first two, computes 4 dS_{j+1} while dQ's product runs, then waits
@@ -2086,54 +2087,66 @@ def _bwd_into(do, q, k, v, alibi, causal, bias, scale, exact, deterministic, dro
     # the tiles the kernels stream by tensor descriptors where they can: q and dO in dK/dV's loop, k and v in dQ's
     tma = seqs is None and _tma_ok(q, k, v, do)
     # dQ: summed by the dK/dV programs with atomic adds into fp32 (5 matrix products), or, when
-    # deterministic, short or on descriptors, by a second kernel that recomputes S and dP per query block
+    # deterministic, short or on descriptors, by a kernel of its own that recomputes S and dP per query block
     # (7 products)
     atomic = _atomic_dq(deterministic, max_k, tma) and qkn is None
     acc = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else dq
     meta.update(_qkn_args(qkn, Tq, q, k))
-    # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least); without
-    # it DG is never written, and what autotuning zeroes is the dQ buffer, which it zeroes anyway
-    # (one buffer for both gains, q's rows then k's: one fill and one sum for the two)
+    # QK-norm's gain gradients: a row of partial sums per program (blocks are 16 rows at least; one buffer for
+    # both gains, q's rows then k's: one fill and one sum for the two). Without QK-norm DG is never written, nor
+    # dK/dV's DQ without atomic adds: there they are the kernel's own output (dQ's dq, dK/dV's dk), which it writes
+    # after its autotuner's trials have zeroed them (and so not the dq that the dQ kernel, run first, wrote)
     rows = max(B * n * _cdiv(t, 16) for n, t in ((H, Tq), (Hkv, Tk)))
-    dg = torch.zeros(2, rows, meta["HEAD_DIM"], device=q.device) if qkn is not None else [acc, acc]
+    dg = torch.zeros(2, rows, meta["HEAD_DIM"], device=q.device) if qkn is not None else [dq, dk]
+    dkdv_dq = acc if atomic else dk
     q_d, k_d, v_d, do_d = (_desc(t) if tma else t for t in (q, k, v, do))
     kv = 2 * Tk * D * k.element_size() // (H // Hkv)  # the bytes a (batch, head) pair streams: dQ's K, V
     qdo = 2 * Tq * D * q.element_size() * (H // Hkv)  # dK/dV's Q, dO
     # (at D=128 with grouped heads the Gluon dK/dV spills registers: the sm_90 compile test; Triton's runs there)
     gluon = not atomic and seqs is None and not has_window and dropout_p == 0.0 and not exact
-    if not (gluon and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
-            and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
-        _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, acc, slopes, *common, *_strides(dk, dv, acc), *buckets),
-                {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
+    # dQ's own kernel first: the persistent one's tile counter borrows dK's memory, which dK/dV's kernel writes next
     if not atomic and not (gluon and qkn is None and D in GLUON_DQ_WS and hasattr(gl, "warp_specialize")
                            and _gluon_ok(q, k, v, do, GLUON_DQ_WS) and _tma_ok(dq)
-                           and _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv)):
+                           and _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv, scratch=dk)):
         _launch("dq", Tq, H, B, kv, (q, k_d, v_d, do, dq, slopes, *common, *_strides(dq), *buckets),
                 {**meta, "DG": dg[0], "TMA": tma})
-    else:
+    if not (gluon and (H == Hkv or D <= 64) and _gluon_ok(q, k, v, do, GLUON_DKDV)
+            and _gl_dkdv(q, k, v, do, dk, dv, slopes, common, meta, dg[1], qdo)):
+        _launch("dkdv", Tk, Hkv, B, qdo, (q_d, k, v, do_d, dk, dv, dkdv_dq, slopes, *common,
+                                          *_strides(dk, dv, dkdv_dq), *buckets),
+                {**meta, "ATOMIC_DQ": atomic, "DG": dg[1], "TMA": tma})
+    if atomic:
         dq.copy_(acc)
     if qkn is not None:
         return dg  # (HEAD_DIM > D where D is no power of two)
 
 
-def _ws_grid(q, n_tiles, persist):
+def _ws_grid(q, n_tiles, persist, scratch=None):
     """A warp-specialised kernel's 1-D grid in _tile's order, and its tile counter: a program per tile, or
     (persist: a table entry's optional 6th item) a program per SM taking tiles from a counter zeroed per launch
-    (then Tiles[1 + 2 pid + c] tells consumer c of program pid its next tile)."""
+    (then Tiles[1 + 2 pid + c] tells consumer c of program pid its next tile). The counter takes scratch's
+    memory where scratch is a whole buffer that only later kernels write (dK for the dQ kernel), else its own."""
     if not (persist and persist[0]):
         return (n_tiles,), q  # (the counter is not read)
     sms = _num_sms(q.device)
-    return (min(n_tiles, sms),), torch.zeros(1 + 2 * sms, dtype=torch.int32, device=q.device)
+    n = 1 + 2 * sms
+    whole = scratch is not None and scratch.untyped_storage().nbytes() == scratch.numel() * scratch.element_size()
+    if whole and scratch.untyped_storage().nbytes() >= 4 * n:
+        tiles = q.new_empty(0, dtype=torch.int32).set_(scratch.untyped_storage(), 0, (n,), (1,)).zero_()
+    else:
+        tiles = torch.zeros(n, dtype=torch.int32, device=q.device)
+    return (min(n_tiles, sms),), tiles
 
 
-def _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv):
-    """The warp-specialised Gluon dQ kernel; False if it does not compile (then the Triton one runs)."""
+def _gl_wsdq(q, k, v, do, dq, slopes, common, meta, kv, scratch=None):
+    """The warp-specialised Gluon dQ kernel; False if it does not compile (then the Triton one runs). scratch:
+    see _ws_grid."""
     B, H, Tq, D = q.shape
     Hkv = k.shape[1]
     bm, bn, stages, pingpong, regs, *persist = GLUON_DQ_WS[D]
     descs = [_gl_desc(t, bn if t is k or t is v else bm // 2) for t in (q, k, v, do, dq)]
     n_tiles = triton.cdiv(Tq, bm) * H * B
-    grid, tiles = _ws_grid(q, n_tiles, persist)
+    grid, tiles = _ws_grid(q, n_tiles, persist, scratch)
     try:
         _gl_wsdq_kernel[grid](
             *descs, slopes, *common[:6], H, _section(H * B, kv, Tq), tiles, n_tiles,
